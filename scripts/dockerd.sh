@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# scripts/dockerd.sh - a private Docker daemon per NAME for tfbox's real-engine tests.
+#
+# Why: the e2e tests and `make` need a Docker host they own (no Docker Hub, no GPUs
+# here), several at once, that looks like a GPU host to Docker: the daemon gets
+# NVIDIA stand-ins from scripts/nvidia/ (nvidia-container-runtime-hook on its PATH,
+# which turns on Docker's --gpus/device-request path, and a runtime named `nvidia`
+# for the recipe's `--runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=...`). Both log what
+# they were asked for to RUN/NAME/nvidia.log.
+#
+# Usage:
+#   scripts/dockerd.sh start NAME   start (or find running) daemon; prints DOCKER_HOST=unix://...
+#   scripts/dockerd.sh stop NAME    graceful stop (containers stop), data kept
+#   scripts/dockerd.sh purge NAME   stop and delete all its data
+#   scripts/dockerd.sh env NAME     print DOCKER_HOST=unix://... (running or not)
+#   scripts/dockerd.sh status NAME  exit 0 if it answers
+# Everything lives under ${TFBOX_RUN:-/tmp/tfbox-run}/NAME/ (keep it short: unix
+# socket paths are limited to ~100 chars). Each daemon has its own bridge
+# (tfb-<hash>, 10.213.N.1/24) and address pool; iptables are off, published ports
+# go through docker-proxy on the host, so 127.0.0.1:PORT answers from the host.
+# Environment: TFBOX_RUN, TFBOX_DOCKERD_TIMEOUT (seconds to wait, default 60).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+RUN_BASE=${TFBOX_RUN:-/tmp/tfbox-run}
+TIMEOUT=${TFBOX_DOCKERD_TIMEOUT:-60}
+
+die() { echo "dockerd.sh: $*" >&2; exit 1; }
+usage() { sed -n '12,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+[ $# -eq 2 ] || usage
+CMD=$1
+NAME=$2
+[[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$ ]] || die "NAME must be 1-32 chars of [A-Za-z0-9_.-]: '$NAME'"
+
+D=$RUN_BASE/$NAME
+SOCK=$D/docker.sock
+PIDFILE=$D/docker.pid
+LOG=$D/dockerd.log
+# Bridge names are limited to 15 chars.
+BRIDGE=tfb-$(printf '%s' "$NAME" | sha256sum | cut -c1-10)
+[ ${#SOCK} -lt 100 ] || die "socket path too long (${#SOCK} chars): $SOCK; set a shorter TFBOX_RUN"
+
+daemon_pid() {
+  local pid
+  [ -s "$PIDFILE" ] || return 1
+  pid=$(cat "$PIDFILE")
+  [ -n "$pid" ] && [ -d "/proc/$pid" ] && grep -q dockerd "/proc/$pid/comm" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+answers() {
+  curl -sf --max-time 5 --unix-socket "$SOCK" http://docker/_ping >/dev/null 2>&1
+}
+
+# Pick (once, then remembered) a /24 for this daemon's bridge: 10.213.N.0/24 with N
+# not used by another tfbox daemon under RUN_BASE nor by any interface on the host.
+subnet_index() {
+  if [ -s "$D/subnet" ]; then cat "$D/subnet"; return; fi
+  local used n
+  used=$(cat "$RUN_BASE"/*/subnet 2>/dev/null || true)
+  for n in $(seq 1 254); do
+    grep -qx "$n" <<<"$used" && continue
+    ip -4 -o addr show | grep -q " 10\.213\.$n\." && continue
+    echo "$n" > "$D/subnet"
+    echo "$n"
+    return
+  done
+  die "no free 10.213.N.0/24 left for a bridge"
+}
+
+setup_bridge() {
+  local n=$1
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link add name "$BRIDGE" type bridge || die "cannot create bridge $BRIDGE (need root)"
+  fi
+  if ! ip -4 -o addr show dev "$BRIDGE" | grep -q " 10\.213\.$n\.1/24"; then
+    ip addr flush dev "$BRIDGE"
+    ip addr add "10.213.$n.1/24" dev "$BRIDGE"
+  fi
+  ip link set "$BRIDGE" up
+}
+
+install_standins() {
+  local bin=$D/bin runc f
+  runc=$(command -v runc || true)
+  [ -n "$runc" ] || die "runc not found (scripts/install-host-deps.sh installs docker.io)"
+  mkdir -p "$bin"
+  for f in nvidia-container-runtime-hook nvidia-container-runtime nvidia-smi; do
+    sed -e "s#@NVIDIA_LOG@#$D/nvidia.log#g" -e "s#@NVIDIA_SMI@#$bin/nvidia-smi#g" -e "s#@RUNC@#$runc#g" \
+      "$HERE/nvidia/$f" > "$bin/$f.tmp"
+    chmod 755 "$bin/$f.tmp"
+    mv -f "$bin/$f.tmp" "$bin/$f"
+  done
+}
+
+write_config() {
+  local n=$1
+  cat > "$D/daemon.json" <<EOF
+{
+  "runtimes": {
+    "nvidia": { "path": "$D/bin/nvidia-container-runtime" }
+  },
+  "default-address-pools": [ { "base": "10.214.$n.0/24", "size": 28 } ]
+}
+EOF
+}
+
+cmd_start() {
+  command -v dockerd >/dev/null || die "dockerd not found (run scripts/install-host-deps.sh)"
+  mkdir -p "$D"
+  exec 9>"$D/.lock"
+  flock -w "$TIMEOUT" 9 || die "timed out waiting for another start/stop of $NAME"
+  if daemon_pid >/dev/null && answers; then
+    echo "DOCKER_HOST=unix://$SOCK"
+    return
+  fi
+  if pid=$(daemon_pid); then
+    # A daemon of ours that does not answer: stop it before starting a new one.
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 $((TIMEOUT * 5))); do [ -d "/proc/$pid" ] || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PIDFILE" "$SOCK"
+  local n
+  n=$(subnet_index)
+  setup_bridge "$n"
+  install_standins
+  write_config "$n"
+  mkdir -p "$D/data" "$D/exec"
+  # The stand-in hook must be on the daemon's PATH when it starts.
+  PATH="$D/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    setsid dockerd \
+      --config-file "$D/daemon.json" \
+      --host "unix://$SOCK" \
+      --data-root "$D/data" \
+      --exec-root "$D/exec" \
+      --pidfile "$PIDFILE" \
+      --bridge "$BRIDGE" \
+      --iptables=false \
+      --ip-masq=false \
+      --cgroup-parent "tfbox-$NAME" \
+      --storage-driver overlay2 \
+      </dev/null >>"$LOG" 2>&1 9>&- &
+  local child=$! i
+  for i in $(seq 1 $((TIMEOUT * 5))); do
+    if answers && DOCKER_HOST="unix://$SOCK" docker info >/dev/null 2>&1; then
+      echo "DOCKER_HOST=unix://$SOCK"
+      return
+    fi
+    if ! kill -0 "$child" 2>/dev/null; then
+      echo "dockerd.sh: dockerd for $NAME exited; last lines of $LOG:" >&2
+      tail -n 20 "$LOG" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+  echo "dockerd.sh: dockerd for $NAME did not answer within ${TIMEOUT}s; last lines of $LOG:" >&2
+  tail -n 20 "$LOG" >&2
+  exit 1
+}
+
+# Containers of a stopped daemon leave no processes; a killed one may leave shims.
+stop_daemon() {
+  local pid i
+  if pid=$(daemon_pid); then
+    kill -TERM "$pid"
+    # dockerd stops containers (their own stop timeouts, 10s default) then exits.
+    for i in $(seq 1 $((TIMEOUT * 5))); do [ -d "/proc/$pid" ] || break; sleep 0.2; done
+    if [ -d "/proc/$pid" ]; then
+      echo "dockerd.sh: dockerd $NAME (pid $pid) did not stop in ${TIMEOUT}s, killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 1
+    fi
+  fi
+  # Leftovers of this daemon only: processes whose command line names our exec-root.
+  for pid in $(pgrep -f -- "$D/exec/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
+  rm -f "$PIDFILE" "$SOCK"
+  if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link del "$BRIDGE" 2>/dev/null || true; fi
+}
+
+unmount_all() {
+  local m
+  # Deepest first.
+  for m in $(awk -v d="$D/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r); do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done
+}
+
+cmd_stop() {
+  [ -d "$D" ] || return 0
+  exec 9>"$D/.lock"
+  flock -w "$TIMEOUT" 9 || die "timed out waiting for another start/stop of $NAME"
+  stop_daemon
+  unmount_all
+}
+
+cmd_purge() {
+  [ -d "$D" ] || return 0
+  cmd_stop
+  unmount_all
+  if awk -v d="$D/" 'index($2, d) == 1 { f = 1 } END { exit !f }' /proc/self/mounts; then
+    die "still mounted below $D; not deleting it"
+  fi
+  rm -rf --one-file-system "$D"
+}
+
+case $CMD in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  purge) cmd_purge ;;
+  env) echo "DOCKER_HOST=unix://$SOCK" ;;
+  status) daemon_pid >/dev/null && answers ;;
+  *) usage ;;
+esac
