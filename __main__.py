@@ -1,0 +1,61 @@
+"""tfbox: a TensorFlow notebook lab on a Docker host, one Pulumi stack per machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+from pulumi.runtime.config import get_config, get_config_env, is_config_secret
+
+from components.config import KEYS, NAMESPACE, ConfigError, PasswordState, cross_stack_problems, load_other_stacks, parse_config
+from components.lab import Lab, LabArgs
+
+
+def read_config() -> tuple[dict[str, object], PasswordState]:
+    """Raw `tfbox:` values as the engine passes them (strings), and how the password was given."""
+    raw: dict[str, object] = {}
+    for key in KEYS:
+        if key.secret:
+            continue
+        value = get_config(key.full)
+        if value is not None:
+            raw[key.name] = value
+    # Unknown keys are typos worth reporting: find them in the stack's config.
+    for full in {*pulumi.runtime.config.CONFIG.get(), *get_config_env()}:
+        ns, _, name = full.partition(":")
+        if ns == NAMESPACE and name not in raw and name != "password":
+            raw[name] = get_config(full)
+    full_password = f"{NAMESPACE}:password"
+    state: PasswordState = "missing"
+    if get_config(full_password):
+        state = "secret" if is_config_secret(full_password) else "plaintext"
+    return raw, state
+
+
+def main() -> None:
+    raw, password_state = read_config()
+    stack, project = pulumi.get_stack(), pulumi.get_project()
+    try:
+        cfg = parse_config(raw, stack=stack, project=project, password_state=password_state,
+                           docker_host=pulumi.Config("docker").get("host"))
+        clashes = cross_stack_problems(cfg, load_other_stacks(Path.cwd(), project, stack))
+        if clashes:
+            raise ConfigError(clashes)
+    except ConfigError as e:
+        # RunError prints the message alone, without a Python traceback, and declares nothing.
+        raise pulumi.RunError(str(e)) from None
+    for warning in cfg.warnings:
+        pulumi.log.warn(warning)
+
+    lab = Lab("lab", LabArgs(config=cfg, password=pulumi.Config(NAMESPACE).require_secret("password")))
+    pulumi.export("notebookUrl", lab.notebook_url)
+    pulumi.export("tensorboardUrl", lab.tensorboard_url)
+    pulumi.export("gpus", cfg.gpus.describe())
+    pulumi.export("imageDigest", lab.image.repo_digest)
+    pulumi.export("containerNames", lab.container_names)
+    pulumi.export("password", pulumi.Config(NAMESPACE).require_secret("password"))
+    if lab.gpu_check_output is not None:
+        pulumi.export("gpuCheck", lab.gpu_check_output)
+
+
+main()

@@ -1,0 +1,443 @@
+"""Stack configuration: the `tfbox:*` keys, their defaults, and validation.
+
+Everything here is plain Python. The program, the stack-file checker
+(`python -m components.config --stack-file Pulumi.<machine>.yaml`) and the tests share
+it, so a bad value is reported the same way everywhere: every problem at once, each
+naming its key and the fix, before a single resource is declared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import ipaddress
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from components.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
+from components.image_ref import ImageRef, ImageRefError, parse_image_ref
+from components.password import valid_salt
+
+NAMESPACE = "tfbox"
+CPU_IMAGE = "tensorflow/tensorflow:latest-jupyter"
+GPU_IMAGE = "tensorflow/tensorflow:latest-gpu-jupyter"
+TENSORBOARD_MODES = ("sidecar", "exec", "off")
+LOCAL_DOCKER_HOST = "unix:///var/run/docker.sock"
+
+ConfigType = Literal["string", "integer", "boolean"]
+PasswordState = Literal["secret", "plaintext", "missing"]
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One `tfbox:` setting; the README table and Pulumi.yaml are checked against these."""
+
+    name: str
+    type: ConfigType
+    default: str | int | bool | None
+    doc: str
+    secret: bool = False
+
+    @property
+    def full(self) -> str:
+        return f"{NAMESPACE}:{self.name}"
+
+
+KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("image", "string", "", f"Image tag or `repo@sha256:` digest; empty picks `{CPU_IMAGE}`, or `{GPU_IMAGE}` when GPUs are set."),
+    ConfigKey("imageTrackRegistry", "boolean", False, "Re-pull (and replace the containers) when the registry digest of the tag changes."),
+    ConfigKey("keepImage", "boolean", True, "Leave the image on the host at `pulumi destroy`."),
+    ConfigKey("gpus", "string", "", "`all`, `count=N`, a list of indices `0,1`, or UUIDs `GPU-…`; empty for none."),
+    ConfigKey("gpuMode", "string", "device-requests", "`device-requests` (`docker run --gpus`) or `nvidia-runtime` (`--runtime=nvidia` + `NVIDIA_VISIBLE_DEVICES`)."),
+    ConfigKey("gpuCheck", "boolean", False, "Run `nvidia-smi -L` with the same GPUs before the notebook starts; its output becomes the `gpuCheck` output."),
+    ConfigKey("gpuCheckImage", "string", "", "Image for the GPU check; empty uses the notebook image."),
+    ConfigKey("password", "string", None, "Notebook password; required, set with `pulumi config set --secret tfbox:password`.", secret=True),
+    ConfigKey("passwordSalt", "string", "", "Salt for the password hash (8-64 letters or digits); empty derives a stable one."),
+    ConfigKey("notebookPort", "integer", 8888, "Host port of the notebook."),
+    ConfigKey("notebookBind", "string", "127.0.0.1", "Host address the notebook port is published on (`0.0.0.0` for every interface)."),
+    ConfigKey("tensorboardMode", "string", "sidecar", "`sidecar` (own container), `exec` (inside the notebook container, as the recipe) or `off`."),
+    ConfigKey("tensorboardPort", "integer", 6006, "Host port of TensorBoard."),
+    ConfigKey("tensorboardBind", "string", "127.0.0.1", "Host address TensorBoard is published on."),
+    ConfigKey("tensorboardPublic", "boolean", False, "Must be `true` to publish TensorBoard (which has no login) beyond loopback."),
+    ConfigKey("notebooksVolume", "string", "", "Docker volume for `/tf`; empty means `<namePrefix>-notebooks`."),
+    ConfigKey("notebooksHostPath", "string", "", "Absolute host directory to bind at `/tf` instead of a volume."),
+    ConfigKey("logsVolume", "string", "", "Docker volume for the TensorBoard logs; empty means `<namePrefix>-logs`."),
+    ConfigKey("logsDir", "string", "/tf/logs", "Where notebooks write logs and TensorBoard reads them, inside the containers."),
+    ConfigKey("keepVolumes", "boolean", True, "Keep the Docker volumes when Pulumi deletes them (`retainOnDelete`)."),
+    ConfigKey("protectVolumes", "boolean", False, "Refuse any delete of the volumes (`protect`)."),
+    ConfigKey("namePrefix", "string", "", "Prefix of container and volume names; empty means `tfbox-<stack>`."),
+)
+KEYS_BY_NAME = {k.name: k for k in KEYS}
+
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class ConfigError(ValueError):
+    """All problems of a stack's configuration; str() is what the user reads."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "tfbox configuration has {} problem{}:\n{}".format(
+                len(problems), "" if len(problems) == 1 else "s", "\n".join(f"  - {p}" for p in problems)
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Published:
+    """A host port a service is published on."""
+
+    service: str
+    key: str  # the config key of the port, for messages
+    bind: str
+    port: int
+    internal: int
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    stack: str
+    project: str
+    image: ImageRef
+    image_track_registry: bool
+    keep_image: bool
+    gpus: GpuSpec
+    gpu_mode: str
+    gpu_check: bool
+    gpu_check_image: ImageRef | None
+    password_state: PasswordState
+    password_salt: str
+    notebook_port: int
+    notebook_bind: str
+    tensorboard_mode: str
+    tensorboard_port: int
+    tensorboard_bind: str
+    tensorboard_public: bool
+    notebooks_volume: str
+    notebooks_host_path: str
+    logs_volume: str
+    logs_dir: str
+    keep_volumes: bool
+    protect_volumes: bool
+    name_prefix: str
+    docker_host: str = LOCAL_DOCKER_HOST
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def published(self) -> list[Published]:
+        out = [Published("notebook", "notebookPort", self.notebook_bind, self.notebook_port, 8888)]
+        if self.tensorboard_mode != "off":
+            # exec mode publishes TensorBoard on the notebook container, at the same host port key
+            out.append(Published("tensorboard", "tensorboardPort", self.tensorboard_bind, self.tensorboard_port, 6006))
+        return out
+
+    def container_name(self, role: str) -> str:
+        return f"{self.name_prefix}-{role}"
+
+    def labels(self, role: str) -> dict[str, str]:
+        """Labels on every container and volume, so `docker ps --filter label=…` finds a stack's parts."""
+        return {"tfbox.project": self.project, "tfbox.stack": self.stack, "tfbox.role": role}
+
+
+class _Reader:
+    """Turns raw values (strings from Pulumi, native types from YAML) into typed ones, collecting problems."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+        self.problems: list[str] = []
+
+    def value(self, name: str) -> Any:
+        key = KEYS_BY_NAME[name]
+        v = self.raw.get(name)
+        if v is None or (isinstance(v, str) and v == "" and key.type != "string"):
+            return key.default
+        if key.type == "boolean":
+            if isinstance(v, bool):
+                return v
+            if str(v).strip().lower() in ("true", "false"):
+                return str(v).strip().lower() == "true"
+            self.problems.append(f"{key.full}: {v!r} is not a boolean. Fix: write true or false.")
+            return key.default
+        if key.type == "integer":
+            try:
+                if isinstance(v, bool):
+                    raise ValueError
+                return int(str(v).strip())
+            except ValueError:
+                self.problems.append(f"{key.full}: {v!r} is not a whole number. Fix: write a port such as {key.default}.")
+                return key.default
+        return str(v).strip() if not isinstance(v, (list, tuple)) else v
+
+    def add(self, name: str, problem: str, fix: str) -> None:
+        self.problems.append(f"{NAMESPACE}:{name}: {problem}. Fix: {fix}.")
+
+
+def _valid_bind(addr: str) -> bool:
+    if addr == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(addr: str) -> bool:
+    return addr in _LOOPBACK or (addr not in ("", "0.0.0.0", "::") and _valid_bind(addr) and ipaddress.ip_address(addr).is_loopback)
+
+
+def _binds_overlap(a: str, b: str) -> bool:
+    wildcard = ("0.0.0.0", "::")
+    return a == b or a in wildcard or b in wildcard
+
+
+def parse_config(
+    raw: Mapping[str, Any],
+    *,
+    stack: str,
+    project: str = "tfbox",
+    password_state: PasswordState,
+    docker_host: str | None = None,
+) -> LabConfig:
+    """Validate raw `tfbox:` values (keys without the namespace) and return the typed config.
+
+    Raises ConfigError listing every problem.
+    """
+    r = _Reader(raw)
+    warnings: list[str] = []
+    for name in raw:
+        if name not in KEYS_BY_NAME:
+            close = difflib.get_close_matches(name, KEYS_BY_NAME, n=1)
+            hint = f"did you mean {NAMESPACE}:{close[0]}?" if close else "see the README's config reference"
+            r.add(name, "is not a tfbox setting", hint)
+
+    try:
+        gpus = parse_gpus(r.value("gpus"))
+    except GpuSpecError as e:
+        r.add("gpus", str(e), "write all, count=N, or indices/UUIDs separated by commas, e.g. 0,1")
+        gpus = GpuSpec("none")
+
+    image_text = r.value("image") or (GPU_IMAGE if gpus.requested else CPU_IMAGE)
+    try:
+        image = parse_image_ref(image_text)
+    except ImageRefError as e:
+        r.add("image", str(e), f"use e.g. {GPU_IMAGE if gpus.requested else CPU_IMAGE}")
+        image = parse_image_ref(CPU_IMAGE)
+    if gpus.requested and image.cpu_only:
+        r.add("image", f"{image} is a CPU-only TensorFlow image but tfbox:gpus asks for {gpus.describe()}",
+              f"use a -gpu- tag such as {GPU_IMAGE}, or clear tfbox:gpus")
+
+    gpu_mode = r.value("gpuMode")
+    if gpu_mode not in GPU_MODES:
+        r.add("gpuMode", f"unknown mode {gpu_mode!r}", "write device-requests or nvidia-runtime")
+    elif gpu_mode == "nvidia-runtime" and gpus.kind == "count":
+        r.add("gpuMode", "nvidia-runtime takes GPU indices or all, not count=N",
+              "list the indices in tfbox:gpus (e.g. 0,1) or use gpuMode device-requests")
+
+    gpu_check = r.value("gpuCheck")
+    if gpu_check and not gpus.requested:
+        r.add("gpuCheck", "is true but tfbox:gpus selects no GPU", "set tfbox:gpus or set gpuCheck to false")
+    gpu_check_image: ImageRef | None = None
+    if r.value("gpuCheckImage"):
+        try:
+            gpu_check_image = parse_image_ref(r.value("gpuCheckImage"))
+        except ImageRefError as e:
+            r.add("gpuCheckImage", str(e), "leave it empty to use the notebook image")
+
+    if password_state == "missing":
+        r.add("password", "is not set", "run `pulumi config set --secret tfbox:password` (or `make up` on the dev stack)")
+    elif password_state == "plaintext":
+        r.add("password", "is stored in plaintext in the stack file",
+              "run `pulumi config rm tfbox:password` then `pulumi config set --secret tfbox:password`")
+    salt = r.value("passwordSalt")
+    if salt and not valid_salt(salt):
+        r.add("passwordSalt", "must be 8 to 64 letters or digits", "change it or leave it empty for a derived salt")
+
+    ports: dict[str, int] = {}
+    for name in ("notebookPort", "tensorboardPort"):
+        port = r.value(name)
+        if not 1 <= port <= 65535:
+            r.add(name, f"{port} is not a TCP port", "pick a port from 1 to 65535")
+        ports[name] = port
+    binds: dict[str, str] = {}
+    for name in ("notebookBind", "tensorboardBind"):
+        bind = r.value(name)
+        if not _valid_bind(bind):
+            r.add(name, f"{bind!r} is not an IP address", "write 127.0.0.1 for this machine only, or 0.0.0.0 for every interface")
+        binds[name] = bind
+
+    tb_mode = r.value("tensorboardMode")
+    if tb_mode not in TENSORBOARD_MODES:
+        r.add("tensorboardMode", f"unknown mode {tb_mode!r}", "write sidecar, exec or off")
+    tb_public = r.value("tensorboardPublic")
+    if tb_mode != "off" and _valid_bind(binds["tensorboardBind"]) and not _is_loopback(binds["tensorboardBind"]) and not tb_public:
+        r.add("tensorboardBind", f"TensorBoard has no login and {binds['tensorboardBind']} publishes it beyond this machine",
+              "bind it to 127.0.0.1 (and use an SSH tunnel), or set tfbox:tensorboardPublic to true to accept that")
+    if (tb_mode in TENSORBOARD_MODES and tb_mode != "off" and ports["notebookPort"] == ports["tensorboardPort"]
+            and _binds_overlap(binds["notebookBind"], binds["tensorboardBind"])):
+        r.add("tensorboardPort", f"host port {ports['notebookPort']} is also the notebook's port",
+              "give TensorBoard another port (6006 is usual)")
+
+    stack_slug = re.sub(r"[^a-zA-Z0-9_.-]", "-", stack)
+    prefix = r.value("namePrefix") or f"tfbox-{stack_slug}"
+    if not _NAME_RE.match(prefix):
+        r.add("namePrefix", f"{prefix!r} is not a valid container name prefix", "use letters, digits, '.', '_' or '-'")
+    volumes: dict[str, str] = {}
+    for name, suffix in (("notebooksVolume", "notebooks"), ("logsVolume", "logs")):
+        vol = r.value(name) or f"{prefix}-{suffix}"
+        if not _NAME_RE.match(vol):
+            r.add(name, f"{vol!r} is not a valid Docker volume name", "use letters, digits, '.', '_' or '-'")
+        volumes[name] = vol
+    if volumes["notebooksVolume"] == volumes["logsVolume"]:
+        r.add("logsVolume", "is the same volume as notebooksVolume", "give the logs their own volume")
+    host_path = r.value("notebooksHostPath")
+    if host_path and not host_path.startswith("/"):
+        r.add("notebooksHostPath", f"{host_path!r} is not an absolute path", "write the full path on the Docker host, e.g. /srv/notebooks")
+    logs_dir = r.value("logsDir").rstrip("/") or "/"
+    if not logs_dir.startswith("/") or logs_dir in ("/", "/tf"):
+        r.add("logsDir", f"{logs_dir!r} must be an absolute directory below / other than /tf itself", "use /tf/logs")
+
+    if r.problems:
+        raise ConfigError(r.problems)
+    if image.tag == "latest" or (not image.pinned and gpus.requested):
+        warnings.append(f"{NAMESPACE}:image: {image} is a moving tag; pin a digest (repo@sha256:…) so every machine runs the same bits")
+    return LabConfig(
+        stack=stack, project=project, image=image, image_track_registry=r.value("imageTrackRegistry"),
+        keep_image=r.value("keepImage"), gpus=gpus, gpu_mode=gpu_mode, gpu_check=gpu_check,
+        gpu_check_image=gpu_check_image, password_state=password_state, password_salt=salt,
+        notebook_port=ports["notebookPort"], notebook_bind=binds["notebookBind"], tensorboard_mode=tb_mode,
+        tensorboard_port=ports["tensorboardPort"], tensorboard_bind=binds["tensorboardBind"],
+        tensorboard_public=tb_public, notebooks_volume=volumes["notebooksVolume"], notebooks_host_path=host_path,
+        logs_volume=volumes["logsVolume"], logs_dir=logs_dir, keep_volumes=r.value("keepVolumes"),
+        protect_volumes=r.value("protectVolumes"), name_prefix=prefix,
+        docker_host=docker_host or LOCAL_DOCKER_HOST, warnings=tuple(warnings),
+    )
+
+
+# --- stack files -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackFile:
+    stack: str
+    path: Path
+    raw: dict[str, Any]
+    docker_host: str | None
+    password_state: PasswordState
+
+
+def read_stack_file(path: Path) -> StackFile:
+    """Read `Pulumi.<stack>.yaml` the way Pulumi does: `config:` with namespaced keys."""
+    doc = yaml.safe_load(path.read_text()) or {}
+    config = doc.get("config") or {}
+    raw: dict[str, Any] = {}
+    docker_host = None
+    state: PasswordState = "missing"
+    for full, value in config.items():
+        ns, _, name = str(full).partition(":")
+        if ns == "docker" and name == "host":
+            docker_host = str(value)
+        if ns != NAMESPACE:
+            continue
+        if name == "password":
+            state = "secret" if isinstance(value, dict) and "secure" in value else "plaintext"
+            continue
+        raw[name] = value
+    stack = path.name[len("Pulumi."):-len(".yaml")]
+    return StackFile(stack, path, raw, docker_host, state)
+
+
+def stack_files(project_dir: Path) -> list[Path]:
+    return sorted(p for p in project_dir.glob("Pulumi.*.yaml") if p.name != "Pulumi.yaml")
+
+
+def _same_host(a: str, b: str) -> bool:
+    norm = {"unix:///var/run/docker.sock", "unix:///run/docker.sock", "npipe:////./pipe/docker_engine"}
+    return a == b or (a in norm and b in norm)
+
+
+def cross_stack_problems(this: LabConfig, others: Iterable[LabConfig]) -> list[str]:
+    """Clashes with other stacks of this project that drive the same Docker host.
+
+    Only the committed stack files are known, so this catches the common mistake (a
+    second stack copied from the first onto the same machine), not every clash.
+    """
+    problems: list[str] = []
+    for other in others:
+        if other.stack == this.stack or not _same_host(this.docker_host, other.docker_host):
+            continue
+        for mine in this.published:
+            for theirs in other.published:
+                if mine.port == theirs.port and _binds_overlap(mine.bind, theirs.bind):
+                    problems.append(
+                        f"{NAMESPACE}:{mine.key}: host port {mine.port} on {this.docker_host} is also used by "
+                        f"stack '{other.stack}' ({theirs.service}). Fix: pick another port for one of them."
+                    )
+        if this.name_prefix == other.name_prefix:
+            problems.append(f"{NAMESPACE}:namePrefix: '{this.name_prefix}' is also used by stack '{other.stack}' on the "
+                            "same host. Fix: give each stack its own prefix.")
+    return problems
+
+
+def load_other_stacks(project_dir: Path, project: str, exclude: str) -> list[LabConfig]:
+    """The other committed stacks that parse; their own problems are theirs to report."""
+    out: list[LabConfig] = []
+    for path in stack_files(project_dir):
+        sf = read_stack_file(path)
+        if sf.stack == exclude:
+            continue
+        try:
+            out.append(parse_config(sf.raw, stack=sf.stack, project=project, password_state="secret",
+                                    docker_host=sf.docker_host))
+        except ConfigError:
+            continue
+    return out
+
+
+def check_stack_file(path: Path, project: str = "tfbox") -> LabConfig:
+    """Validate one committed stack file, including clashes with its siblings.
+
+    A committed file may leave the password unset: it is set per machine with
+    `pulumi config set --secret`, and the program refuses to run without it.
+    """
+    sf = read_stack_file(path)
+    state: PasswordState = "secret" if sf.password_state == "missing" else sf.password_state
+    cfg = parse_config(sf.raw, stack=sf.stack, project=project, password_state=state, docker_host=sf.docker_host)
+    problems = cross_stack_problems(cfg, load_other_stacks(path.parent, project, sf.stack))
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Check tfbox stack files without Pulumi or Docker.")
+    parser.add_argument("--stack-file", type=Path, action="append", required=True)
+    args = parser.parse_args(argv)
+    status = 0
+    for path in args.stack_file:
+        try:
+            cfg = check_stack_file(path)
+        except ConfigError as e:
+            print(f"{path}: {e}", file=sys.stderr)
+            status = 1
+            continue
+        except (OSError, yaml.YAMLError) as e:
+            print(f"{path}: cannot read: {e}", file=sys.stderr)
+            status = 1
+            continue
+        for w in cfg.warnings:
+            print(f"{path}: warning: {w}", file=sys.stderr)
+        print(f"{path}: ok ({cfg.gpus.describe()} GPUs, image {cfg.image}, TensorBoard {cfg.tensorboard_mode})")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""GpuCheck: the recipe's `docker run --runtime=nvidia --rm nvidia/cuda nvidia-smi`, declared.
+
+A one-shot container with the notebook's GPU selection runs `nvidia-smi -L` before the
+notebook is created. Its output becomes a stack output; if it fails or sees other GPUs
+than the stack asked for, `pulumi up` stops with what to install, and the notebook
+(whose labels carry the verdict) is not created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components import commands
+from components.gpus import GpuSettings, GpuSpec, check_listed_gpus, parse_nvidia_smi_list
+from components.labels import docker_labels
+
+INSTALL_HINT = {
+    "device-requests": (
+        "install the NVIDIA driver and the NVIDIA Container Toolkit on the Docker host, then restart Docker "
+        "(`sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`)"
+    ),
+    "nvidia-runtime": (
+        "install the NVIDIA driver and nvidia-container-runtime on the Docker host and register the `nvidia` "
+        "runtime in /etc/docker/daemon.json, then restart Docker"
+    ),
+}
+
+
+class GpuCheckFailed(RuntimeError):
+    pass
+
+
+def verdict(spec: GpuSpec, mode: str, exit_code: int | None, logs: str | None) -> str:
+    """'passed', or raise with what the user has to do; pure, so the tests read it directly."""
+    output = (logs or "").strip()
+    problems: list[str] = []
+    if exit_code not in (0, None):
+        problems.append(f"nvidia-smi exited with {exit_code}")
+    problems += check_listed_gpus(spec, parse_nvidia_smi_list(output))
+    if problems:
+        raise GpuCheckFailed(
+            f"GPU check for tfbox:gpus={spec.describe()} failed: {'; '.join(problems)}.\n"
+            f"nvidia-smi said: {output or '(nothing)'}\n"
+            f"Fix: {INSTALL_HINT.get(mode, INSTALL_HINT['device-requests'])}; or change tfbox:gpus. "
+            "Then run `pulumi up --replace <the gpu-check container URN>` to check again."
+        )
+    return "passed"
+
+
+@dataclass
+class GpuCheckArgs:
+    container_name: str
+    image_id: pulumi.Input[str]
+    spec: GpuSpec
+    mode: str
+    gpu: GpuSettings
+    labels: dict[str, str]
+
+
+class GpuCheck(pulumi.ComponentResource):
+    output: pulumi.Output[str]
+    verdict: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GpuCheckArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("tfbox:index:GpuCheck", name, None, opts)
+        container = docker.Container(
+            name,
+            name=args.container_name,
+            image=args.image_id,
+            command=commands.gpu_check_command(),
+            envs=list(args.gpu.envs) or None,
+            gpus=args.gpu.gpus,
+            runtime=args.gpu.runtime,
+            must_run=False,  # it exits by design; refresh must not delete it for that
+            attach=True,
+            logs=True,
+            restart="no",
+            labels=docker_labels(args.labels, docker.ContainerLabelArgs),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        spec, mode = args.spec, args.mode
+        self.output = container.container_logs.apply(lambda s: (s or "").strip())
+        self.verdict = pulumi.Output.all(container.exit_code, container.container_logs).apply(
+            lambda v: verdict(spec, mode, v[0], v[1])
+        )
+        self.register_outputs({"output": self.output, "verdict": self.verdict})

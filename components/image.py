@@ -1,0 +1,40 @@
+"""Image: the TensorFlow notebook image pulled onto the Docker host.
+
+Containers take the pulled image's id, not its tag: a tag or repo digest as a
+container's `image` makes the provider replace the container on every `up`
+(pulumi-docker#325). An existing tag is never re-pulled by itself, so upgrades go
+through `pull_triggers` fed by the registry's digest when the stack asks to track it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+
+@dataclass(frozen=True)
+class ImageArgs:
+    reference: str  # repo[:tag][@sha256:…], validated by components.image_ref
+    keep_locally: bool  # a multi-GB image stays on the host at destroy unless config says otherwise
+    track_registry: bool  # re-pull when the registry digest of the tag moves
+
+
+class Image(pulumi.ComponentResource):
+    image_id: pulumi.Output[str]
+    repo_digest: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("tfbox:index:Image", name, None, opts)
+        triggers: pulumi.Input[list[pulumi.Input[str]]] | None = None
+        if args.track_registry:
+            registry = docker.get_registry_image_output(name=args.reference, opts=pulumi.InvokeOptions(parent=self))
+            triggers = [registry.sha256_digest]
+        remote = docker.RemoteImage(
+            name, name=args.reference, keep_locally=args.keep_locally, pull_triggers=triggers,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.image_id = remote.image_id
+        self.repo_digest = remote.repo_digest
+        self.register_outputs({"imageId": self.image_id, "repoDigest": self.repo_digest})

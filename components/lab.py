@@ -1,0 +1,104 @@
+"""Lab: one machine's TensorFlow lab, everything a stack declares, wired from a LabConfig."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components import commands
+from components.config import LabConfig
+from components.gpu_check import GpuCheck, GpuCheckArgs
+from components.gpus import container_gpu_settings
+from components.image import Image, ImageArgs
+from components.notebook import Notebook, NotebookArgs, PortBinding
+from components.password import derive_salt, hash_password
+from components.storage import Storage, StorageArgs
+from components.tensorboard import TensorBoard, TensorBoardArgs
+from components.urls import service_url
+
+
+@dataclass
+class LabArgs:
+    config: LabConfig
+    password: pulumi.Input[str]  # a secret Output from `pulumi config set --secret`
+
+
+def hashed_jupyter_config(password: pulumi.Input[str], salt: str, scope: str) -> pulumi.Output[str]:
+    """The Jupyter config file content, secret because it carries the hash."""
+    return pulumi.Output.secret(password).apply(
+        lambda p: commands.jupyter_config(hash_password(p, salt or derive_salt(p, scope)))
+    )
+
+
+class Lab(pulumi.ComponentResource):
+    notebook_url: pulumi.Output[str]
+    tensorboard_url: pulumi.Output[str] | None
+    gpu_check_output: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: LabArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("tfbox:index:Lab", name, None, opts)
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self)
+
+        storage = Storage("storage", StorageArgs(
+            notebooks_volume=cfg.notebooks_volume, notebooks_host_path=cfg.notebooks_host_path,
+            logs_volume=cfg.logs_volume, keep_volumes=cfg.keep_volumes, protect_volumes=cfg.protect_volumes,
+            labels=cfg.labels("storage"),
+        ), child)
+        image = Image("image", ImageArgs(str(cfg.image), cfg.keep_image, cfg.image_track_registry), child)
+        gpu = container_gpu_settings(cfg.gpus, cfg.gpu_mode)
+
+        gate: pulumi.Output[str] | None = None
+        self.gpu_check_output = None
+        if cfg.gpu_check:
+            check_image = image
+            if cfg.gpu_check_image is not None:
+                check_image = Image("gpu-check-image", ImageArgs(str(cfg.gpu_check_image), cfg.keep_image, False), child)
+            check = GpuCheck("gpu-check", GpuCheckArgs(
+                container_name=cfg.container_name("gpu-check"), image_id=check_image.image_id,
+                spec=cfg.gpus, mode=cfg.gpu_mode, gpu=gpu, labels=cfg.labels("gpu-check"),
+            ), child)
+            gate, self.gpu_check_output = check.verdict, check.output
+
+        tb_inside = cfg.tensorboard_mode == "exec"
+        ports = [PortBinding(commands.JUPYTER_PORT, cfg.notebook_port, cfg.notebook_bind)]
+        tb_port = PortBinding(commands.TENSORBOARD_PORT, cfg.tensorboard_port, cfg.tensorboard_bind)
+        if tb_inside:
+            ports.append(tb_port)
+        notebook_labels = cfg.labels("notebook")
+        if tb_inside:
+            notebook_labels["tfbox.tensorboard-public"] = str(cfg.tensorboard_public).lower()
+        notebook = Notebook("notebook", NotebookArgs(
+            container_name=cfg.container_name("notebook"), image_id=image.image_id,
+            jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, f"{cfg.project}/{cfg.stack}"),
+            gpu=gpu, ports=ports, notebooks_type=storage.notebooks_type, notebooks_source=storage.notebooks_source,
+            logs_source=storage.logs_source, logs_dir=cfg.logs_dir, tensorboard_inside=tb_inside,
+            labels=notebook_labels, gate=gate,
+        ), child)
+        self.notebook = notebook
+
+        self.tensorboard: TensorBoard | None = None
+        if cfg.tensorboard_mode == "sidecar":
+            self.tensorboard = TensorBoard("tensorboard", TensorBoardArgs(
+                container_name=cfg.container_name("tensorboard"), image_id=image.image_id, port=tb_port,
+                logs_source=storage.logs_source, logs_dir=cfg.logs_dir,
+                labels={**cfg.labels("tensorboard"), "tfbox.tensorboard-public": str(cfg.tensorboard_public).lower()},
+            ), child)
+
+        self.image = image
+        self.notebook_url = pulumi.Output.from_input(service_url(cfg.docker_host, cfg.notebook_bind, cfg.notebook_port))
+        self.tensorboard_url = (
+            None if cfg.tensorboard_mode == "off"
+            else pulumi.Output.from_input(service_url(cfg.docker_host, cfg.tensorboard_bind, cfg.tensorboard_port))
+        )
+        names = [cfg.container_name("notebook")]
+        if self.tensorboard is not None:
+            names.append(cfg.container_name("tensorboard"))
+        if cfg.gpu_check:
+            names.append(cfg.container_name("gpu-check"))
+        self.container_names = names
+        self.register_outputs({
+            "notebookUrl": self.notebook_url, "tensorboardUrl": self.tensorboard_url,
+            "imageDigest": image.repo_digest, "containerNames": names,
+        })

@@ -1,0 +1,97 @@
+"""Notebook: the recipe's `docker run -d --name X -p 8888:8888 <image>` as a Container.
+
+Password login only (a salted hash in an uploaded Jupyter config file, never in env),
+the chosen GPUs, `/tf` on the notebooks volume, the logs directory shared with
+TensorBoard, the `capture` helper pre-installed, and a health check so `pulumi up`
+returns only when the notebook answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+from components import commands
+from components.gpus import GpuSettings
+from components.labels import docker_labels
+
+CAPTURE_SOURCE = (Path(__file__).parent / "capture.py").read_text()
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    internal: int
+    external: int
+    ip: str
+
+
+@dataclass
+class NotebookArgs:
+    container_name: str
+    image_id: pulumi.Input[str]
+    jupyter_config: pulumi.Input[str]  # secret: holds the password hash
+    gpu: GpuSettings
+    ports: list[PortBinding]
+    notebooks_type: str  # "volume" or "bind"
+    notebooks_source: pulumi.Input[str]
+    logs_source: pulumi.Input[str]
+    logs_dir: str
+    tensorboard_inside: bool
+    labels: dict[str, str]
+    gate: pulumi.Input[str] | None = None  # e.g. the GPU check's verdict: no notebook before it passes
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+def container_ports(ports: list[PortBinding]) -> list[docker.ContainerPortArgs]:
+    return [docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.ip, protocol="tcp") for p in ports]
+
+
+class Notebook(pulumi.ComponentResource):
+    container: docker.Container
+    container_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: NotebookArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("tfbox:index:Notebook", name, None, opts)
+        labels = dict(args.labels)
+        if args.gate is not None:
+            labels_input: pulumi.Input[list[docker.ContainerLabelArgs]] = pulumi.Output.from_input(args.gate).apply(
+                lambda verdict: docker_labels({**labels, "tfbox.gpu-check": verdict}, docker.ContainerLabelArgs)
+            )
+        else:
+            labels_input = docker_labels(labels, docker.ContainerLabelArgs)
+        probe = commands.notebook_probe(args.tensorboard_inside)
+        self.container = docker.Container(
+            name,
+            name=args.container_name,
+            image=args.image_id,
+            command=commands.notebook_command(args.logs_dir, args.tensorboard_inside),
+            envs=list(args.gpu.envs) or None,
+            gpus=args.gpu.gpus,
+            runtime=args.gpu.runtime,
+            ports=container_ports(args.ports),
+            mounts=[
+                docker.ContainerMountArgs(target=commands.NOTEBOOK_DIR, type=args.notebooks_type, source=args.notebooks_source),
+                docker.ContainerMountArgs(target=args.logs_dir, type="volume", source=args.logs_source),
+            ],
+            uploads=[
+                docker.ContainerUploadArgs(file=commands.JUPYTER_CONFIG_PATH, content=args.jupyter_config),
+                docker.ContainerUploadArgs(file=commands.CAPTURE_STARTUP_PATH, content=CAPTURE_SOURCE),
+            ],
+            healthcheck=docker.ContainerHealthcheckArgs(tests=probe, interval="5s", timeout="5s", retries=5, start_period="120s"),
+            restart="unless-stopped",
+            must_run=True,
+            wait=True,
+            wait_timeout=300,
+            destroy_grace_seconds=30,  # a graceful stop lets kernels flush before the container goes
+            labels=labels_input,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                delete_before_replace=True,  # fixed name and host ports: the old one must go first
+                depends_on=args.depends_on,
+            ),
+        )
+        self.container_id = self.container.id
+        self.register_outputs({"containerId": self.container_id, "name": self.container.name})

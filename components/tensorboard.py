@@ -1,0 +1,53 @@
+"""TensorBoard: a sidecar container reading the notebook's logs, read-only.
+
+A container of its own so changing anything of TensorBoard never replaces or restarts
+the notebook (a training kernel survives it). TensorBoard has no login, so it is
+published on loopback unless the stack opts in (validated in components.config).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components import commands
+from components.labels import docker_labels
+from components.notebook import PortBinding, container_ports
+
+
+@dataclass
+class TensorBoardArgs:
+    container_name: str
+    image_id: pulumi.Input[str]
+    port: PortBinding
+    logs_source: pulumi.Input[str]
+    logs_dir: str
+    labels: dict[str, str]
+
+
+class TensorBoard(pulumi.ComponentResource):
+    container: docker.Container
+
+    def __init__(self, name: str, args: TensorBoardArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("tfbox:index:TensorBoard", name, None, opts)
+        self.container = docker.Container(
+            name,
+            name=args.container_name,
+            image=args.image_id,
+            command=commands.tensorboard_command(args.logs_dir),
+            ports=container_ports([args.port]),
+            mounts=[docker.ContainerMountArgs(target=args.logs_dir, type="volume", source=args.logs_source, read_only=True)],
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=commands.tensorboard_probe(), interval="5s", timeout="5s", retries=5, start_period="120s"
+            ),
+            restart="unless-stopped",
+            must_run=True,
+            wait=True,
+            wait_timeout=300,
+            destroy_grace_seconds=10,
+            labels=docker_labels(args.labels, docker.ContainerLabelArgs),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        self.register_outputs({"containerId": self.container.id, "name": self.container.name})

@@ -1,0 +1,108 @@
+"""Run the real `__main__.py` under Pulumi's mocks and record what it declares."""
+
+from __future__ import annotations
+
+import os
+import runpy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+
+
+@dataclass
+class Declared:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+
+
+class Recorder(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: list[Declared] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        self.resources.append(Declared(args.typ, args.name, args.inputs))
+        state = dict(args.inputs)
+        if args.typ == "docker:index/remoteImage:RemoteImage":
+            state.update(imageId="sha256:" + "ab" * 32, repoDigest=f"{args.inputs['name'].split(':')[0]}@sha256:" + "cd" * 32)
+        if args.typ == "docker:index/container:Container" and not args.inputs.get("mustRun", True):
+            state.update(exitCode=0, containerLogs=GPU_LIST)
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        self.calls.append((args.token, dict(args.args)))
+        if args.token == "docker:index/getRegistryImage:getRegistryImage":
+            return {"name": args.args["name"], "sha256Digest": "sha256:" + "ef" * 32}, None
+        return {}, None
+
+    def by_type(self, typ: str) -> list[Declared]:
+        return [r for r in self.resources if r.type == typ]
+
+    def one(self, typ: str, name: str) -> Declared:
+        found = [r for r in self.resources if r.type == typ and r.name == name]
+        assert len(found) == 1, f"expected one {typ} named {name}, got {[r.name for r in self.resources]}"
+        return found[0]
+
+
+GPU_LIST = (
+    "GPU 0: NVIDIA H200 (UUID: GPU-b780f725-fe96-b196-3303-e4a68e6a6860)\n"
+    "GPU 1: NVIDIA H200 (UUID: GPU-c780f725-fe96-b196-3303-e4a68e6a6861)\n"
+)
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """The committed stack file's config, with Pulumi.yaml's typed defaults under it, as the engine passes it."""
+    import yaml
+
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    values: dict[str, Any] = {f"tfbox:{k}": v["default"] for k, v in project["config"].items()}
+    stack_file = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    values.update(stack_file.get("config") or {})
+    return values
+
+
+def as_engine_strings(config: dict[str, Any]) -> dict[str, str]:
+    """The engine hands every config value to the program as a string."""
+    out = {}
+    for k, v in config.items():
+        out[k] = str(v).lower() if isinstance(v, bool) else str(v)
+    return out
+
+
+def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[str, ...] = ("tfbox:password",),
+                preview: bool = False) -> tuple[Recorder, dict[str, Any]]:
+    """Run __main__.py once; return the recorder and the stack outputs (resolved)."""
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project="tfbox", stack=stack, preview=preview)
+    runtime_config.set_all_config(as_engine_strings(config), list(secret_keys))
+    os.environ.pop("PULUMI_CONFIG", None)
+    outputs: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def _run() -> pulumi.Output[Any]:
+        cwd = os.getcwd()
+        os.chdir(ROOT)
+        try:
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        finally:
+            os.chdir(cwd)
+        stack_resource = pulumi.runtime.settings.get_root_resource()
+        exported = stack_resource.outputs if stack_resource is not None else {}  # type: ignore[attr-defined]
+        return pulumi.Output.all(**{k: pulumi.Output.from_input(v) for k, v in exported.items()}).apply(
+            lambda resolved: outputs.update(resolved)
+        )
+
+    _run()
+    return recorder, outputs
+
+
+def is_secret_value(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
