@@ -38,7 +38,7 @@ SOCK=$D/docker.sock
 PIDFILE=$D/docker.pid
 LOG=$D/dockerd.log
 # Bridge names are limited to 15 chars.
-BRIDGE=tfb-$(printf '%s' "$NAME" | sha256sum | cut -c1-10)
+BRIDGE=tfb-$(printf '%s' "$D" | sha256sum | cut -c1-10)
 [ ${#SOCK} -lt 100 ] || die "socket path too long (${#SOCK} chars): $SOCK; set a shorter TFBOX_RUN"
 
 daemon_pid() {
@@ -74,6 +74,9 @@ setup_bridge() {
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add name "$BRIDGE" type bridge || die "cannot create bridge $BRIDGE (need root)"
   fi
+  if ip -4 -o addr show | grep " 10\.213\.$n\.1/" | grep -vq " $BRIDGE "; then
+    die "10.213.$n.1 (remembered in $D/subnet) is taken by another interface; purge $NAME or free it"
+  fi
   if ! ip -4 -o addr show dev "$BRIDGE" | grep -q " 10\.213\.$n\.1/24"; then
     ip addr flush dev "$BRIDGE"
     ip addr add "10.213.$n.1/24" dev "$BRIDGE"
@@ -108,6 +111,7 @@ EOF
 
 cmd_start() {
   command -v dockerd >/dev/null || die "dockerd not found (run scripts/install-host-deps.sh)"
+  command -v docker >/dev/null || die "docker CLI not found (run scripts/install-host-deps.sh)"
   mkdir -p "$D"
   exec 9>"$D/.lock"
   flock -w "$TIMEOUT" 9 || die "timed out waiting for another start/stop of $NAME"
