@@ -305,19 +305,20 @@ def parse_config(
     if not logs_dir.startswith("/") or logs_dir in ("/", "/tf"):
         r.add("logsDir", f"{logs_dir!r} must be an absolute directory below / other than /tf itself", "use /tf/logs")
 
+    flags = {name: r.value(name) for name in ("imageTrackRegistry", "keepImage", "keepVolumes", "protectVolumes")}
     if r.problems:
         raise ConfigError(r.problems)
     if image.tag == "latest" or (not image.pinned and gpus.requested):
         warnings.append(f"{NAMESPACE}:image: {image} is a moving tag; pin a digest (repo@sha256:…) so every machine runs the same bits")
     return LabConfig(
-        stack=stack, project=project, image=image, image_track_registry=r.value("imageTrackRegistry"),
-        keep_image=r.value("keepImage"), gpus=gpus, gpu_mode=gpu_mode, gpu_check=gpu_check,
+        stack=stack, project=project, image=image, image_track_registry=flags["imageTrackRegistry"],
+        keep_image=flags["keepImage"], gpus=gpus, gpu_mode=gpu_mode, gpu_check=gpu_check,
         gpu_check_image=gpu_check_image, password_state=password_state, password_salt=salt,
         notebook_port=ports["notebookPort"], notebook_bind=binds["notebookBind"], tensorboard_mode=tb_mode,
         tensorboard_port=ports["tensorboardPort"], tensorboard_bind=binds["tensorboardBind"],
         tensorboard_public=tb_public, notebooks_volume=volumes["notebooksVolume"], notebooks_host_path=host_path,
-        logs_volume=volumes["logsVolume"], logs_dir=logs_dir, keep_volumes=r.value("keepVolumes"),
-        protect_volumes=r.value("protectVolumes"), name_prefix=prefix,
+        logs_volume=volumes["logsVolume"], logs_dir=logs_dir, keep_volumes=flags["keepVolumes"],
+        protect_volumes=flags["protectVolumes"], name_prefix=prefix,
         docker_host=docker_host or LOCAL_DOCKER_HOST, warnings=tuple(warnings),
     )
 

@@ -75,8 +75,9 @@ def parse_gpus(value: object) -> GpuSpec:
     m = _COUNT_RE.match(text)
     if m:
         return _count(int(m.group(1)))
-    if text.startswith("device="):
-        text = text[len("device="):].strip('"')
+    text = text.strip('"')
+    if text.startswith("device="):  # the CLI's own spelling, pasted from a docker run line
+        text = text[len("device="):]
     return _devices([p.strip() for p in text.split(",")])
 
 

@@ -17,7 +17,7 @@ def service_url(docker_host: str, bind: str, port: int) -> str:
     """A URL for the browser; a loopback bind on a remote host needs an SSH tunnel, said in the README."""
     if bind in ("0.0.0.0", "::"):
         host = docker_host_name(docker_host)
-    elif bind in ("127.0.0.1", "::1", "localhost"):
+    elif bind in ("127.0.0.1", "localhost"):
         host = "127.0.0.1"
     else:
         host = bind

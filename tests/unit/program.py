@@ -27,6 +27,20 @@ class Recorder(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Declared] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.options: dict[str, pulumi.ResourceOptions] = {}  # by resource name, from a stack transformation
+        self.parents: dict[str, str] = {}
+        self.output_secret: dict[str, bool] = {}
+        self.gpu_check_result: tuple[int, str] = (0, GPU_LIST)
+
+    def transformation(self, args: pulumi.ResourceTransformationArgs) -> None:
+        """Records each resource's options as the program gave them (mocks do not see options)."""
+        self.options[f"{args.type_}::{args.name}"] = args.opts
+        parent = args.opts.parent if args.opts else None
+        self.parents[f"{args.type_}::{args.name}"] = parent._name if parent is not None else ""
+        return None
+
+    def opts(self, typ: str, name: str) -> pulumi.ResourceOptions:
+        return self.options[f"{typ}::{name}"]
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self.resources.append(Declared(args.typ, args.name, args.inputs))
@@ -34,14 +48,14 @@ class Recorder(pulumi.runtime.Mocks):
         if args.typ == "docker:index/remoteImage:RemoteImage":
             state.update(imageId="sha256:" + "ab" * 32, repoDigest=f"{args.inputs['name'].split(':')[0]}@sha256:" + "cd" * 32)
         if args.typ == "docker:index/container:Container" and not args.inputs.get("mustRun", True):
-            state.update(exitCode=0, containerLogs=GPU_LIST)
+            state.update(exitCode=self.gpu_check_result[0], containerLogs=self.gpu_check_result[1])
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.calls.append((args.token, dict(args.args)))
         if args.token == "docker:index/getRegistryImage:getRegistryImage":
-            return {"name": args.args["name"], "sha256Digest": "sha256:" + "ef" * 32}, None
-        return {}, None
+            return {"name": args.args["name"], "sha256Digest": "sha256:" + "ef" * 32}, []
+        return {}, []
 
     def by_type(self, typ: str) -> list[Declared]:
         return [r for r in self.resources if r.type == typ]
@@ -78,16 +92,18 @@ def as_engine_strings(config: dict[str, Any]) -> dict[str, str]:
 
 
 def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[str, ...] = ("tfbox:password",),
-                preview: bool = False) -> tuple[Recorder, dict[str, Any]]:
+                preview: bool = False, recorder: Recorder | None = None) -> tuple[Recorder, dict[str, Any]]:
     """Run __main__.py once; return the recorder and the stack outputs (resolved)."""
-    recorder = Recorder()
+    recorder = recorder or Recorder()
     pulumi.runtime.set_mocks(recorder, project="tfbox", stack=stack, preview=preview)
     runtime_config.set_all_config(as_engine_strings(config), list(secret_keys))
     os.environ.pop("PULUMI_CONFIG", None)
     outputs: dict[str, Any] = {}
+    secrets: dict[str, Any] = {}
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def _run() -> pulumi.Output[Any]:
+        pulumi.runtime.register_stack_transformation(recorder.transformation)
         cwd = os.getcwd()
         os.chdir(ROOT)
         try:
@@ -96,12 +112,22 @@ def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[s
             os.chdir(cwd)
         stack_resource = pulumi.runtime.settings.get_root_resource()
         exported = stack_resource.outputs if stack_resource is not None else {}  # type: ignore[attr-defined]
+        for key, value in exported.items():
+            out = pulumi.Output.from_input(value)
+            secrets[key] = out.is_secret()
         return pulumi.Output.all(**{k: pulumi.Output.from_input(v) for k, v in exported.items()}).apply(
             lambda resolved: outputs.update(resolved)
         )
 
     _run()
+    recorder.output_secret = {k: _resolve(v) for k, v in secrets.items()}
     return recorder, outputs
+
+
+def _resolve(awaitable: Any) -> bool:
+    from pulumi.runtime.sync_await import _sync_await
+
+    return bool(_sync_await(awaitable))
 
 
 def is_secret_value(value: Any) -> bool:

@@ -1,0 +1,153 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.config import (
+    CPU_IMAGE,
+    GPU_IMAGE,
+    ConfigError,
+    check_stack_file,
+    cross_stack_problems,
+    main,
+    parse_config,
+    read_stack_file,
+    stack_files,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def parse(raw=None, password="secret", **kw):
+    return parse_config(raw or {}, stack=kw.pop("stack", "dev"), password_state=password, **kw)
+
+
+def problems_of(raw, password="secret"):
+    with pytest.raises(ConfigError) as info:
+        parse(raw, password)
+    return info.value.problems
+
+
+def test_defaults_are_safe():
+    cfg = parse()
+    assert str(cfg.image) == CPU_IMAGE
+    assert cfg.notebook_bind == "127.0.0.1" and cfg.tensorboard_bind == "127.0.0.1"
+    assert cfg.tensorboard_mode == "sidecar" and not cfg.tensorboard_public
+    assert cfg.keep_volumes and cfg.keep_image
+    assert cfg.name_prefix == "tfbox-dev" and cfg.notebooks_volume == "tfbox-dev-notebooks"
+
+
+def test_gpu_stack_defaults_to_gpu_image():
+    assert str(parse({"gpus": "0,1"}).image) == GPU_IMAGE
+
+
+@pytest.mark.parametrize(
+    ("raw", "password", "key", "words"),
+    [
+        ({"gpus": "0,,x"}, "secret", "tfbox:gpus", "Fix:"),
+        ({"notebookPort": 70000}, "secret", "tfbox:notebookPort", "1 to 65535"),
+        ({"notebookPort": "abc"}, "secret", "tfbox:notebookPort", "not a whole number"),
+        ({"tensorboardPort": 8888}, "secret", "tfbox:tensorboardPort", "also the notebook's port"),
+        ({"tensorboardMode": "sidecars"}, "secret", "tfbox:tensorboardMode", "sidecar, exec or off"),
+        ({"gpuMode": "legacy"}, "secret", "tfbox:gpuMode", "device-requests or nvidia-runtime"),
+        ({}, "missing", "tfbox:password", "pulumi config set --secret tfbox:password"),
+        ({}, "plaintext", "tfbox:password", "pulumi config rm tfbox:password"),
+        ({"image": "TensorFlow:Latest"}, "secret", "tfbox:image", "not an image reference"),
+        ({"image": CPU_IMAGE, "gpus": "all"}, "secret", "tfbox:image", "CPU-only"),
+        ({"tensorboardBind": "0.0.0.0"}, "secret", "tfbox:tensorboardBind", "tensorboardPublic"),
+        ({"notebookBind": "everywhere"}, "secret", "tfbox:notebookBind", "not an IP address"),
+        ({"gpuCheck": True}, "secret", "tfbox:gpuCheck", "selects no GPU"),
+        ({"gpu": "all"}, "secret", "tfbox:gpu", "did you mean tfbox:gpus"),
+        ({"keepVolumes": "yes"}, "secret", "tfbox:keepVolumes", "true or false"),
+        ({"notebooksHostPath": "notebooks"}, "secret", "tfbox:notebooksHostPath", "absolute"),
+        ({"logsDir": "/tf"}, "secret", "tfbox:logsDir", "/tf/logs"),
+        ({"passwordSalt": "x"}, "secret", "tfbox:passwordSalt", "8 to 64"),
+        ({"gpus": "count=2", "gpuMode": "nvidia-runtime"}, "secret", "tfbox:gpuMode", "indices"),
+        ({"logsVolume": "v", "notebooksVolume": "v"}, "secret", "tfbox:logsVolume", "own volume"),
+    ],
+)
+def test_each_bad_input_names_key_and_fix(raw, password, key, words):
+    problems = problems_of(raw, password)
+    assert any(p.startswith(key + ":") and words in p and "Fix:" in p for p in problems), problems
+
+
+def test_every_problem_is_reported_at_once():
+    problems = problems_of({"gpus": "x", "notebookPort": 0, "tensorboardMode": "?"}, password="missing")
+    assert len(problems) == 4
+    assert "4 problems" in str(ConfigError(problems))
+
+
+def test_public_tensorboard_needs_explicit_opt_in():
+    cfg = parse({"tensorboardBind": "0.0.0.0", "tensorboardPublic": True})
+    assert cfg.tensorboard_public
+    assert parse({"tensorboardBind": "0.0.0.0", "tensorboardMode": "off"}).tensorboard_mode == "off"
+
+
+def test_same_port_is_fine_on_different_addresses():
+    cfg = parse({"tensorboardPort": 8888, "notebookBind": "127.0.0.1", "tensorboardBind": "127.0.0.2"})
+    assert cfg.tensorboard_port == cfg.notebook_port
+
+
+def test_engine_strings_and_yaml_types_parse_alike():
+    as_strings = parse({"notebookPort": "9999", "keepVolumes": "false", "gpus": "0,1"})
+    as_yaml = parse({"notebookPort": 9999, "keepVolumes": False, "gpus": [0, 1]})
+    assert as_strings == as_yaml
+
+
+def test_moving_tag_on_gpus_warns():
+    assert any("pin a digest" in w for w in parse({"gpus": "all"}).warnings)
+    assert not parse({"gpus": "all", "image": f"tensorflow/tensorflow@sha256:{'a' * 64}"}).warnings
+
+
+@pytest.mark.parametrize("path", stack_files(ROOT), ids=lambda p: p.name)
+def test_committed_stack_files_pass_the_validator(path):
+    doc = yaml.safe_load(path.read_text())
+    assert isinstance(doc.get("config"), dict)
+    check_stack_file(path)
+    assert read_stack_file(path).password_state != "plaintext"
+
+
+def test_committed_stacks_include_dev_and_gpu_box():
+    cfgs = {p.name: check_stack_file(p) for p in stack_files(ROOT)}
+    dev, gpu = cfgs["Pulumi.dev.yaml"], cfgs["Pulumi.gpu-box.yaml"]
+    assert not dev.gpus.requested and dev.docker_host.startswith("unix://")
+    assert gpu.gpus.describe() == "0,1" and gpu.docker_host.startswith("ssh://")
+    assert gpu.notebook_bind == "0.0.0.0" and gpu.tensorboard_mode == "sidecar"
+
+
+def write_stack(tmp_path, name, config):
+    path = tmp_path / f"Pulumi.{name}.yaml"
+    path.write_text(yaml.safe_dump({"config": config}))
+    return path
+
+
+def test_two_stacks_on_one_host_must_not_share_ports(tmp_path):
+    write_stack(tmp_path, "a", {"docker:host": "ssh://me@box", "tfbox:tensorboardMode": "off"})
+    b = write_stack(tmp_path, "b", {"docker:host": "ssh://me@box", "tfbox:tensorboardMode": "off"})
+    with pytest.raises(ConfigError) as info:
+        check_stack_file(b)
+    assert "host port 8888" in str(info.value) and "stack 'a'" in str(info.value)
+
+
+def test_stacks_on_different_hosts_may_share_ports(tmp_path):
+    write_stack(tmp_path, "a", {"docker:host": "ssh://me@box1"})
+    b = write_stack(tmp_path, "b", {"docker:host": "ssh://me@box2"})
+    check_stack_file(b)
+
+
+def test_cross_stack_prefix_clash():
+    a = parse(stack="a", docker_host="ssh://x@h")
+    b = parse({"namePrefix": "tfbox-a", "notebookPort": 1, "tensorboardPort": 2}, stack="b", docker_host="ssh://x@h")
+    assert any("namePrefix" in p for p in cross_stack_problems(b, [a]))
+
+
+def test_plaintext_password_in_a_stack_file_fails(tmp_path, capsys):
+    path = write_stack(tmp_path, "leaky", {"tfbox:password": "hunter2"})
+    assert main(["--stack-file", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "tfbox:password" in err and "plaintext" in err and "hunter2" not in err
+
+
+def test_cli_reports_ok(capsys):
+    assert main(["--stack-file", str(ROOT / "Pulumi.dev.yaml")]) == 0
+    assert "ok" in capsys.readouterr().out

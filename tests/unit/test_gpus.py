@@ -1,0 +1,96 @@
+from pathlib import Path
+
+import pytest
+
+from components.gpus import (
+    GpuSpec,
+    GpuSpecError,
+    check_listed_gpus,
+    container_gpu_settings,
+    docker_gpus_flag,
+    parse_gpus,
+    parse_nvidia_smi_list,
+    visible_devices,
+)
+
+TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "nvidia-smi"
+UUID = "GPU-b780f725-fe96-b196-3303-e4a68e6a6860"
+
+
+@pytest.mark.parametrize("value", [None, "", "none", " None ", [], False])
+def test_no_gpus(value):
+    assert parse_gpus(value) == GpuSpec("none")
+    assert docker_gpus_flag(parse_gpus(value)) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "flag", "visible"),
+    [
+        ("all", "all", "all"),
+        ("count=2", "count=2", "0,1"),
+        (3, "count=3", "0,1,2"),
+        ("0,1", '"device=0,1"', "0,1"),
+        ("0, 2", '"device=0,2"', "0,2"),
+        ([0, 1], '"device=0,1"', "0,1"),
+        ('["0","1"]', '"device=0,1"', "0,1"),  # how the engine passes a YAML list
+        (UUID, f'"device={UUID}"', UUID),
+        (f"0,{UUID}", f'"device=0,{UUID}"', f"0,{UUID}"),
+        ('"device=1"', '"device=1"', "1"),
+    ],
+)
+def test_parse_and_render(value, flag, visible):
+    spec = parse_gpus(value)
+    assert docker_gpus_flag(spec) == flag
+    assert visible_devices(spec) == visible
+
+
+def test_device_list_carries_its_own_quotes():
+    # Docker reads --gpus as CSV: without the inner quotes "device=0,1" would be two fields.
+    assert str(docker_gpus_flag(parse_gpus("0,1"))).startswith('"device=')
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0,,1", "empty entry"),
+        ("0,0", "listed twice"),
+        ("gpu0", "neither a GPU index"),
+        ("GPU-1234", "neither a GPU index"),
+        ("count=0", "at least 1"),
+        ("-1", "neither a GPU index"),
+        (True, "not a GPU selection"),
+        ("count=99", "more than any host"),
+    ],
+)
+def test_bad_values(value, message):
+    with pytest.raises(GpuSpecError, match=message):
+        parse_gpus(value)
+
+
+def test_settings_per_mode():
+    spec = parse_gpus("0,1")
+    assert container_gpu_settings(spec, "device-requests").gpus == '"device=0,1"'
+    legacy = container_gpu_settings(spec, "nvidia-runtime")
+    assert legacy.runtime == "nvidia" and legacy.gpus is None
+    assert "NVIDIA_VISIBLE_DEVICES=0,1" in legacy.envs
+    assert container_gpu_settings(GpuSpec("none"), "nvidia-runtime").runtime is None
+
+
+def test_parses_real_nvidia_smi_list():
+    listed = parse_nvidia_smi_list((TESTDATA / "h200-list.txt").read_text())
+    assert [(g.index, g.name, g.uuid) for g in listed] == [(0, "NVIDIA H200", UUID)]
+
+
+def test_listed_gpus_against_request():
+    listed = parse_nvidia_smi_list((TESTDATA / "h200-list.txt").read_text())
+    assert check_listed_gpus(parse_gpus("all"), listed) == []
+    assert check_listed_gpus(parse_gpus(UUID), listed) == []
+    assert check_listed_gpus(parse_gpus("0"), listed) == []
+    assert "sees 1" in check_listed_gpus(parse_gpus("0,1"), listed)[0]
+    missing = "GPU-00000000-0000-0000-0000-000000000000"
+    assert any(missing in p for p in check_listed_gpus(parse_gpus(missing), listed))
+    assert check_listed_gpus(parse_gpus("all"), []) == ["nvidia-smi listed no GPU"]
+
+
+def test_table_output_is_not_mistaken_for_a_list():
+    assert parse_nvidia_smi_list((TESTDATA / "h200-table.txt").read_text()) == []

@@ -1,0 +1,242 @@
+"""The whole program under Pulumi's mocks: exactly what each stack asks Docker for."""
+
+import json
+
+import pytest
+
+from components.capture import __doc__ as capture_doc
+from components.commands import CAPTURE_STARTUP_PATH, JUPYTER_CONFIG_PATH
+from components.password import check_password
+from tests.unit.program import Recorder, is_secret_value, run_program, stack_config
+
+CONTAINER = "docker:index/container:Container"
+VOLUME = "docker:index/volume:Volume"
+IMAGE = "docker:index/remoteImage:RemoteImage"
+IMAGE_ID = "sha256:" + "ab" * 32
+PASSWORD = "correct horse battery staple"
+
+
+def config_for(stack, **overrides):
+    cfg = stack_config(stack)
+    cfg["tfbox:password"] = PASSWORD
+    cfg.update({f"tfbox:{k}": v for k, v in overrides.items()})
+    return cfg
+
+
+def run(stack="dev", **overrides):
+    return run_program(config_for(stack, **overrides), stack=stack)
+
+
+def labels(inputs):
+    return {item["label"]: item["value"] for item in inputs["labels"]}
+
+
+def jupyter_settings(notebook):
+    uploads = notebook.inputs["uploads"]
+    assert is_secret_value(uploads), "the uploads carry the password hash and must stay secret"
+    files = {u["file"]: u["content"] for u in uploads["value"]}
+    return json.loads(files[JUPYTER_CONFIG_PATH]), files
+
+
+def test_dev_stack_declares_exactly_these_resources():
+    rec, _ = run()
+    assert sorted((r.type, r.name) for r in rec.resources) == sorted([
+        ("tfbox:index:Lab", "lab"), ("tfbox:index:Storage", "storage"), ("tfbox:index:Image", "image"),
+        ("tfbox:index:Notebook", "notebook"), ("tfbox:index:TensorBoard", "tensorboard"),
+        (VOLUME, "notebooks"), (VOLUME, "logs"), (IMAGE, "image"), (CONTAINER, "notebook"), (CONTAINER, "tensorboard"),
+    ])
+    # Pulumi's component style: every resource below the Lab, children with parent=self
+    assert rec.parents[f"{CONTAINER}::notebook"] == "notebook"
+    assert rec.parents[f"{VOLUME}::notebooks"] == "storage"
+    assert rec.parents["tfbox:index:Notebook::notebook"] == "lab"
+
+
+def test_dev_image_is_the_cpu_notebook_image_kept_on_destroy():
+    rec, _ = run()
+    image = rec.one(IMAGE, "image").inputs
+    assert image == {"name": "tensorflow/tensorflow:latest-jupyter", "keepLocally": True}
+
+
+def test_dev_notebook_container_inputs():
+    rec, _ = run()
+    nb = rec.one(CONTAINER, "notebook").inputs
+    assert nb["name"] == "tfbox-dev-notebook"
+    assert nb["image"] == IMAGE_ID, "the image id, not the tag: a tag replaces the container on every up"
+    assert nb["ports"] == [{"internal": 8888, "external": 8888, "ip": "127.0.0.1", "protocol": "tcp"}]
+    assert nb["mounts"] == [
+        {"target": "/tf", "type": "volume", "source": "tfbox-dev-notebooks"},
+        {"target": "/tf/logs", "type": "volume", "source": "tfbox-dev-logs"},
+    ]
+    assert nb["restart"] == "unless-stopped"
+    assert nb["wait"] is True and nb["waitTimeout"] == 300 and nb["mustRun"] is True
+    assert nb["destroyGraceSeconds"] == 30
+    assert nb["healthcheck"]["tests"][:3] == ["CMD", "python3", "-c"]
+    assert "http://127.0.0.1:8888/api" in nb["healthcheck"]["tests"][3]
+    assert "gpus" not in nb and "runtime" not in nb and "envs" not in nb
+    assert labels(nb) == {"tfbox.project": "tfbox", "tfbox.stack": "dev", "tfbox.role": "notebook"}
+    assert "jupyter notebook --notebook-dir=/tf" in nb["command"][2]
+    assert rec.opts(CONTAINER, "notebook").delete_before_replace is True
+
+
+def test_password_reaches_jupyter_only_as_a_salted_hash():
+    rec, _ = run()
+    nb = rec.one(CONTAINER, "notebook").inputs
+    settings, files = jupyter_settings(rec.one(CONTAINER, "notebook"))
+    hashed = settings["PasswordIdentityProvider"]["hashed_password"]
+    assert check_password(hashed, PASSWORD) and PASSWORD not in hashed
+    assert settings["IdentityProvider"]["token"] == ""
+    assert capture_doc and "def capture" in files[CAPTURE_STARTUP_PATH]
+    # the recipe's PASSWORD env var is ignored by current images and visible in docker inspect
+    assert not any("PASSWORD" in e for e in nb.get("envs", []))
+
+
+def plaintext_inputs(rec):
+    """Every input a resource gets, with secret values left out (they are encrypted in state)."""
+    def strip(value):
+        if is_secret_value(value):
+            return "<secret>"
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+    return json.dumps([strip(r.inputs) for r in rec.resources])
+
+
+@pytest.mark.parametrize("stack", ["dev", "gpu-box"])
+def test_secrets_stay_secret(stack):
+    rec, _ = run(stack)
+    text = plaintext_inputs(rec)
+    assert PASSWORD not in text and "sha256:" + "0" not in text
+    assert "hashed_password" not in text
+    assert rec.output_secret["password"] is True
+    assert not any(v for k, v in rec.output_secret.items() if k != "password")
+
+
+def test_volumes_survive_destroy_and_replacement():
+    rec, _ = run()
+    for name in ("notebooks", "logs"):
+        vol = rec.one(VOLUME, name)
+        assert vol.inputs["name"] == f"tfbox-dev-{name}"
+        assert labels(vol.inputs)["tfbox.role"] == name
+        assert rec.opts(VOLUME, name).retain_on_delete is True
+        assert not rec.opts(VOLUME, name).protect
+
+
+def test_volume_options_follow_config():
+    rec, _ = run(keepVolumes=False, protectVolumes=True)
+    assert rec.opts(VOLUME, "notebooks").retain_on_delete is False
+    assert rec.opts(VOLUME, "notebooks").protect is True
+
+
+def test_host_path_replaces_the_notebooks_volume():
+    rec, _ = run(notebooksHostPath="/srv/notebooks")
+    assert [r.name for r in rec.by_type(VOLUME)] == ["logs"]
+    assert rec.one(CONTAINER, "notebook").inputs["mounts"][0] == {"target": "/tf", "type": "bind", "source": "/srv/notebooks"}
+
+
+def test_tensorboard_sidecar_inputs():
+    rec, _ = run()
+    tb = rec.one(CONTAINER, "tensorboard").inputs
+    assert tb["image"] == IMAGE_ID
+    assert tb["command"] == ["tensorboard", "--logdir=/tf/logs", "--bind_all", "--port=6006"]
+    assert tb["mounts"] == [{"target": "/tf/logs", "type": "volume", "source": "tfbox-dev-logs", "readOnly": True}]
+    assert tb["ports"] == [{"internal": 6006, "external": 6006, "ip": "127.0.0.1", "protocol": "tcp"}]
+    assert tb["restart"] == "unless-stopped" and tb["wait"] is True
+    assert "/data/logdir" in tb["healthcheck"]["tests"][3]
+    assert labels(tb)["tfbox.tensorboard-public"] == "false"
+    assert rec.opts(CONTAINER, "tensorboard").delete_before_replace is True
+    assert not rec.opts(CONTAINER, "tensorboard").depends_on
+
+
+def test_running_twice_gives_identical_inputs():
+    first, out1 = run("gpu-box")
+    second, out2 = run("gpu-box")
+    # registration order is asynchronous; what matters is each resource's inputs
+    assert {(r.type, r.name): r.inputs for r in first.resources} == {(r.type, r.name): r.inputs for r in second.resources}
+    assert len(first.resources) == len(second.resources) == 12
+    assert out1 == out2
+
+
+@pytest.mark.parametrize("change", [{"tensorboardPort": 6007}, {"tensorboardMode": "off"},
+                                    {"tensorboardBind": "0.0.0.0", "tensorboardPublic": True}])
+def test_tensorboard_only_change_leaves_the_notebook_alone(change):
+    base, _ = run()
+    changed, _ = run(**change)
+    assert changed.one(CONTAINER, "notebook").inputs == base.one(CONTAINER, "notebook").inputs
+
+
+def test_exec_mode_runs_tensorboard_inside_the_notebook():
+    rec, outputs = run(tensorboardMode="exec")
+    assert not [r for r in rec.by_type(CONTAINER) if r.name == "tensorboard"]
+    nb = rec.one(CONTAINER, "notebook").inputs
+    assert {"internal": 6006, "external": 6006, "ip": "127.0.0.1", "protocol": "tcp"} in nb["ports"]
+    assert "tensorboard --logdir=/tf/logs --bind_all --port=6006" in nb["command"][2]
+    assert "6006" in nb["healthcheck"]["tests"][3]
+    assert outputs["tensorboardUrl"] == "http://127.0.0.1:6006/"
+
+
+def test_tensorboard_off():
+    rec, outputs = run(tensorboardMode="off")
+    assert [r.name for r in rec.by_type(CONTAINER)] == ["notebook"]
+    assert outputs["tensorboardUrl"] is None
+
+
+def test_gpu_box_stack():
+    rec, outputs = run("gpu-box")
+    nb = rec.one(CONTAINER, "notebook").inputs
+    assert nb["gpus"] == '"device=0,1"'
+    assert nb["ports"][0]["ip"] == "0.0.0.0"
+    assert rec.one(IMAGE, "image").inputs["name"] == "tensorflow/tensorflow:latest-gpu-jupyter"
+    check = rec.one(CONTAINER, "gpu-check").inputs
+    assert check["gpus"] == nb["gpus"] and check["image"] == nb["image"]
+    assert check["command"] == ["nvidia-smi", "-L"]
+    assert check["mustRun"] is False and check["attach"] is True and check["logs"] is True
+    assert labels(nb)["tfbox.gpu-check"] == "passed"
+    assert outputs["gpus"] == "0,1"
+    assert outputs["gpuCheck"].startswith("GPU 0: NVIDIA H200")
+    assert outputs["notebookUrl"] == "http://gpu-box:8888/"
+    assert outputs["tensorboardUrl"] == "http://127.0.0.1:6006/"
+    assert outputs["containerNames"] == ["tfbox-gpu-box-notebook", "tfbox-gpu-box-tensorboard", "tfbox-gpu-box-gpu-check"]
+
+
+def test_legacy_nvidia_runtime_mode():
+    rec, _ = run("gpu-box", gpuMode="nvidia-runtime")
+    for name in ("notebook", "gpu-check"):
+        inputs = rec.one(CONTAINER, name).inputs
+        assert inputs["runtime"] == "nvidia" and "gpus" not in inputs
+        assert "NVIDIA_VISIBLE_DEVICES=0,1" in inputs["envs"]
+
+
+def test_failed_gpu_check_stops_the_notebook():
+    rec = Recorder()
+    rec.gpu_check_result = (9, "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
+    with pytest.raises(Exception, match="NVIDIA Container Toolkit"):
+        run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)
+
+
+def test_too_few_gpus_seen_fails_the_check():
+    rec = Recorder()
+    rec.gpu_check_result = (0, "GPU 0: NVIDIA H200 (UUID: GPU-b780f725-fe96-b196-3303-e4a68e6a6860)\n")
+    with pytest.raises(Exception, match="sees 1"):
+        run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)
+
+
+def test_tracking_the_registry_feeds_pull_triggers():
+    rec, _ = run(imageTrackRegistry=True)
+    assert rec.calls[0][0] == "docker:index/getRegistryImage:getRegistryImage"
+    assert rec.one(IMAGE, "image").inputs["pullTriggers"] == ["sha256:" + "ef" * 32]
+
+
+def test_bad_config_declares_nothing():
+    rec = Recorder()
+    with pytest.raises(Exception, match=r"tfbox:gpus.*Fix"):
+        run_program(config_for("dev", gpus="zero"), recorder=rec)
+    assert rec.resources == []
+
+
+def test_plaintext_password_is_refused():
+    rec = Recorder()
+    with pytest.raises(Exception, match="plaintext"):
+        run_program(config_for("dev"), secret_keys=(), recorder=rec)
+    assert rec.resources == []

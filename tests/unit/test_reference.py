@@ -1,0 +1,32 @@
+"""The README's config table and Pulumi.yaml's typed config are generated from components.config.KEYS."""
+
+from pathlib import Path
+
+import yaml
+
+from components.config import KEYS
+from components.reference import BEGIN, END, YAML_BEGIN, YAML_END, current, markdown_table, yaml_block
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_table_matches_the_code():
+    assert current((ROOT / "README.md").read_text(), BEGIN, END) == markdown_table(), \
+        "run `python -m components.reference --write`"
+
+
+def test_pulumi_yaml_typed_config_matches_the_code():
+    assert current((ROOT / "Pulumi.yaml").read_text(), YAML_BEGIN, YAML_END) == yaml_block()
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    for key in KEYS:
+        if key.secret:
+            assert key.name not in declared
+            continue
+        assert declared[key.name]["type"] == key.type
+        assert declared[key.name]["default"] == key.default
+
+
+def test_every_key_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for key in KEYS:
+        assert f"`{key.full}`" in readme
