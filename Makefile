@@ -1,0 +1,54 @@
+# tfbox: the two commands in the README are `make up` and `make test`; the rest are helpers.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+
+.PHONY: up test unit lint e2e preview machine password destroy outputs local-docker reference
+
+# Runtime dependencies are all `make up` needs; the test tools come on top for `make test`.
+$(VENV)/.runtime: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## Deploy a stack (default: dev) with the state backend in .state/.
+up: $(VENV)/.runtime
+	scripts/up.sh $(STACK)
+
+## Everything CI runs: lint, type check, unit tests, then the real-engine tests.
+test: $(VENV)/.dev
+	scripts/test.sh
+
+unit: lint
+	$(PY) -m pytest tests/unit
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+
+e2e: $(VENV)/.dev
+	scripts/test.sh --e2e-only
+
+## Show what `pulumi up` would change on a machine, with the policy pack (make preview STACK=gpu-box).
+preview: $(VENV)/.runtime
+	scripts/preview.sh $(STACK)
+
+## Add a machine: make machine NAME=gpu-box-2 HOST=ssh://me@gpu-box-2
+machine: $(VENV)/.runtime
+	scripts/new-machine.sh "$(NAME)" "$(HOST)"
+
+password outputs destroy: $(VENV)/.runtime
+	scripts/up.sh $(STACK) --$@
+
+## A private Docker daemon, registry and a locally built TensorFlow image, for hosts that cannot reach Docker Hub.
+local-docker:
+	scripts/local-docker.sh
+
+## Regenerate the README's config table and Pulumi.yaml's typed config from components/config.py.
+reference: $(VENV)/.runtime
+	$(PY) -m components.reference --write

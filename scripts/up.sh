@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `make up`: deploy a stack with a state backend inside the project (.state/), so the
+# first run needs no Pulumi Cloud account and no manual config. On the dev stack it
+# generates the notebook password as a Pulumi secret if none is set.
+#
+#   scripts/up.sh [STACK] [--password|--outputs|--destroy]
+#
+# Environment: PULUMI_BACKEND_URL (default file://<project>/.state), PULUMI_CONFIG_PASSPHRASE
+# or _FILE (default: a generated .state/passphrase, mode 600), TFBOX_IMAGE (sets
+# tfbox:image on the stack first, e.g. an image from your own registry), DOCKER_HOST
+# (the docker provider's default host).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stack=${1:-dev}
+action=${2:-}
+
+bindir=$(toolchain/ensure.sh | tail -n 1)
+export PATH="$bindir:$PWD/.venv/bin:$PATH"
+export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=1
+export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PWD/.state}
+mkdir -p .state
+if [[ -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} ]]; then
+  if [[ ! -s .state/passphrase ]]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 > .state/passphrase)
+    echo "tfbox: generated the secrets passphrase in .state/passphrase (keep it; it decrypts this stack's secrets)" >&2
+  fi
+  export PULUMI_CONFIG_PASSPHRASE_FILE=$PWD/.state/passphrase
+fi
+
+pulumi stack select "$stack" >/dev/null 2>&1 || pulumi stack init "$stack" --secrets-provider passphrase >/dev/null
+
+case $action in
+  --password) pulumi config get tfbox:password --stack "$stack"; exit ;;
+  --outputs) pulumi stack output --stack "$stack"; exit ;;
+  --destroy) pulumi destroy --yes --stack "$stack"; exit ;;
+  "") ;;
+  *) echo "usage: $0 [STACK] [--password|--outputs|--destroy]" >&2; exit 2 ;;
+esac
+
+if [[ -n ${TFBOX_IMAGE:-} ]]; then
+  pulumi config set tfbox:image "$TFBOX_IMAGE" --stack "$stack"
+fi
+if ! pulumi config get tfbox:password --stack "$stack" >/dev/null 2>&1; then
+  if [[ $stack != dev ]]; then
+    echo "tfbox: stack $stack has no password; run: pulumi config set --secret tfbox:password --stack $stack" >&2
+    exit 1
+  fi
+  # from stdin, so the password never shows in `ps`
+  head -c 18 /dev/urandom | base64 | tr -d '/+=' | pulumi config set --secret tfbox:password --stack "$stack"
+  echo "tfbox: generated a notebook password for the dev stack; read it with: make password" >&2
+fi
+pulumi up --yes --stack "$stack"
+echo
+echo "Notebook: $(pulumi stack output notebookUrl --stack "$stack")   (password: make password STACK=$stack)"
