@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# `make machine NAME=<machine> HOST=ssh://user@host`: add a machine as a stack.
+#
+#   scripts/new-machine.sh NAME HOST
+#
+# 1. writes Pulumi.NAME.yaml from templates/Pulumi.machine.yaml (GPU defaults, notebook on
+#    0.0.0.0 behind the password, TensorBoard on loopback), picking host ports no other stack on
+#    the same Docker host uses; never overwrites an existing file;
+# 2. if a pulumi CLI is at hand, creates the stack (`pulumi stack init NAME`) in the backend and
+#    sets tfbox:password as a secret: from $TFBOX_PASSWORD, else asked without echo, else generated;
+# 3. validates the file with `python -m components.config --stack-file Pulumi.NAME.yaml`.
+#
+# Environment: PULUMI_BACKEND_URL and PULUMI_CONFIG_PASSPHRASE(_FILE) as for scripts/up.sh (default:
+# the project's .state/ and its generated passphrase); TFBOX_PASSWORD; TFBOX_NO_PULUMI=1 to only
+# write the file; TFBOX_ROOT (where the template is read and the stack file written, default the
+# repository; the tests point it at a temporary copy); PYTHON (the interpreter for the validator).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+root=${TFBOX_ROOT:-$repo}
+name=${1:-}
+host=${2:-}
+
+die() { echo "new-machine: $1" >&2; exit "${2:-1}"; }
+usage() { die "usage: make machine NAME=<machine> HOST=ssh://user@host   ($1)" 2; }
+
+[[ -n $name ]] || usage "NAME is missing"
+[[ -n $host ]] || usage "HOST is missing"
+# The name becomes the stack, the file name and the container/volume name prefix.
+[[ $name =~ ^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$ ]] ||
+  usage "NAME '$name' must be lowercase letters, digits and inner dashes, at most 40 characters"
+# No quotes, spaces or sed/YAML metacharacters: the host is written into YAML as is.
+[[ $host =~ ^(ssh|tcp|unix)://[A-Za-z0-9._~@:/%+-]+$ ]] ||
+  usage "HOST '$host' must look like ssh://user@host, tcp://host:2376 or unix:///var/run/docker.sock"
+
+template=$root/templates/Pulumi.machine.yaml
+out=$root/Pulumi.$name.yaml
+[[ -f $template ]] || die "no template at $template"
+[[ ! -e $out ]] || die "$out already exists; refusing to overwrite it (edit it, or pick another NAME)"
+
+# Host ports already taken on this Docker host by the other committed stacks.
+value_of() { # value_of FILE KEY -> the scalar after "KEY:", without quotes and comments
+  sed -n "s/^[[:space:]]*$2:[[:space:]]*//p" "$1" | sed -e 's/[[:space:]]#.*$//' -e 's/^"\(.*\)"$/\1/' -e "s/^'\(.*\)'$/\1/" | head -n 1
+}
+used=" "
+for other in "$root"/Pulumi.*.yaml; do
+  [[ -f $other && $other != "$root/Pulumi.yaml" ]] || continue
+  [[ $(value_of "$other" docker:host) == "$host" ]] || continue
+  nb=$(value_of "$other" tfbox:notebookPort); tb=$(value_of "$other" tfbox:tensorboardPort)
+  used+="${nb:-8888} ${tb:-6006} "
+done
+free_port() { # free_port START [ALSO_TAKEN]
+  local p=$1
+  while [[ $used == *" $p "* || $p == "${2:-}" ]]; do p=$((p + 1)); done
+  echo "$p"
+}
+notebook_port=$(free_port 8888)
+tensorboard_port=$(free_port 6006 "$notebook_port")
+
+tmp=$(mktemp "$root/.Pulumi.$name.yaml.XXXXXX")
+trap 'rm -f "$tmp"' EXIT
+sed -e "s|@MACHINE@|$name|g" -e "s|@DOCKER_HOST@|$host|g" \
+  -e "s|^\(  tfbox:notebookPort:\) 8888$|\1 $notebook_port|" \
+  -e "s|^\(  tfbox:tensorboardPort:\) 6006$|\1 $tensorboard_port|" "$template" >"$tmp"
+# noclobber: fail rather than overwrite if the file appeared meanwhile
+(set -o noclobber && cat "$tmp" >"$out") || die "$out appeared meanwhile; not overwritten"
+echo "new-machine: wrote $out (docker:host $host, notebook port $notebook_port, TensorBoard port $tensorboard_port)"
+
+# --- the stack and its password, when a pulumi CLI is available -----------------------------
+have_pulumi=""
+if [[ -z ${TFBOX_NO_PULUMI:-} ]]; then
+  if command -v pulumi >/dev/null 2>&1; then
+    have_pulumi=1
+  elif [[ -x $repo/toolchain/ensure.sh ]] && bindir=$("$repo/toolchain/ensure.sh" | tail -n 1) && [[ -x $bindir/pulumi ]]; then
+    export PATH="$bindir:$PATH"
+    have_pulumi=1
+  fi
+fi
+
+if [[ -n $have_pulumi ]]; then
+  cd "$root"
+  export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=1
+  [[ -d .venv ]] && export PATH="$PWD/.venv/bin:$PATH"
+  if [[ -z ${PULUMI_BACKEND_URL:-} ]]; then
+    export PULUMI_BACKEND_URL="file://$PWD/.state"
+    mkdir -p .state
+  fi
+  if [[ -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} && $PULUMI_BACKEND_URL == "file://$PWD/.state" ]]; then
+    if [[ ! -s .state/passphrase ]]; then
+      (umask 077 && head -c 32 /dev/urandom | base64 >.state/passphrase)
+      echo "new-machine: generated the secrets passphrase in .state/passphrase (keep it)" >&2
+    fi
+    export PULUMI_CONFIG_PASSPHRASE_FILE=$PWD/.state/passphrase
+  fi
+  if ! pulumi whoami >/dev/null 2>&1; then
+    have_pulumi=""
+    echo "new-machine: the pulumi CLI cannot reach the backend ${PULUMI_BACKEND_URL}; not creating the stack" >&2
+  elif pulumi stack select "$name" >/dev/null 2>&1; then
+    echo "new-machine: stack $name already exists in ${PULUMI_BACKEND_URL}; using it"
+  else
+    pulumi stack init "$name" --secrets-provider "${TFBOX_SECRETS_PROVIDER:-passphrase}" >/dev/null
+    echo "new-machine: created stack $name in ${PULUMI_BACKEND_URL}"
+  fi
+fi
+
+if [[ -n $have_pulumi ]]; then
+  password=${TFBOX_PASSWORD:-}
+  if [[ -z $password && -t 0 ]]; then
+    read -r -s -p "Notebook password for $name (empty: generate one): " password
+    echo
+  fi
+  generated=""
+  if [[ -z $password ]]; then
+    password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+    generated=1
+  fi
+  # from stdin, so the password never shows in `ps`
+  printf '%s' "$password" | pulumi config set --secret tfbox:password --stack "$name"
+  unset password
+  if [[ -n $generated ]]; then
+    echo "new-machine: generated the notebook password; read it with: pulumi config get tfbox:password --stack $name"
+  else
+    echo "new-machine: set the notebook password as a secret"
+  fi
+else
+  echo "new-machine: no pulumi CLI and backend here (or TFBOX_NO_PULUMI); finish on a machine that has them:"
+  echo "    pulumi stack init $name && pulumi config set --secret tfbox:password --stack $name"
+fi
+
+# --- validate -------------------------------------------------------------------------------
+python=${PYTHON:-}
+if [[ -z $python ]]; then
+  if [[ -x $repo/.venv/bin/python ]]; then python=$repo/.venv/bin/python; else python=python3; fi
+fi
+cd "$repo"
+"$python" -m components.config --stack-file "$out"
+echo "new-machine: next: review and commit Pulumi.$name.yaml, add a GitHub environment '$name' (docs/team-workflow.md),"
+echo "             then preview it: make preview STACK=$name"
