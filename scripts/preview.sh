@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# `make preview STACK=<machine>`: the diff `pulumi up` would apply to that machine, with the tfbox
+# policy pack, exactly as the pull-request workflow shows it.
+#
+#   scripts/preview.sh STACK [extra pulumi preview flags...]
+#
+# Environment: PULUMI_BACKEND_URL (default file://<project>/.state, as scripts/up.sh; a team's
+# machine stacks live in the shared backend of docs/team-workflow.md, and a preview against any
+# other backend diffs against empty state), PULUMI_CONFIG_PASSPHRASE or _FILE (default: the
+# project's .state/passphrase when the backend is the project's .state).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stack=${1:-}
+[[ -n $stack ]] || { echo "usage: make preview STACK=<machine>" >&2; exit 2; }
+shift
+[[ -f Pulumi.$stack.yaml ]] || { echo "preview: no Pulumi.$stack.yaml in $PWD" >&2; exit 2; }
+
+PATH="$(toolchain/ensure.sh | tail -n 1):$PATH"
+[[ -d .venv/bin ]] && PATH="$PWD/.venv/bin:$PATH"
+export PATH PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=1
+export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PWD/.state}
+if [[ -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} && -s .state/passphrase &&
+  $PULUMI_BACKEND_URL == "file://$PWD/.state" ]]; then
+  export PULUMI_CONFIG_PASSPHRASE_FILE=$PWD/.state/passphrase
+fi
+
+# The policy pack runs in its own virtualenv (PulumiPolicy.yaml: virtualenv .venv); (re)build it
+# when it is missing or policy/requirements.txt changed since it was built.
+if ! cmp -s policy/requirements.txt policy/.venv/.requirements.txt 2>/dev/null; then
+  echo "preview: installing the policy pack's dependencies into policy/.venv" >&2
+  python3 -m venv policy/.venv
+  policy/.venv/bin/pip install -q --disable-pip-version-check -r policy/requirements.txt
+  cp policy/requirements.txt policy/.venv/.requirements.txt
+fi
+
+if ! pulumi stack select "$stack" >/dev/null 2>&1; then
+  echo "preview: stack '$stack' is not in the backend $PULUMI_BACKEND_URL." >&2
+  echo "         Set PULUMI_BACKEND_URL to the team's backend, or create it with: make machine (docs/team-workflow.md)" >&2
+  exit 1
+fi
+exec pulumi preview --diff --stack "$stack" --policy-pack policy "$@"
