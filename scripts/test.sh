@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# `make test`: lint, type checks, then one pytest run over the unit and the real-engine tests.
+#
+# The real-engine tests need, besides this repo: root (they start Docker daemons), Debian's
+# docker.io / docker-registry / debootstrap, the Pulumi CLI + language host + docker provider
+# (toolchain/ensure.sh finds or builds them) and a TensorFlow notebook image in a local registry
+# (scripts/tf-image.sh builds it once and caches it). This script brings all of that up, hands
+# the addresses to pytest through TFBOX_E2E_* variables and stops what it started on exit.
+# In CI (CI=true) a missing prerequisite fails the run; elsewhere the e2e tests are skipped
+# with the reason printed in pytest's summary.
+#
+#   scripts/test.sh [--e2e-only] [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+venv=$root/.venv/bin
+targets=(tests)
+if [[ ${1:-} == --e2e-only ]]; then targets=(tests/e2e); shift; fi
+
+log() { printf '\n== %s (%s)\n' "$*" "$(date +%H:%M:%S)" >&2; }
+
+if [[ ${targets[0]} == tests ]]; then
+  log "ruff"; "$venv/ruff" check .
+  log "mypy"; "$venv/mypy" .
+fi
+
+export TFBOX_RUN=${TFBOX_RUN:-/tmp/tfbox-run}
+started=()
+cleanup() {
+  local status=$?
+  for item in "${started[@]}"; do
+    case $item in
+      registry) scripts/registry.sh purge >/dev/null 2>&1 || true ;;
+      daemon:*) scripts/dockerd.sh purge "${item#daemon:}" >/dev/null 2>&1 || true ;;
+    esac
+  done
+  exit $status
+}
+trap cleanup EXIT
+
+prepare_e2e() {
+  if [[ $(id -u) -ne 0 ]]; then echo "the real-engine tests start Docker daemons and need root" >&2; return 1; fi
+  log "host packages"; scripts/install-host-deps.sh
+  log "pulumi toolchain"; TFBOX_TOOLCHAIN_BIN=$(toolchain/ensure.sh | tail -n 1)
+  export TFBOX_TOOLCHAIN_BIN
+  log "local registry"; scripts/registry.sh start >/dev/null; started+=(registry)
+  export TFBOX_E2E_REGISTRY=127.0.0.1:${TFBOX_REGISTRY_PORT:-5000}
+  log "TensorFlow notebook image"
+  local build_host
+  build_host=$(scripts/dockerd.sh start build | sed -n 's/^DOCKER_HOST=//p'); started+=(daemon:build)
+  DOCKER_HOST=$build_host scripts/tf-image.sh --push "$TFBOX_E2E_REGISTRY"
+  export TFBOX_E2E_BUILD_HOST=$build_host
+  export TFBOX_E2E=1
+}
+
+if [[ ${TFBOX_SKIP_E2E:-} != 1 ]]; then
+  if ! prepare_e2e; then
+    if [[ ${CI:-} == true ]]; then echo "CI: the real-engine tests could not be prepared; failing" >&2; exit 1; fi
+    echo "real-engine tests will be skipped (see pytest's summary)" >&2
+  fi
+fi
+
+log "pytest"
+"$venv/python" -m pytest "${targets[@]}" "$@"

@@ -1,0 +1,111 @@
+"""Fixtures for the real-engine tests: Docker daemons, the local registry's image, a project copy.
+
+scripts/test.sh prepares the toolchain, the registry and the image, then sets TFBOX_E2E=1.
+Without that these tests are skipped with the reason in pytest's summary; in CI (CI=true)
+they fail instead, and any skipped real-engine test turns the whole run red.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import ROOT, Docker, Project
+
+READY = os.environ.get("TFBOX_E2E") == "1"
+IN_CI = os.environ.get("CI") == "true"
+NOT_READY = "real-engine prerequisites not prepared: run `make test` as root (scripts/test.sh prepares them)"
+_skipped_e2e: list[str] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+            if not READY and not IN_CI:
+                item.add_marker(pytest.mark.skip(reason=NOT_READY))
+
+
+@pytest.fixture(autouse=True)
+def _require_prepared() -> None:
+    if not READY:
+        pytest.fail(f"CI: {NOT_READY}")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "tests/e2e/" in report.nodeid:
+        _skipped_e2e.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if IN_CI and _skipped_e2e:
+        print(f"\nCI: {len(_skipped_e2e)} real-engine test(s) were skipped; in CI they must run:", *_skipped_e2e, sep="\n  ")
+        session.exitstatus = 1
+
+
+def start_daemon(name: str) -> Docker:
+    out = subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), "start", name], capture_output=True, text=True, check=True).stdout
+    host = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("DOCKER_HOST="))
+    return Docker(host)
+
+
+def stop_daemon(name: str, purge: bool = True) -> None:
+    subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), "purge" if purge else "stop", name], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def docker_a() -> Iterator[Docker]:
+    """The main test machine: a private dockerd with the NVIDIA stand-ins."""
+    docker = start_daemon("e2e-a")
+    yield docker
+    stop_daemon("e2e-a")
+
+
+@pytest.fixture(scope="session")
+def docker_b() -> Iterator[Docker]:
+    """A second machine for the two-machine and daemon-restart tests."""
+    docker = start_daemon("e2e-b")
+    yield docker
+    stop_daemon("e2e-b")
+
+
+@pytest.fixture(scope="session")
+def registry() -> str:
+    return os.environ.get("TFBOX_E2E_REGISTRY", "127.0.0.1:5000")
+
+
+@pytest.fixture(scope="session")
+def cpu_image(registry: str) -> str:
+    return f"{registry}/tensorflow/tensorflow:latest-jupyter"
+
+
+@pytest.fixture(scope="session")
+def gpu_image(registry: str) -> str:
+    return f"{registry}/tensorflow/tensorflow:latest-gpu-jupyter"
+
+
+@pytest.fixture(scope="session")
+def password() -> str:
+    # generated per run; the secrets test searches every output for it
+    return "tfbox-" + secrets.token_urlsafe(12)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    return Project(tmp_path_factory.mktemp("e2e"), os.environ.get("TFBOX_TOOLCHAIN_BIN", ""))
+
+
+def push_variant(n: int) -> str:
+    """Push a new digest of the notebook image under the same tags (the 'image upgrade')."""
+    env = {**os.environ, "DOCKER_HOST": os.environ["TFBOX_E2E_BUILD_HOST"]}
+    out = subprocess.run([str(ROOT / "scripts" / "tf-image.sh"), "--push", os.environ["TFBOX_E2E_REGISTRY"], "--variant", str(n)],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    return out
+
+
+__all__ = ["Path", "push_variant", "start_daemon", "stop_daemon"]

@@ -1,0 +1,302 @@
+"""What the real-engine tests drive: a copy of the project with its own state backend, the
+`pulumi` CLI, a Docker daemon through the docker CLI, Jupyter's HTTP/WebSocket API and
+TensorBoard's HTTP API. Plain helpers, no assertions of their own."""
+
+from __future__ import annotations
+
+import contextlib
+import http.cookiejar
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Result:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class Docker:
+    """The docker CLI against one daemon."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> Result:
+        cmd = ["docker", "-H", self.host, *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        res = Result(cmd, p.returncode, p.stdout, p.stderr)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()}")
+        return res
+
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        res = self("inspect", name, check=False)
+        return json.loads(res.stdout)[0] if res.returncode == 0 else None
+
+    def exec_env(self, name: str) -> dict[str, str]:
+        out = self("exec", name, "env").stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def snapshot(self) -> dict[str, list[str]]:
+        """Everything a deploy could have touched on the host."""
+        return {
+            "containers": sorted(self("ps", "-a", "--format", "{{.Names}} {{.ID}} {{.Status}}").stdout.splitlines()),
+            "volumes": sorted(self("volume", "ls", "--format", "{{.Name}}").stdout.splitlines()),
+            "images": sorted(self("images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout.splitlines()),
+        }
+
+    def wait_running(self, name: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = self.inspect(name)
+            if info and info["State"]["Running"]:
+                return info
+            time.sleep(1)
+        raise TimeoutError(f"{name} is not running after {timeout}s")
+
+
+class Project:
+    """A copy of the repo with its own file state backend, passphrase and PULUMI_HOME."""
+
+    def __init__(self, workdir: Path, toolchain_bin: str, extra_env: dict[str, str] | None = None) -> None:
+        self.dir = workdir / "project"
+        files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.splitlines()
+        for rel in files:
+            src = ROOT / rel
+            if not src.is_file() or rel.startswith(("tests/", ".github/")):
+                continue
+            dst = self.dir / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+        (self.dir / ".venv").symlink_to(ROOT / ".venv")
+        self.state = workdir / "state"
+        self.state.mkdir()
+        self.passphrase = secrets.token_urlsafe(24)  # generated per run, never written to the repo
+        self.env = {
+            **os.environ,
+            "PATH": f"{toolchain_bin}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+            "PULUMI_BACKEND_URL": f"file://{self.state}",
+            "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
+            "PULUMI_HOME": str(workdir / "pulumi-home"),
+            "PULUMI_SKIP_UPDATE_CHECK": "1",
+            "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "1",
+            **(extra_env or {}),
+        }
+        self.env.pop("DOCKER_HOST", None)
+        self.transcript: list[str] = []  # every CLI output, for the secrets test
+
+    def run(self, *args: str, check: bool = True, timeout: float = 900, input: str | None = None,
+            env: dict[str, str] | None = None) -> Result:
+        p = subprocess.run(list(args), cwd=self.dir, env={**self.env, **(env or {})}, capture_output=True, text=True,
+                           timeout=timeout, input=input, check=False)
+        res = Result(list(args), p.returncode, p.stdout, p.stderr)
+        self.transcript.append(f"$ {' '.join(args)}\n{res.output}")
+        if check and p.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({p.returncode}):\n{res.output[-6000:]}")
+        return res
+
+    def pulumi(self, *args: str, **kw: Any) -> Result:
+        return self.run("pulumi", "--non-interactive", *args, **kw)
+
+    def stack(self, name: str, config: dict[str, Any], password: str | None) -> Stack:
+        """Write Pulumi.<name>.yaml, create the stack, set the password as a secret (from stdin)."""
+        (self.dir / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
+        self.pulumi("stack", "init", name, "--secrets-provider", "passphrase")
+        st = Stack(self, name)
+        if password is not None:
+            self.pulumi("config", "set", "--secret", "tfbox:password", "--stack", name, input=password)
+        return st
+
+
+@dataclass
+class Stack:
+    project: Project
+    name: str
+    outputs_cache: dict[str, Any] = field(default_factory=dict)
+
+    def _args(self, *args: str) -> list[str]:
+        return [*args, "--stack", self.name]
+
+    def up(self, *extra: str, check: bool = True, timeout: float = 900) -> Result:
+        return self.project.pulumi(*self._args("up", "--yes", "--skip-preview", *extra), check=check, timeout=timeout)
+
+    def preview(self, *extra: str, check: bool = True) -> Result:
+        return self.project.pulumi(*self._args("preview", *extra), check=check)
+
+    def preview_json(self) -> dict[str, Any]:
+        return dict(json.loads(self.project.pulumi(*self._args("preview", "--json")).stdout))
+
+    def refresh(self, *extra: str, check: bool = True) -> Result:
+        return self.project.pulumi(*self._args("refresh", "--yes", *extra), check=check)
+
+    def destroy(self, check: bool = True) -> Result:
+        return self.project.pulumi(*self._args("destroy", "--yes"), check=check)
+
+    def outputs(self, show_secrets: bool = False) -> dict[str, Any]:
+        extra = ["--show-secrets"] if show_secrets else []
+        return dict(json.loads(self.project.pulumi(*self._args("stack", "output", "--json", *extra)).stdout))
+
+    def export(self) -> str:
+        return self.project.pulumi(*self._args("stack", "export")).stdout
+
+    def set(self, key: str, value: str) -> None:
+        self.project.pulumi(*self._args("config", "set", f"tfbox:{key}", value))
+
+    def set_docker_host(self, host: str) -> None:
+        self.project.pulumi(*self._args("config", "set", "docker:host", host))
+
+    def changes(self, result: Result) -> dict[str, int]:
+        """The change summary of an `up --json`-less run: counts of create/update/replace/delete."""
+        summary: dict[str, int] = {}
+        for line in result.output.splitlines():
+            line = line.strip()
+            for word in ("created", "updated", "replaced", "deleted"):
+                if line.endswith(word) and line.split()[0].lstrip("+-~").isdigit():
+                    summary[word] = int(line.split()[0].lstrip("+-~"))
+        return summary
+
+
+def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def wait_http(url: str, timeout: float = 120) -> tuple[int, bytes]:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            return http_get(url)
+        except (OSError, urllib.error.URLError) as e:
+            last = e
+            time.sleep(1)
+    raise TimeoutError(f"{url} did not answer in {timeout}s: {last}")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class Jupyter:
+    """A logged-in browser session against Jupyter Server 2, over its REST and kernel WebSocket APIs."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url.rstrip("/")
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
+
+    def _xsrf(self) -> str:
+        return next((c.value for c in self.jar if c.name == "_xsrf"), "") or ""
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if self._xsrf():
+            req.add_header("X-XSRFToken", self._xsrf())
+        try:
+            with self.opener.open(req, timeout=30) as r:
+                raw = r.read()
+                return r.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            with contextlib.suppress(ValueError):
+                return e.code, json.loads(raw)
+            return e.code, raw.decode(errors="replace")
+
+    def login(self, password: str) -> bool:
+        """True when Jupyter accepts the password (it answers the form with a redirect)."""
+        with contextlib.suppress(urllib.error.HTTPError):
+            self.opener.open(self.base + "/login", timeout=30).read()
+        form = urllib.parse.urlencode({"password": password, "_xsrf": self._xsrf()}).encode()
+        req = urllib.request.Request(self.base + "/login?next=%2Ftree", data=form, method="POST")
+        try:
+            with self.opener.open(req, timeout=30) as r:
+                return r.status in (301, 302, 303)
+        except urllib.error.HTTPError as e:
+            return e.code in (301, 302, 303)
+
+    def save_notebook(self, path: str, source: str) -> None:
+        nb = {"type": "notebook", "content": {
+            "cells": [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None}],
+            "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}
+        status, body = self.request("PUT", f"/api/contents/{path}", nb)
+        if status not in (200, 201):
+            raise AssertionError(f"saving {path}: {status} {body}")
+
+    def read_notebook_source(self, path: str) -> str | None:
+        status, body = self.request("GET", f"/api/contents/{path}")
+        if status != 200:
+            return None
+        return str(body["content"]["cells"][0]["source"])
+
+    def execute(self, code: str, timeout: float = 600) -> dict[str, str]:
+        """Run code in a new kernel; return what the cell showed on stdout/stderr and any error."""
+        import websocket  # websocket-client, a test dependency
+
+        status, kernel = self.request("POST", "/api/kernels", {"name": "python3"})
+        if status != 201:
+            raise AssertionError(f"starting a kernel: {status} {kernel}")
+        ws_url = self.base.replace("http://", "ws://") + f"/api/kernels/{kernel['id']}/channels"
+        cookie = "; ".join(f"{c.name}={c.value}" for c in self.jar)
+        ws = websocket.create_connection(ws_url, header=[f"Cookie: {cookie}"], timeout=timeout)
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test", "session": uuid.uuid4().hex,
+                       "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True},
+        }))
+        out = {"stdout": "", "stderr": "", "error": ""}
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                msg = json.loads(ws.recv())
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind = msg["header"]["msg_type"]
+                if kind == "stream":
+                    out[msg["content"]["name"]] += msg["content"]["text"]
+                elif kind == "error":
+                    out["error"] = "\n".join(msg["content"].get("traceback", [])) or msg["content"].get("evalue", "")
+                elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                    break
+        finally:
+            ws.close()
+            self.request("DELETE", f"/api/kernels/{kernel['id']}")
+        return out

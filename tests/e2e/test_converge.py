@@ -1,0 +1,89 @@
+"""Scenario 1 and 7: `up` from nothing converges, the notebook is password-only, a second
+`up` changes nothing, and the password is in plaintext nowhere."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+
+from tests.e2e.harness import Docker, Jupyter, Project, free_port, http_get
+
+
+@pytest.fixture(scope="module")
+def lab(project: Project, docker_a: Docker, cpu_image: str, password: str) -> Iterator[SimpleNamespace]:
+    nb_port, tb_port = free_port(), free_port()
+    stack = project.stack("converge", {
+        "docker:host": docker_a.host, "tfbox:image": cpu_image,
+        "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port,
+    }, password)
+    first = stack.up()
+    yield SimpleNamespace(stack=stack, first=first, docker=docker_a,
+                          nb=f"http://127.0.0.1:{nb_port}", tb=f"http://127.0.0.1:{tb_port}")
+    stack.destroy(check=False)
+
+
+def test_up_from_nothing_creates_a_healthy_lab(lab: SimpleNamespace, cpu_image: str) -> None:
+    outputs = lab.stack.outputs()
+    assert outputs["notebookUrl"] == lab.nb + "/"
+    assert outputs["tensorboardUrl"] == lab.tb + "/"
+    assert outputs["containerNames"] == ["tfbox-converge-notebook", "tfbox-converge-tensorboard"]
+    for name in outputs["containerNames"]:
+        info = lab.docker.inspect(name)
+        assert info is not None and info["State"]["Running"]
+        assert info["State"]["Health"]["Status"] == "healthy", "pulumi up returned before the health check passed"
+        assert info["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    # the image really came from the registry: its repo digest is the registry's
+    assert outputs["imageDigest"].startswith(cpu_image.rsplit(":", 1)[0] + "@sha256:")
+    image = json.loads(lab.docker("image", "inspect", cpu_image).stdout)[0]
+    assert outputs["imageDigest"] in image["RepoDigests"]
+    assert lab.docker.inspect("tfbox-converge-notebook")["Image"] == image["Id"]
+
+
+def test_notebook_refuses_anyone_without_the_password(lab: SimpleNamespace, password: str) -> None:
+    status, _ = http_get(lab.nb + "/api/contents")
+    assert status == 403, "unauthenticated API call must be refused"
+    status, _ = http_get(lab.nb + "/api/kernels")
+    assert status == 403
+    status, _ = http_get(lab.nb + "/?token=")
+    assert status in (302, 403) or b"password" in _.lower()
+    assert not Jupyter(lab.nb).login("not-the-password")
+    assert not Jupyter(lab.nb).login("")
+
+
+def test_notebook_accepts_the_configured_password(lab: SimpleNamespace, password: str) -> None:
+    session = Jupyter(lab.nb)
+    assert session.login(password)
+    status, body = session.request("GET", "/api/contents")
+    assert status == 200 and body["type"] == "directory"
+    status, body = session.request("GET", "/api/status")
+    assert status == 200
+
+
+def test_tensorboard_answers_on_its_port(lab: SimpleNamespace) -> None:
+    status, body = http_get(lab.tb + "/data/logdir")
+    assert status == 200
+    assert json.loads(body)["logdir"] == "/tf/logs"
+
+
+def test_second_up_changes_nothing(lab: SimpleNamespace) -> None:
+    before = {n: lab.docker.inspect(n)["Id"] for n in ("tfbox-converge-notebook", "tfbox-converge-tensorboard")}
+    lab.stack.preview("--expect-no-changes")
+    lab.stack.up("--expect-no-changes")
+    after = {n: lab.docker.inspect(n)["Id"] for n in before}
+    assert after == before
+
+
+def test_password_is_in_plaintext_nowhere(lab: SimpleNamespace, project: Project, password: str) -> None:
+    assert password not in lab.stack.export(), "pulumi stack export shows the password"
+    for line in lab.docker("ps", "-a", "--format", "{{.Names}}").stdout.split():
+        inspected = lab.docker("inspect", line).stdout
+        assert password not in inspected, f"docker inspect {line} shows the password"
+        assert "hashed_password" not in inspected
+        assert "PASSWORD=" not in inspected
+    assert password not in "\n".join(project.transcript), "the CLI printed the password"
+    # only an explicit request shows it
+    assert lab.stack.outputs(show_secrets=True)["password"] == password
+    assert lab.stack.outputs()["password"] == "[secret]"

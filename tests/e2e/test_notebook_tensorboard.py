@@ -1,0 +1,70 @@
+"""Scenario 2: code run in a notebook kernel trains a Keras model with the TensorBoard
+callback into the shared logs; TensorBoard's API then lists the run and its scalars; the
+`capture` helper brings TensorFlow's C++ output into the cell."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+
+from tests.e2e.harness import Docker, Jupyter, Project, free_port, http_get
+
+TRAIN = """
+import numpy as np, tensorflow as tf
+x = np.random.rand(64, 4).astype("float32"); y = x.sum(axis=1, keepdims=True)
+model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(1)])
+model.compile(optimizer="sgd", loss="mse")
+cb = tf.keras.callbacks.TensorBoard(log_dir="/tf/logs/e2e-run")
+model.fit(x, y, epochs=3, verbose=0, callbacks=[cb])
+print("fit-done", tf.__version__)
+"""
+
+CAPTURE = """
+import tensorflow as tf
+with capture():
+    tf.print("tfbox-cpp-marker")  # TensorFlow's C++ PrintV2 kernel writes this straight to fd 2
+    import os; os.write(1, b"raw-fd-1-marker\\n")
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(project: Project, docker_a: Docker, cpu_image: str, password: str) -> Iterator[SimpleNamespace]:
+    nb_port, tb_port = free_port(), free_port()
+    stack = project.stack("train", {
+        "docker:host": docker_a.host, "tfbox:image": cpu_image,
+        "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port,
+    }, password)
+    stack.up()
+    session = Jupyter(f"http://127.0.0.1:{nb_port}")
+    assert session.login(password)
+    yield SimpleNamespace(stack=stack, session=session, tb=f"http://127.0.0.1:{tb_port}")
+    stack.destroy(check=False)
+
+
+def test_training_logs_show_up_in_tensorboard(lab: SimpleNamespace) -> None:
+    result = lab.session.execute(TRAIN)
+    assert not result["error"], result["error"]
+    assert "fit-done" in result["stdout"]
+    deadline = time.monotonic() + 90
+    tags: dict[str, dict[str, object]] = {}
+    while time.monotonic() < deadline:
+        status, body = http_get(lab.tb + "/data/plugin/scalars/tags")
+        tags = json.loads(body) if status == 200 else {}
+        if "e2e-run/train" in tags:
+            break
+        time.sleep(3)
+    assert "e2e-run/train" in tags, f"TensorBoard lists {sorted(tags)}"
+    assert "epoch_loss" in tags["e2e-run/train"]
+    status, body = http_get(lab.tb + "/data/plugin/scalars/scalars?run=e2e-run%2Ftrain&tag=epoch_loss")
+    assert status == 200 and len(json.loads(body)) == 3, "one loss point per epoch"
+
+
+def test_capture_brings_cpp_output_into_the_cell(lab: SimpleNamespace) -> None:
+    result = lab.session.execute(CAPTURE)
+    assert not result["error"], result["error"]
+    assert "tfbox-cpp-marker" in result["stderr"]
+    assert "raw-fd-1-marker" in result["stdout"]
