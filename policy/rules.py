@@ -94,8 +94,13 @@ def public_bindings(props: Mapping[str, Any], internal: int | None = None) -> li
             continue
         ip = port.get("ip") or "0.0.0.0"
         if not is_loopback(str(ip)):
-            found.append(f"{ip}:{port.get('external', port.get('internal'))}->{port.get('internal')}")
+            found.append(f"{ip}:{_port(port.get('external', port.get('internal')))}->{_port(port.get('internal'))}")
     return found
+
+
+def _port(value: Any) -> str:
+    """Ports arrive as floats from the engine (protobuf Struct numbers): print 8888, not 8888.0."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _upload_text(upload: Mapping[str, Any]) -> str | None:
