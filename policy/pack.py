@@ -33,9 +33,7 @@ def _resource_policy(name: str, description: str, check: Check) -> ResourceValid
         for message in check(args.resource_type, args.props):
             report_violation(message, None)
 
-    return ResourceValidationPolicy(
-        name=name, description=description, validate=validate, enforcement_level=EnforcementLevel.MANDATORY
-    )
+    return ResourceValidationPolicy(name=name, description=description, validate=validate, enforcement_level=EnforcementLevel.MANDATORY)
 
 
 def _validate_volume(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -47,9 +45,7 @@ def _image_sources(resource: PolicyResource, everything: list[PolicyResource]) -
     """RemoteImage names feeding the container's `image`, directly or through a component (e.g. tfbox:index:Image)."""
     feeding = resource.property_dependencies.get("image", [])
     urns = {dep.urn for dep in feeding}
-    candidates = [
-        (r.resource_type, r.props) for r in everything if r.urn in urns or (r.parent is not None and r.parent.urn in urns)
-    ]
+    candidates = [(r.resource_type, r.props) for r in everything if r.urn in urns or (r.parent is not None and r.parent.urn in urns)]
     return rules.image_names(candidates)
 
 
