@@ -1,0 +1,155 @@
+"""Scenario 5: drift and faults. A container removed or stopped by hand is reported by
+`pulumi refresh` and brought back by the next `up`; after a restart of the Docker daemon the
+containers come back by their restart policy with nothing for Pulumi to do; an `up`
+interrupted half-way (SIGINT to the CLI) is finished by the next `up` without state edits.
+
+Everything runs on docker_b, so restarting its daemon disturbs no other test's stack."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import start_daemon, stop_daemon
+from tests.e2e.harness import Docker, Jupyter, Project, Stack, free_port, http_get, wait_http
+
+NB, TB = "tfbox-drift-notebook", "tfbox-drift-tensorboard"
+NOTEBOOK = "tfbox-e2e-drift.ipynb"
+SOURCE = "print('survives drift')"
+
+
+@pytest.fixture(scope="module")
+def lab(project: Project, docker_b: Docker, cpu_image: str, password: str) -> Iterator[SimpleNamespace]:
+    nb_port, tb_port = free_port(), free_port()
+    stack = project.stack("drift", {
+        "docker:host": docker_b.host, "tfbox:image": cpu_image,
+        "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port,
+    }, password)
+    stack.up()
+    lab = SimpleNamespace(stack=stack, docker=docker_b, password=password,
+                          nb=f"http://127.0.0.1:{nb_port}", tb=f"http://127.0.0.1:{tb_port}")
+    session = Jupyter(lab.nb)
+    assert session.login(password)
+    session.save_notebook(NOTEBOOK, SOURCE)
+    yield lab
+    stack.destroy(check=False)
+    for vol in ("tfbox-drift-notebooks", "tfbox-drift-logs"):
+        docker_b("volume", "rm", vol, check=False)
+
+
+def refresh_report(stack: Stack) -> dict[str, str]:
+    """What `pulumi refresh` reports, by resource name: op for every step that is not 'same'."""
+    digest = json.loads(stack.project.pulumi("refresh", "--preview-only", "--json", "--stack", stack.name).stdout)
+    return {step["urn"].rsplit("::", 1)[1]: step["op"] for step in digest.get("steps", []) if step["op"] not in ("same", "refresh")}
+
+
+def answers(url: str, timeout: float = 180) -> int:
+    """Poll until `url` answers with a status below 500 (a restarting server resets or refuses first)."""
+    deadline = time.monotonic() + timeout
+    status, _ = wait_http(url, timeout=timeout)
+    while status >= 500 and time.monotonic() < deadline:
+        time.sleep(1)
+        status, _ = wait_http(url, timeout=max(1.0, deadline - time.monotonic()))
+    return status
+
+
+def lab_answers(lab: SimpleNamespace, timeout: float = 180) -> None:
+    """What a user checks: both containers run, the notebook logs in and shows the saved notebook, TensorBoard answers."""
+    for name in (NB, TB):
+        lab.docker.wait_running(name, timeout=timeout)
+    assert answers(lab.nb + "/api", timeout) == 200
+    session = Jupyter(lab.nb)
+    assert session.login(lab.password)
+    assert session.read_notebook_source(NOTEBOOK) == SOURCE, "the saved notebook is gone"
+    assert answers(lab.tb + "/data/logdir", timeout) == 200
+
+
+def test_1_container_removed_by_hand(lab: SimpleNamespace) -> None:
+    lab.docker("rm", "-f", NB)
+    assert refresh_report(lab.stack) == {"notebook": "delete"}
+    refreshed = lab.stack.refresh()
+    assert lab.stack.changes(refreshed).get("deleted") == 1, refreshed.output[-3000:]
+    assert lab.stack.preview("--expect-no-changes", check=False).returncode != 0, "up would not restore the notebook"
+    restored = lab.stack.up()
+    assert lab.stack.changes(restored).get("created") == 1, restored.output[-3000:]
+    lab_answers(lab)
+    lab.stack.preview("--expect-no-changes")
+
+
+def test_2_container_stopped_by_hand(lab: SimpleNamespace) -> None:
+    lab.docker("stop", NB)
+    assert not lab.docker.inspect(NB)["State"]["Running"]
+    report = refresh_report(lab.stack)
+    assert list(report) == ["notebook"] and report["notebook"] in ("update", "delete"), report
+    lab.stack.refresh()
+    lab.stack.up()
+    lab_answers(lab)
+    assert lab.docker.inspect(NB)["State"]["Running"]
+    lab.stack.preview("--expect-no-changes")
+
+
+def test_3_docker_daemon_restart(lab: SimpleNamespace) -> None:
+    before = {name: lab.docker.inspect(name)["Id"] for name in (NB, TB)}
+    stop_daemon("e2e-b", purge=False)
+    with pytest.raises(OSError):  # the host really lost its containers
+        http_get(lab.nb + "/api", timeout=3)
+    docker = start_daemon("e2e-b")
+    assert docker.host == lab.docker.host
+    lab_answers(lab)
+    after = {name: lab.docker.inspect(name) for name in (NB, TB)}
+    assert {name: info["Id"] for name, info in after.items()} == before, "the containers came back as new ones"
+    lab.stack.preview("--expect-no-changes")
+
+
+def interrupt_when_created(project: Project, stack: Stack, docker: Docker, container: str, timeout: float = 600) -> tuple[int, str]:
+    """Start `pulumi up`, SIGINT the CLI once `container` exists on the host, wait for the CLI to exit."""
+    cmd = ["pulumi", "--non-interactive", "up", "--yes", "--skip-preview", "--stack", stack.name]
+    with subprocess.Popen(cmd, cwd=project.dir, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, start_new_session=True) as proc:
+        deadline = time.monotonic() + timeout
+        while docker.inspect(container) is None:
+            assert proc.poll() is None, "up ended before the container was created"
+            assert time.monotonic() < deadline, f"{container} was not created in {timeout}s"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)  # the CLI only, as a user's Ctrl-C on `pulumi up` would reach it first
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        project.transcript.append(f"$ {' '.join(cmd)}  # interrupted\n{out}")
+        return proc.returncode, out
+
+
+def test_4_interrupted_up_is_finished_by_the_next_up(project: Project, docker_b: Docker, cpu_image: str, password: str) -> None:
+    nb_port, tb_port = free_port(), free_port()
+    stack = project.stack("halfway", {
+        "docker:host": docker_b.host, "tfbox:image": cpu_image,
+        "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port,
+    }, password)
+    lab = SimpleNamespace(stack=stack, docker=docker_b, password=password,
+                          nb=f"http://127.0.0.1:{nb_port}", tb=f"http://127.0.0.1:{tb_port}")
+    try:
+        code, out = interrupt_when_created(project, stack, docker_b, "tfbox-halfway-notebook")
+        assert code != 0, f"the interrupted up reported success:\n{out[-3000:]}"
+        assert "^C received" in out, out[-3000:]
+        stack.up()
+        assert answers(lab.nb + "/api") == 200
+        session = Jupyter(lab.nb)
+        assert session.login(password)
+        session.save_notebook(NOTEBOOK, SOURCE)
+        lab_answers(lab)
+        stack.preview("--expect-no-changes")
+        state: dict[str, Any] = json.loads(stack.export())
+        assert not state["deployment"].get("pending_operations"), "the next up left pending operations in the state"
+    finally:
+        stack.destroy(check=False)
+        for vol in ("tfbox-halfway-notebooks", "tfbox-halfway-logs"):
+            docker_b("volume", "rm", vol, check=False)
