@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Benchmark: a no-op `pulumi up` of a converged tfbox stack against a no-op `up` of an empty
+Pulumi Python program (the engine's own floor: CLI start, language host, Python, state I/O),
+both on a file backend with the passphrase secrets provider, as a ratio of medians.
+
+Timed twice: `pulumi up --yes --skip-preview` (what the tests run) and `pulumi up --yes` (with the
+preview, what `make up` runs). Every timed run is checked to have changed nothing.
+
+    bench/noop_up.py [-n RUNS] [--docker-host unix://...] [--image REF]
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, arguments, log, report, setup
+from tests.e2e.harness import Project, Result, Stack, free_port
+
+MODES = {"--skip-preview": ("--skip-preview",), "with preview": ()}
+
+
+def empty_program(project: Project) -> None:
+    """Turn a project copy into an empty Pulumi Python program using the same virtualenv."""
+    (project.dir / "Pulumi.yaml").write_text(
+        "name: empty\nruntime:\n  name: python\n  options:\n    toolchain: pip\n"
+        f"    virtualenv: {ROOT / '.venv'}\n")
+    (project.dir / "__main__.py").write_text('"""An empty Pulumi program: no resources."""\n')
+    for stale in project.dir.glob("Pulumi.*.yaml"):
+        stale.unlink()
+
+
+def timed_noop(stack: Stack, extra: tuple[str, ...]) -> float:
+    t0 = time.monotonic()
+    res: Result = stack.project.pulumi("up", "--yes", *extra, "--stack", stack.name)
+    took = time.monotonic() - t0
+    if stack.changes(res):
+        raise SystemExit(f"not a no-op up of {stack.name}:\n{res.output[-3000:]}")
+    return took
+
+
+def main() -> None:
+    args = arguments(__doc__ or "")
+    with setup(args) as s:
+        tfbox = s.project("tfbox")
+        lab = tfbox.stack("bench", {
+            "docker:host": s.docker.host, "tfbox:image": s.image,
+            "tfbox:notebookPort": free_port(), "tfbox:tensorboardPort": free_port(),
+        }, "bench-" + secrets.token_urlsafe(12))
+        empty = s.project("empty")
+        empty_program(empty)
+        floor = empty.stack("floor", {}, None)
+        try:
+            log("converging the tfbox stack and the empty program (not timed)")
+            lab.up()
+            floor.up()
+            times: dict[str, list[float]] = {}
+            for i in range(args.runs):
+                for mode, extra in MODES.items():
+                    for name, stack in (("tfbox", lab), ("empty", floor)):
+                        times.setdefault(f"{name} no-op up ({mode})", []).append(timed_noop(stack, extra))
+                log(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
+        finally:
+            lab.destroy(check=False)
+            for vol in ("tfbox-bench-notebooks", "tfbox-bench-logs"):
+                s.docker("volume", "rm", vol, check=False)
+        report("no-op pulumi up: converged tfbox stack vs an empty Python program", sorted(times.items()), [
+            (f"ratio ({mode}): tfbox / empty", f"tfbox no-op up ({mode})", f"empty no-op up ({mode})") for mode in MODES
+        ], args.runs)
+
+
+if __name__ == "__main__":
+    main()
