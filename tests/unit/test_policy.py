@@ -247,22 +247,29 @@ def test_image_names_reads_remote_images_only() -> None:
 
 # --- what the analyzer hands the policies: unknowns, secrets, options -----------------------------
 
-pulumi_policy = pytest.importorskip("pulumi_policy", reason="pulumi-policy (policy/requirements.txt) not installed")
+try:  # the pack's own dependency (policy/requirements.txt); only the tests below need it
+    from google.protobuf import struct_pb2
+    from pulumi.runtime.proto import analyzer_pb2
+    from pulumi_policy.policy import EnforcementLevel, _PolicyAnalyzerServicer
+    from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
-from google.protobuf import struct_pb2  # noqa: E402
-from pulumi.runtime.proto import analyzer_pb2  # noqa: E402
-from pulumi_policy.policy import EnforcementLevel, _PolicyAnalyzerServicer  # noqa: E402
-from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy  # noqa: E402
+    from policy.pack import PACK_NAME, build_policies
 
-from policy.pack import PACK_NAME, build_policies  # noqa: E402
+    HAVE_PULUMI_POLICY = True
+except ImportError:
+    HAVE_PULUMI_POLICY = False
+
+needs_pulumi_policy = pytest.mark.skipif(not HAVE_PULUMI_POLICY, reason="pulumi-policy not installed: pip install -r policy/requirements.txt")
 
 
+@needs_pulumi_policy
 def test_unknown_password_content_defers_the_verdict() -> None:
     props = unknown_checking_proxy(container(uploads=[{"file": rules.JUPYTER_CONFIG_PATH, "content": UNKNOWN}]))
     with pytest.raises(UnknownValueError):
         rules.check_notebook_password(rules.CONTAINER, props)
 
 
+@needs_pulumi_policy
 def test_unknown_labels_fall_back_to_the_container_name() -> None:
     # The notebook's labels wait for the GPU check's verdict, so they are unknown during preview.
     props = unknown_checking_proxy({**container(uploads=[]), "labels": UNKNOWN})
@@ -270,6 +277,7 @@ def test_unknown_labels_fall_back_to_the_container_name() -> None:
     assert rules.check_public_notebook_password(rules.CONTAINER, props)
 
 
+@needs_pulumi_policy
 def test_public_check_does_not_need_the_password_when_on_loopback() -> None:
     uploads = [{"file": rules.JUPYTER_CONFIG_PATH, "content": UNKNOWN}]
     props = unknown_checking_proxy(container(ports=[{"internal": 8888, "external": 8888, "ip": "127.0.0.1"}], uploads=uploads))
@@ -303,11 +311,13 @@ def _secret(value: Any) -> dict[str, Any]:
     return {SIG: SECRET_SIG, "value": value}
 
 
+@needs_pulumi_policy
 def test_pack_sees_a_secret_config_upload_in_plaintext() -> None:
     props = container(uploads=[{"file": rules.JUPYTER_CONFIG_PATH, "content": _secret(jupyter_config())}])
     assert _analyze(rules.CONTAINER, NOTEBOOK, props) == {}
 
 
+@needs_pulumi_policy
 def test_pack_refuses_a_notebook_without_password() -> None:
     props = container(uploads=[{"file": rules.JUPYTER_CONFIG_PATH, "content": _secret(jupyter_config(None))}])
     assert _analyze(rules.CONTAINER, NOTEBOOK, props) == {
@@ -316,6 +326,7 @@ def test_pack_refuses_a_notebook_without_password() -> None:
     }
 
 
+@needs_pulumi_policy
 def test_pack_turns_an_unknown_password_into_an_advisory_note_during_preview() -> None:
     props = container(uploads=[{"file": rules.JUPYTER_CONFIG_PATH, "content": UNKNOWN}])
     assert _analyze(rules.CONTAINER, NOTEBOOK, props) == {
@@ -324,16 +335,19 @@ def test_pack_turns_an_unknown_password_into_an_advisory_note_during_preview() -
     }
 
 
+@needs_pulumi_policy
 def test_pack_refuses_public_tensorboard() -> None:
     assert _analyze(rules.CONTAINER, TENSORBOARD, tensorboard("0.0.0.0")) == {"tensorboard-loopback-unless-public": "MANDATORY"}
 
 
+@needs_pulumi_policy
 def test_pack_reads_protect_but_needs_the_label_for_retain_on_delete() -> None:
     assert _analyze(rules.VOLUME, "notebooks", volume(retain=None), protect=True) == {}
     assert _analyze(rules.VOLUME, "notebooks", volume(retain=None)) == {"notebooks-volume-survives-destroy": "MANDATORY"}
     assert _analyze(rules.VOLUME, "notebooks", volume()) == {}
 
 
+@needs_pulumi_policy
 def test_stack_policy_follows_the_image_dependency_to_the_tag() -> None:
     image_urn = "urn:pulumi:box::tfbox::tfbox:index:Image$docker:index/remoteImage:RemoteImage::image"
     resources = [
@@ -372,6 +386,7 @@ def _program_requests(stack: str, **overrides: Any) -> list[tuple[str, str, dict
     return out
 
 
+@needs_pulumi_policy
 @pytest.mark.parametrize("stack", ["dev", "gpu-box"])
 def test_pack_accepts_the_program_except_the_volume_rule(stack: str) -> None:
     """The password, loopback and TensorBoard rules agree with what the program declares."""
@@ -387,6 +402,7 @@ def test_pack_accepts_the_program_except_the_volume_rule(stack: str) -> None:
     "that makes it visible to the pack (analyzers cannot see retainOnDelete)",
 )
 @pytest.mark.parametrize("stack", ["dev", "gpu-box"])
+@needs_pulumi_policy
 def test_pack_accepts_the_programs_notebooks_volume(stack: str) -> None:
     volumes = [r for r in _program_requests(stack) if r[0] == rules.VOLUME]
     assert volumes
@@ -394,6 +410,7 @@ def test_pack_accepts_the_programs_notebooks_volume(stack: str) -> None:
         assert _analyze(resource_type, name, inputs, protect) == {}, name
 
 
+@needs_pulumi_policy
 def test_pack_accepts_a_protected_notebooks_volume_from_the_program() -> None:
     volumes = [r for r in _program_requests("dev", protectVolumes=True) if r[0] == rules.VOLUME]
     for resource_type, name, inputs, protect in volumes:
