@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Compare our provider's Pulumi schema with the installed pulumi-docker Python SDK.
+
+The SDK puts camelCase property names and type tokens on the wire; our provider
+(a bridge of the Terraform docker provider) must use exactly the same names.
+This reads the SDK's sources (no import needed) and the schema that
+cmd/gen-schema writes, and prints every difference:
+
+    python3 check_names.py <schema.json> [<site-packages>/pulumi_docker]
+
+Exit status 1 if a resource, function or property that the SDK sends or reads
+is missing from the schema, or is a list in one and a single value in the other
+(the things that break a program). Properties the schema has but the SDK lacks
+(newer Terraform provider) are only listed.
+"""
+import ast
+import json
+import os
+import sys
+
+# pulumi-docker's docker.Image (docker:index/image:Image) is a native resource
+# written in Go (it drives buildx), not a bridged Terraform resource: our
+# provider does not have it. tfbox uses RemoteImage.
+NOT_PROVIDED = {"resource docker:index/image:Image"}
+
+
+def shape_of_annotation(ann):
+    """'array', 'map' or 'one' from a getter's return annotation."""
+    text = ast.unparse(ann) if ann is not None else ""
+    if "Sequence[" in text:
+        return "array"
+    if "Mapping[" in text:
+        return "map"
+    return "one"
+
+
+def shape_of_schema(prop):
+    if prop.get("type") == "array":
+        return "array"
+    if prop.get("type") == "object" and "additionalProperties" in prop:
+        return "map"
+    return "one"
+
+
+def getters(cls):
+    """{wire name: shape} of the @pulumi.getter properties of a class."""
+    names = {}
+    for node in cls.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for dec in node.decorator_list:
+            if isinstance(dec, ast.Attribute) and dec.attr == "getter":
+                names[node.name] = shape_of_annotation(node.returns)
+            elif isinstance(dec, ast.Call) and getattr(dec.func, "attr", "") == "getter":
+                name = node.name
+                for kw in dec.keywords:
+                    if kw.arg == "name":
+                        name = kw.value.value
+                names[name] = shape_of_annotation(node.returns)
+    return names
+
+
+def classes(path):
+    tree = ast.parse(open(path).read())
+    return {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+
+
+def invoke_args(path):
+    """Names put in __args__ by a function module (the invoke's inputs)."""
+    names = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+                and node.value.id == "__args__" and isinstance(node.slice, ast.Constant)):
+            names.add(node.slice.value)
+    return names
+
+
+def tokens_in(path, marker):
+    """String constants that look like docker tokens in a module."""
+    out = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and node.value.startswith(marker):
+            out.add(node.value)
+    return out
+
+
+def main():
+    schema = json.load(open(sys.argv[1]))
+    if len(sys.argv) > 2:
+        sdk = sys.argv[2]
+    else:
+        import importlib.util
+        sdk = os.path.dirname(importlib.util.find_spec("pulumi_docker").origin)
+
+    missing, extra, notes = [], [], []
+
+    def compare(what, sdk_props, ours):
+        """sdk_props: {name: shape} or a set of names; ours: schema properties."""
+        for n in sorted(set(sdk_props) - set(ours)):
+            missing.append(f"{what}: {n}")
+        for n in sorted(set(ours) - set(sdk_props)):
+            extra.append(f"{what}: {n}")
+        if isinstance(sdk_props, dict):
+            for n in sorted(set(sdk_props) & set(ours)):
+                theirs, mine = sdk_props[n], shape_of_schema(ours[n])
+                if theirs != mine:
+                    missing.append(f"{what}: {n} is {theirs} in the SDK, {mine} in our schema")
+
+    types = schema.get("types", {})
+    by_class = {tok.rsplit(":", 1)[1]: tok for tok in types}
+    for tok in types:
+        name = tok.rsplit(":", 1)[1]
+        if name.startswith("get"):  # types of functions: GetXArgs in, GetXResult out
+            by_class[name[0].upper() + name[1:]] = tok
+            by_class[name[0].upper() + name[1:] + "Result"] = tok
+
+    # Resources: the token the SDK registers, its outputs and its inputs.
+    for fname in sorted(os.listdir(sdk)):
+        if not fname.endswith(".py") or fname.startswith("_"):
+            continue
+        path = os.path.join(sdk, fname)
+        cls = classes(path)
+        for tok in sorted(tokens_in(path, "docker:index/")):
+            kind = tok.split("/")[1].split(":")[0]
+            if kind.startswith("get"):
+                fn = schema.get("functions", {}).get(tok)
+                if fn is None:
+                    missing.append(f"function {tok}")
+                    continue
+                compare(f"{tok} inputs", invoke_args(path),
+                        fn.get("inputs", {}).get("properties", {}))
+                result = [c for c in cls if c.endswith("Result") and not c.startswith("Awaitable")]
+                for c in result:
+                    compare(f"{tok} outputs", getters(cls[c]),
+                            fn.get("outputs", {}).get("properties", {}))
+                continue
+            res = schema.get("resources", {}).get(tok)
+            if res is None:
+                missing.append(f"resource {tok}")
+                continue
+            name = tok.rsplit(":", 1)[1]
+            if name in cls:
+                compare(f"{tok} outputs", getters(cls[name]),
+                        res.get("properties", {}))
+            if name + "Args" in cls:
+                compare(f"{tok} inputs", getters(cls[name + "Args"]),
+                        res.get("inputProperties", {}))
+
+    # Provider configuration.
+    prov = classes(os.path.join(sdk, "provider.py"))
+    compare("provider inputs", getters(prov["ProviderArgs"]),
+            schema.get("provider", {}).get("inputProperties", {}))
+
+    # Object types: inputs (XArgs in _inputs.py) and outputs (X in outputs.py).
+    for fname, suffix in (("_inputs.py", "Args"), ("outputs.py", "")):
+        for cname, cls in sorted(classes(os.path.join(sdk, fname)).items()):
+            if cname.endswith("Dict"):
+                continue
+            base = cname[: -len(suffix)] if suffix and cname.endswith(suffix) else cname
+            tok = by_class.get(base)
+            if tok is None:
+                notes.append(f"type {cname} ({fname}): no such type in our schema")
+                continue
+            compare(f"type {tok}", getters(cls), types[tok].get("properties", {}))
+
+    unprovided = [m for m in missing if m in NOT_PROVIDED]
+    missing = [m for m in missing if m not in NOT_PROVIDED]
+    notes = unprovided + notes
+    for title, rows in (("MISSING from our schema (the SDK uses them)", missing),
+                        ("only in our schema (newer Terraform provider)", extra),
+                        ("not provided on purpose (pulumi-docker's native Image)", notes)):
+        print(f"== {title}: {len(rows)}")
+        for r in rows:
+            print("  " + r)
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
