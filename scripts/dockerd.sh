@@ -26,7 +26,7 @@ RUN_BASE=${TFBOX_RUN:-/tmp/tfbox-run}
 TIMEOUT=${TFBOX_DOCKERD_TIMEOUT:-60}
 
 die() { echo "dockerd.sh: $*" >&2; exit 1; }
-usage() { sed -n '12,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { awk '/^# Usage:/ { on = 1 } /^set -euo/ { on = 0 } on' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -eq 2 ] || usage
 CMD=$1

@@ -21,7 +21,7 @@ RUN_BASE=${TFBOX_RUN:-/tmp/tfbox-run}
 TIMEOUT=${TFBOX_REGISTRY_TIMEOUT:-30}
 
 die() { echo "registry.sh: $*" >&2; exit 1; }
-usage() { sed -n '11,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { awk '/^# Usage:/ { on = 1 } /^set -euo/ { on = 0 } on' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
 CMD=$1

@@ -35,13 +35,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RECIPE=$HERE/tf-image
 CACHE=${TFBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tfbox}
 MIRROR=${TFBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-TAG=tfbox-test/tensorflow:latest-jupyter
 SMI_TAG=tfbox-test/nvidia-smi:latest
-CMD_JSON='["bash","-c","source /etc/bash.bashrc && jupyter notebook --notebook-dir=/tf --ip 0.0.0.0 --no-browser --allow-root"]'
-ENV_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 die() { echo "tf-image.sh: $*" >&2; exit 1; }
-usage() { sed -n '15,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { awk '/^# Usage:/ { on = 1 } /^set -euo/ { on = 0 } on' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 PUSH=
 VARIANT=0
@@ -64,13 +61,23 @@ PUSH=${PUSH%/}
 command -v docker >/dev/null || die "docker CLI not found"
 docker version >/dev/null 2>&1 || die "no Docker daemon answers at ${DOCKER_HOST:-the default socket} (start one: scripts/dockerd.sh start NAME)"
 
-# The cache key: this script and every recipe file (names and contents).
-KEY=$(cd "$HERE" && { cat tf-image.sh; for f in $(find tf-image -type f | LC_ALL=C sort); do echo "== $f"; cat "$f"; done; } | sha256sum | cut -c1-16)
+# The cache key: the recipe part of this script (between the `>>> recipe` and
+# `<<< recipe` lines: what the image is made of and how) and every file in
+# scripts/tf-image/ (names and contents). Usage text, load and push logic are not in it.
+KEY=$(cd "$HERE" && {
+  awk '/^# >>> recipe/ { on = 1 } on { print } /^# <<< recipe/ { on = 0 }' tf-image.sh
+  for f in $(find tf-image -type f | LC_ALL=C sort); do echo "== $f"; cat "$f"; done
+} | sha256sum | cut -c1-16)
 TARBALL=$CACHE/images/tf-jupyter-$KEY.tar.zst
 
 label_of() { # label_of IMAGE LABEL -> value, or nothing if no such image
   docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
 }
+
+# >>> recipe: everything down to `<<< recipe` is part of the cache key.
+TAG=tfbox-test/tensorflow:latest-jupyter
+CMD_JSON='["bash","-c","source /etc/bash.bashrc && jupyter notebook --notebook-dir=/tf --ip 0.0.0.0 --no-browser --allow-root"]'
+ENV_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # ---------------------------------------------------------------- build (cache miss)
 WORK=
@@ -178,6 +185,8 @@ build_base() {
   trap - EXIT
   echo "tf-image.sh: built $TAG in $(( $(date +%s) - t0 ))s, cached as $TARBALL" >&2
 }
+
+# <<< recipe
 
 ensure_base() {
   [ "$REBUILD" = no ] && [ "$(label_of "$TAG" tfbox.recipe)" = "$KEY" ] && return 0
