@@ -50,14 +50,21 @@ func main() {
 	// engine address. Policy packs launched without a language host would also pass -virtualenv etc.;
 	// accept and ignore those so a stray flag never stops the host from starting.
 	tracing := flag.String("tracing", "", "Zipkin-compatible tracing endpoint (ignored)")
-	logToStderr := flag.Bool("logtostderr", false, "log to stderr")
-	verbose := flag.Int("v", 0, "log verbosity")
-	logFlow := flag.Bool("logflow", false, "flow logging settings to child processes")
-	for _, ignored := range []string{"root", "virtualenv", "toolchain", "typechecker"} {
-		flag.String(ignored, "", "ignored, read from the program's runtime options instead")
+	// Some sdk/v3 dependencies (glog) register -logtostderr and -v on the default flag set already; define
+	// only what is missing so the same command line parses either way. InitLogging reads them back by name.
+	for _, name := range []string{"logtostderr", "logflow"} {
+		if flag.Lookup(name) == nil {
+			flag.Bool(name, false, "logging setting passed down by the engine")
+		}
+	}
+	if flag.Lookup("v") == nil {
+		flag.Int("v", 0, "log verbosity")
+	}
+	for _, name := range []string{"root", "virtualenv", "toolchain", "typechecker"} {
+		flag.String(name, "", "ignored: read from the program's runtime options instead")
 	}
 	flag.Parse()
-	logging.InitLogging(*logToStderr, *verbose, *logFlow)
+	logging.InitLogging(false, 0, flag.Lookup("logflow").Value.String() == "true")
 
 	engineAddress := ""
 	if args := flag.Args(); len(args) > 0 {
