@@ -191,17 +191,24 @@ build_base() {
 ensure_base() {
   [ "$REBUILD" = no ] && [ "$(label_of "$TAG" tfbox.recipe)" = "$KEY" ] && return 0
   mkdir -p "$CACHE/images"
-  # One build at a time per cache (several test daemons may ask at once).
+  if [ "$REBUILD" = no ] && [ -f "$TARBALL" ]; then load_base; return; fi
+  # One build at a time per cache (several test daemons may ask at once); whoever
+  # waited here loads what the other one built.
   exec 8>"$CACHE/images/.lock"
   flock 8
   if [ "$REBUILD" = no ] && [ -f "$TARBALL" ]; then
-    zstd -q -dc "$TARBALL" | docker load -q >/dev/null || die "docker load of $TARBALL failed"
-    [ "$(label_of "$TAG" tfbox.recipe)" = "$KEY" ] || die "$TARBALL did not give $TAG with recipe $KEY"
+    load_base
   else
     build_base
     REBUILD=no
   fi
   flock -u 8
+  exec 8>&-
+}
+
+load_base() {
+  zstd -q -dc "$TARBALL" | docker load -q >/dev/null || die "docker load of $TARBALL failed"
+  [ "$(label_of "$TAG" tfbox.recipe)" = "$KEY" ] || die "$TARBALL did not give $TAG with recipe $KEY"
 }
 
 # ---------------------------------------------------------------- variant
