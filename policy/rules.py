@@ -204,19 +204,30 @@ def check_notebooks_volume_kept(resource_type: str, props: Mapping[str, Any], pr
     ]
 
 
+def _known(props: Mapping[str, Any], key: str) -> Any:
+    """props[key], or None while it is unknown (a stack policy sees planned outputs, full of unknowns in preview)."""
+    try:
+        return props.get(key)
+    except _Unknown:
+        return None
+
+
 def uses_gpu(props: Mapping[str, Any]) -> bool:
-    """`--gpus`, the nvidia runtime, or an nvidia/gpu device request."""
-    if props.get("gpus"):
+    """`--gpus`, the nvidia runtime, or an nvidia/gpu device request (unknown values count as no GPU)."""
+    if _known(props, "gpus"):
         return True
-    if props.get("runtime") == "nvidia":
+    if _known(props, "runtime") == "nvidia":
         return True
-    for request in props.get("deviceRequests") or []:
-        if request.get("driver") == "nvidia":
-            return True
-        if "gpu" in (request.get("capabilities") or []):
-            return True
-        if any(str(d).startswith("nvidia.com/gpu") for d in request.get("deviceIds") or []):
-            return True
+    try:
+        for request in _known(props, "deviceRequests") or []:
+            if request.get("driver") == "nvidia":
+                return True
+            if "gpu" in (request.get("capabilities") or []):
+                return True
+            if any(str(d).startswith("nvidia.com/gpu") for d in request.get("deviceIds") or []):
+                return True
+    except _Unknown:
+        pass
     return False
 
 
@@ -234,15 +245,12 @@ def check_gpu_image_pinned(resource_type: str, props: Mapping[str, Any], source_
     if resource_type != CONTAINER or not uses_gpu(props):
         return []
     refs: list[str] = list(source_images)
-    try:
-        image = props.get("image")
-    except _Unknown:
-        image = None
+    image = _known(props, "image")
     if isinstance(image, str) and image and not image.startswith("sha256:"):
         refs.append(image)
     moving = sorted({ref for ref in refs if not is_pinned(ref)})
     return [
-        f"GPU container {props.get('name')!r} uses the moving tag {ref!r}: pin its digest "
+        f"GPU container {_known(props, 'name')!r} uses the moving tag {ref!r}: pin its digest "
         f"(tfbox:image: {ref.split('@')[0]}@sha256:...) so a pull cannot change the CUDA/TensorFlow build"
         for ref in moving
     ]
@@ -254,10 +262,7 @@ def image_names(resources: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]
     for resource_type, props in resources:
         if resource_type != REMOTE_IMAGE:
             continue
-        try:
-            name = props.get("name")
-        except _Unknown:
-            continue
+        name = _known(props, "name")
         if isinstance(name, str) and name:
             names.append(name)
     return names

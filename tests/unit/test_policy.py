@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -356,10 +359,22 @@ def test_stack_policy_follows_the_image_dependency_to_the_tag() -> None:
             type=rules.CONTAINER,
             urn="urn:pulumi:box::tfbox::docker:index/container:Container::notebook",
             name="notebook",
-            properties=_struct({**container(gpus="all"), "image": UNKNOWN}),
+            # planned outputs in preview: computed ones (runtime, ...) are unknown, as the real engine showed
+            properties=_struct({**container(gpus="all"), "image": UNKNOWN, "runtime": UNKNOWN, "deviceRequests": UNKNOWN}),
             propertyDependencies={"image": analyzer_pb2.AnalyzerPropertyDependencies(urns=[image_urn])},
         ),
     ]
+    # a CPU container whose computed outputs are unknown must not abort the policy (it did, on the real engine)
+    cpu = {**tensorboard("127.0.0.1"), "gpus": UNKNOWN, "runtime": UNKNOWN, "deviceRequests": UNKNOWN}
+    resources.insert(
+        0,
+        analyzer_pb2.AnalyzerResource(
+            type=rules.CONTAINER,
+            urn="urn:pulumi:box::tfbox::docker:index/container:Container::tensorboard",
+            name="tensorboard",
+            properties=_struct(cpu),
+        ),
+    )
     response = _servicer().AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources), None)
     found = [(d.policyName, analyzer_pb2.EnforcementLevel.Name(d.enforcementLevel)) for d in response.diagnostics]
     assert found == [("gpu-image-pinned-by-digest", "ADVISORY")]
@@ -416,3 +431,82 @@ def test_pack_accepts_a_protected_notebooks_volume_from_the_program() -> None:
     for resource_type, name, inputs, protect in volumes:
         assert protect
         assert _analyze(resource_type, name, inputs, protect) == {}, name
+
+
+# --- the real engine: `pulumi preview --policy-pack` refuses a violating stack ---------------------
+# Runs where scripts/test.sh prepared the toolchain (TFBOX_TOOLCHAIN_BIN); needs no Docker daemon
+# (disableDockerDaemonCheck), only the CLI, the Python language host and the docker provider.
+
+VIOLATING_PROGRAM = """
+import json
+import pulumi_docker as docker
+
+secure = {secure}
+ip = "127.0.0.1" if secure else "0.0.0.0"
+config = json.dumps({{"PasswordIdentityProvider": {{"hashed_password": "sha256:0123456789abcdef:" + "ab" * 32}}}})
+docker.Container(
+    "notebook",
+    name="tfbox-bad-notebook",
+    image="tensorflow/tensorflow:latest-jupyter",
+    labels=[docker.ContainerLabelArgs(label="tfbox.role", value="notebook")],
+    ports=[docker.ContainerPortArgs(internal=8888, external=8888, ip=None if not secure else ip),
+           docker.ContainerPortArgs(internal=6006, external=6006, ip=ip)],
+    uploads=[docker.ContainerUploadArgs(file="/etc/jupyter/jupyter_server_config.json", content=config)] if secure else None,
+)
+"""
+
+
+def _engine_preview(tmp_path: Path, secure: bool) -> subprocess.CompletedProcess[str]:
+    bindir = os.environ.get("TFBOX_TOOLCHAIN_BIN", "")
+    if not bindir or not (Path(bindir) / "pulumi").exists():
+        pytest.skip("no Pulumi toolchain (TFBOX_TOOLCHAIN_BIN, set by scripts/test.sh)")
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("needs to run from a virtualenv (the program and the pack reuse it)")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".venv").symlink_to(sys.prefix)
+    (project / "Pulumi.yaml").write_text("name: violating\nruntime:\n  name: python\n  options:\n    virtualenv: .venv\n")
+    (project / "__main__.py").write_text(VIOLATING_PROGRAM.format(secure=secure))
+    pack = tmp_path / "policy"
+    shutil.copytree(ROOT / "policy", pack, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+    (pack / ".venv").symlink_to(sys.prefix)
+    (tmp_path / "state").mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")},
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "PULUMI_HOME": str(tmp_path / "home"),
+        "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}",
+        "PULUMI_CONFIG_PASSPHRASE": "test",
+        "PULUMI_SKIP_UPDATE_CHECK": "1",
+        "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "1",
+    }
+
+    def pulumi(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["pulumi", *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+
+    for setup in (
+        ("stack", "init", "bad", "--secrets-provider", "passphrase"),
+        ("config", "set", "docker:host", "unix:///nonexistent/docker.sock"),
+        ("config", "set", "docker:disableDockerDaemonCheck", "true"),
+    ):
+        assert pulumi(*setup).returncode == 0
+    return pulumi("preview", "--stack", "bad", "--non-interactive", "--policy-pack", str(pack))
+
+
+@pytest.mark.e2e
+@needs_pulumi_policy
+def test_engine_preview_refuses_a_violating_stack(tmp_path: Path) -> None:
+    done = _engine_preview(tmp_path, secure=False)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    for policy in ("notebook-requires-password", "public-notebook-requires-password", "tensorboard-loopback-unless-public"):
+        assert f"[mandatory]  {policy}" in out, out
+    assert "has no password login" in out
+
+
+@pytest.mark.e2e
+@needs_pulumi_policy
+def test_engine_preview_passes_a_compliant_stack(tmp_path: Path) -> None:
+    done = _engine_preview(tmp_path, secure=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[mandatory]" not in done.stdout
