@@ -47,8 +47,8 @@ const exitCodeUserActionable = 32
 
 func main() {
 	// The engine may prepend logging/tracing flags (see buildPluginArguments in sdk/v3) before the positional
-	// engine address. Policy packs launched without a language host would also pass -virtualenv etc.;
-	// accept and ignore those so a stray flag never stops the host from starting.
+	// engine address. Upstream hosts also accept -root/-virtualenv/-toolchain/-typechecker; accept and ignore
+	// those too (options come from ProgramInfo) so a stray flag never stops the host from starting.
 	tracing := flag.String("tracing", "", "Zipkin-compatible tracing endpoint (ignored)")
 	// Some sdk/v3 dependencies (glog) register -logtostderr and -v on the default flag set already; define
 	// only what is missing so the same command line parses either way. InitLogging reads them back by name.
@@ -76,7 +76,8 @@ func main() {
 		cmdutil.Exit(err)
 	}
 
-	host := &pythonHost{engineAddress: engineAddress, execScript: execScript, tracing: *tracing}
+	host := &pythonHost{execScript: execScript, tracing: *tracing}
+	host.setEngineAddress(engineAddress)
 	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
 		Init: func(srv *grpc.Server) error {
 			pulumirpc.RegisterLanguageRuntimeServer(srv, host)
@@ -114,20 +115,36 @@ func findExecScript() (string, error) {
 type pythonHost struct {
 	pulumirpc.UnimplementedLanguageRuntimeServer
 
+	execScript string
+	tracing    string
+
+	// engineAddress comes from argv, or from Handshake when the engine attaches to an already running host
+	// (PULUMI_DEBUG_LANGUAGES) and there was no argv; gRPC calls run concurrently, hence the lock.
+	mu            sync.Mutex
 	engineAddress string
-	execScript    string
-	tracing       string
+}
+
+func (h *pythonHost) setEngineAddress(addr string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.engineAddress = addr
+}
+
+func (h *pythonHost) getEngineAddress() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.engineAddress
 }
 
 var _ pulumirpc.LanguageRuntimeServer = (*pythonHost)(nil)
 
-// Handshake only acknowledges: the engine address also arrives as argv[1], and every later request carries
-// its own ProgramInfo, so there is nothing to remember.
+// Handshake records the engine address; the root/program directories it carries are not needed because
+// every later request brings its own ProgramInfo.
 func (h *pythonHost) Handshake(
 	_ context.Context, req *pulumirpc.LanguageHandshakeRequest,
 ) (*pulumirpc.LanguageHandshakeResponse, error) {
 	if req.GetEngineAddress() != "" {
-		h.engineAddress = req.GetEngineAddress()
+		h.setEngineAddress(req.GetEngineAddress())
 	}
 	return &pulumirpc.LanguageHandshakeResponse{}, nil
 }
@@ -195,7 +212,7 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 		}
 	}
 	add("monitor", req.GetMonitorAddress())
-	add("engine", h.engineAddress)
+	add("engine", h.getEngineAddress())
 	add("project", req.GetProject())
 	add("stack", req.GetStack())
 	add("pwd", req.GetPwd())
