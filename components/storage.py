@@ -35,20 +35,22 @@ class Storage(pulumi.ComponentResource):
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tfbox:index:Storage", name, None, opts)
         vol_opts = pulumi.ResourceOptions(parent=self, retain_on_delete=args.keep_volumes, protect=args.protect_volumes)
+        # Policy packs cannot see retainOnDelete; the label says it where the policy can read it.
+        labels = {**args.labels, "tfbox.retain-on-delete": str(args.keep_volumes).lower()}
         if args.notebooks_host_path:
             self.notebooks_type = "bind"
             self.notebooks_source = pulumi.Output.from_input(args.notebooks_host_path)
         else:
             notebooks = docker.Volume(
                 "notebooks", name=args.notebooks_volume,
-                labels=docker_labels({**args.labels, "tfbox.role": "notebooks"}, docker.VolumeLabelArgs),
+                labels=docker_labels({**labels, "tfbox.role": "notebooks"}, docker.VolumeLabelArgs),
                 opts=vol_opts,
             )
             self.notebooks_type = "volume"
             self.notebooks_source = notebooks.name
         logs = docker.Volume(
             "logs", name=args.logs_volume,
-            labels=docker_labels({**args.labels, "tfbox.role": "logs"}, docker.VolumeLabelArgs),
+            labels=docker_labels({**labels, "tfbox.role": "logs"}, docker.VolumeLabelArgs),
             opts=vol_opts,
         )
         self.logs_source = logs.name

@@ -411,11 +411,6 @@ def test_pack_accepts_the_program_except_the_volume_rule(stack: str) -> None:
         assert found == {}, (resource_type, name)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="components/storage.py sets retain_on_delete but not yet the label tfbox.retain-on-delete=true "
-    "that makes it visible to the pack (analyzers cannot see retainOnDelete)",
-)
 @pytest.mark.parametrize("stack", ["dev", "gpu-box"])
 @needs_pulumi_policy
 def test_pack_accepts_the_programs_notebooks_volume(stack: str) -> None:

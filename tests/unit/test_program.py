@@ -119,6 +119,7 @@ def test_volumes_survive_destroy_and_replacement():
         vol = rec.one(VOLUME, name)
         assert vol.inputs["name"] == f"tfbox-dev-{name}"
         assert labels(vol.inputs)["tfbox.role"] == name
+        assert labels(vol.inputs)["tfbox.retain-on-delete"] == "true", "the policy pack reads retainOnDelete from this label"
         assert rec.opts(VOLUME, name).retain_on_delete is True
         assert not rec.opts(VOLUME, name).protect
 
