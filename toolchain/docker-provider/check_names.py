@@ -9,8 +9,8 @@ cmd/gen-schema writes, and prints every difference:
     python3 check_names.py <schema.json> [<site-packages>/pulumi_docker]
 
 Exit status 1 if a resource, function or property that the SDK sends or reads
-is missing from the schema, or is a list in one and a single value in the other
-(the things that break a program). Properties the schema has but the SDK lacks
+is missing from the schema, is a list in one and a single value in the other,
+or is required in one only (the things that break a program). Properties the schema has but the SDK lacks
 (newer Terraform provider) are only listed.
 """
 import ast
@@ -60,6 +60,26 @@ def getters(cls):
     return names
 
 
+def required(cls):
+    """Wire names of the required arguments of an Args class's __init__."""
+    wire = {}
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef):
+            for dec in node.decorator_list:
+                if isinstance(dec, ast.Call) and getattr(dec.func, "attr", "") == "getter":
+                    for kw in dec.keywords:
+                        if kw.arg == "name":
+                            wire[node.name] = kw.value.value
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+            args = node.args
+            positional = args.args[1:]
+            names = [a.arg for a in positional[: len(positional) - len(args.defaults)]]
+            names += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
+            return {wire.get(n, n) for n in names}
+    return set()
+
+
 def classes(path):
     tree = ast.parse(open(path).read())
     return {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
@@ -107,6 +127,11 @@ def main():
                 if theirs != mine:
                     missing.append(f"{what}: {n} is {theirs} in the SDK, {mine} in our schema")
 
+    def compare_required(what, sdk_required, ours):
+        for n in sorted(sdk_required ^ set(ours)):
+            where = "the SDK" if n in sdk_required else "our schema"
+            missing.append(f"{what}: {n} is required only in {where}")
+
     types = schema.get("types", {})
     by_class = {tok.rsplit(":", 1)[1]: tok for tok in types}
     for tok in types:
@@ -146,6 +171,8 @@ def main():
             if name + "Args" in cls:
                 compare(f"{tok} inputs", getters(cls[name + "Args"]),
                         res.get("inputProperties", {}))
+                compare_required(f"{tok} inputs", required(cls[name + "Args"]),
+                                 res.get("requiredInputs", []))
 
     # Provider configuration.
     prov = classes(os.path.join(sdk, "provider.py"))
@@ -163,11 +190,13 @@ def main():
                 notes.append(f"type {cname} ({fname}): no such type in our schema")
                 continue
             compare(f"type {tok}", getters(cls), types[tok].get("properties", {}))
+            if suffix:
+                compare_required(f"type {tok}", required(cls), types[tok].get("required", []))
 
     unprovided = [m for m in missing if m in NOT_PROVIDED]
     missing = [m for m in missing if m not in NOT_PROVIDED]
     notes = unprovided + notes
-    for title, rows in (("MISSING from our schema (the SDK uses them)", missing),
+    for title, rows in (("MISMATCHES that break programs (missing names, list vs single value, required-ness)", missing),
                         ("only in our schema (newer Terraform provider)", extra),
                         ("not provided on purpose (pulumi-docker's native Image)", notes)):
         print(f"== {title}: {len(rows)}")
