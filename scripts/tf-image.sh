@@ -233,7 +233,7 @@ ensure_variant() { # -> prints the local tag of the variant
 
 # ---------------------------------------------------------------- nvidia-smi image
 ensure_smi() {
-  local key busybox tmp a
+  local key busybox tmp a tarball
   busybox=$(command -v busybox || true)
   [ -n "$busybox" ] || die "busybox not found (scripts/install-host-deps.sh installs busybox-static)"
   if ldd "$busybox" >/dev/null 2>&1; then
@@ -242,6 +242,12 @@ ensure_smi() {
   fi
   key=$({ cat "$HERE/nvidia/nvidia-smi"; sha256sum < "$busybox"; } | sha256sum | cut -c1-16)
   [ "$(label_of "$SMI_TAG" tfbox.recipe)" = "$key" ] && return 0
+  # Cached too, so that every daemon gets the very same image (and registry digest).
+  tarball=$CACHE/images/nvidia-smi-$key.tar
+  if [ -f "$tarball" ] && docker load -q -i "$tarball" >/dev/null &&
+     [ "$(label_of "$SMI_TAG" tfbox.recipe)" = "$key" ]; then
+    return 0
+  fi
   tmp=$(mktemp -d)
   mkdir -p "$tmp/bin" "$tmp/usr/bin" "$tmp/tmp" "$tmp/etc"
   cp "$busybox" "$tmp/bin/busybox"
@@ -258,6 +264,9 @@ ensure_smi() {
     rm -rf "$tmp"; die "could not import $SMI_TAG"
   fi
   rm -rf "$tmp"
+  mkdir -p "$CACHE/images"
+  docker save -o "$tarball.tmp.$$" "$SMI_TAG" && mv -f "$tarball.tmp.$$" "$tarball"
+  find "$CACHE/images" -maxdepth 1 -name 'nvidia-smi-*.tar' ! -name "nvidia-smi-$key.tar" -delete
 }
 
 push() { # push LOCAL REMOTE -> prints REMOTE@DIGEST
