@@ -53,18 +53,36 @@ if ! command -v go >/dev/null 2>&1; then
     export PATH="/usr/local/go/bin:$PATH"
 fi
 
-# The cache key covers the pins, the Go version and every source file that shapes the binaries, so editing
-# any of them (or bumping requirements.txt) builds a fresh directory while old ones stay usable.
+cache_root=${TFBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tfbox}
+mkdir -p "$cache_root/toolchain"
+# Work next to the final location (same filesystem) so that publishing a build is one atomic rename.
+work=$(mktemp -d "$cache_root/toolchain/.build.XXXXXX")
+cleanup() { chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Snapshot our Go modules first and hash the snapshot, so the binaries always match the key even if someone
+# edits the sources while a build runs.
+cp -R "$here/pulumi-cli" "$here/language-python" "$work/"
+
+# hash_files DIR PATH...: a line per file (relative path, content hash), in a stable order.
+# Missing paths are skipped (e.g. before build-docker-provider.sh exists).
+hash_files() {
+    local dir=$1 p
+    shift
+    for p in "$@"; do
+        [ -e "$dir/$p" ] || continue
+        (cd "$dir" && find "$p" -type f ! -name '*.pyc' ! -path '*/__pycache__/*')
+    done | LC_ALL=C sort | while IFS= read -r f; do printf '%s %s\n' "$f" "$(sha256sum <"$dir/$f")"; done
+}
+# The key covers the pins, the Go version and every source file that shapes the binaries: editing any of
+# them (or bumping requirements.txt) builds a fresh directory, while older ones stay usable.
 source_hash=$(
-    cd "$here"
     {
         printf '%s\n' "$pulumi_version" "$docker_version" "$(go env GOVERSION)"
-        find ensure.sh build-docker-provider.sh pulumi-cli language-python docker-provider \
-            -type f ! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null | LC_ALL=C sort |
-            while IFS= read -r f; do printf '%s\n' "$f"; sha256sum <"$f"; done
+        hash_files "$work" pulumi-cli language-python
+        hash_files "$here" ensure.sh build-docker-provider.sh docker-provider
     } | sha256sum | cut -c1-16
 )
-cache_root=${TFBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tfbox}
 key="pulumi-${pulumi_version}_docker-${docker_version}_${source_hash}"
 final="$cache_root/toolchain/$key"
 
@@ -74,44 +92,38 @@ if [ -d "$final/bin" ]; then
     exit 0
 fi
 
-mkdir -p "$cache_root/toolchain"
-# Build next to the final location (same filesystem) so the last step is one atomic rename.
-work=$(mktemp -d "$cache_root/toolchain/.build-$key.XXXXXX")
-cleanup() { chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 bin="$work/out/bin"
 mkdir -p "$bin"
 
 export CGO_ENABLED=0
-# -mod=mod: we build temporary copies of our modules retargeted at the pinned versions (below), so go may
-# have to add go.sum entries; the committed go.mod/go.sum are never touched.
+# -mod=mod: we build the snapshots retargeted at the pinned versions (below), so go may have to add go.sum
+# entries; the committed go.mod/go.sum are never touched.
 export GOFLAGS="-trimpath -mod=mod"
 ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$pulumi_version"
 
-# prepare_module SRC DEST: copy a module of ours and point it at the pinned pulumi version, so that bumping
+# pin_module DIR: point a snapshot of one of our modules at the pinned pulumi version, so that bumping
 # requirements.txt is enough (the committed go.mod is still worth updating; we warn when it lags).
-prepare_module() {
-    local src=$1 dest=$2 mod current
-    mkdir -p "$dest"
-    cp -R "$src/." "$dest/"
+pin_module() {
+    local dir=$1 mod current
     for mod in github.com/pulumi/pulumi/pkg/v3 github.com/pulumi/pulumi/sdk/v3; do
-        current=$(awk -v m="$mod" '$1 == m { print $2 } $1 == "require" && $2 == m { print $3 }' "$dest/go.mod" | head -n1)
+        current=$(awk -v m="$mod" '$1 == m { print $2 } $1 == "require" && $2 == m { print $3 }' "$dir/go.mod" | head -n1)
         [ -n "$current" ] || continue
         if [ "$current" != "v$pulumi_version" ]; then
-            log "warning: ${src#"$repo_root"/}/go.mod requires $mod $current, building v$pulumi_version (update it)"
+            log "warning: toolchain/$(basename "$dir")/go.mod requires $mod $current; building v$pulumi_version (update it)"
         fi
-        (cd "$dest" && go mod edit -require="$mod@v$pulumi_version")
+        (cd "$dir" && go mod edit -require="$mod@v$pulumi_version")
     done
 }
 
 started=$SECONDS
 
-log "building pulumi v$pulumi_version (first build takes a while; Go caches make later ones quick)"
-prepare_module "$here/pulumi-cli" "$work/pulumi-cli"
+log "building pulumi v$pulumi_version (a cold build takes several minutes; Go's build cache makes later ones quick)"
+pin_module "$work/pulumi-cli"
 (cd "$work/pulumi-cli" && go build -ldflags "$ldflags" -o "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) >&2
+log "built pulumi in $((SECONDS - started))s"
 
 log "building pulumi-language-python (tfbox's own host, see toolchain/language-python/main.go)"
-prepare_module "$here/language-python" "$work/language-python"
+pin_module "$work/language-python"
 (cd "$work/language-python" && go build -ldflags "$ldflags" -o "$bin/pulumi-language-python" .) >&2
 
 # The scripts upstream ships next to its binaries: the exec shim our host runs programs with, the
@@ -131,7 +143,9 @@ done
 
 if [ -f "$here/build-docker-provider.sh" ]; then
     log "building pulumi-resource-docker $docker_version (toolchain/build-docker-provider.sh)"
+    step=$SECONDS
     bash "$here/build-docker-provider.sh" "$bin" >&2 || die "toolchain/build-docker-provider.sh failed"
+    log "built pulumi-resource-docker in $((SECONDS - step))s"
     [ -x "$bin/pulumi-resource-docker" ] || die "build-docker-provider.sh did not produce pulumi-resource-docker"
 else
     log "warning: toolchain/build-docker-provider.sh not found; no docker provider in $final/bin"
