@@ -445,7 +445,7 @@ func (h *pythonHost) GetProgramDependencies(
 // with PulumiPolicy.yaml -> LanguageRuntime.RunPlugin, Kind "analyzer", Args [engineAddress]). For analyzers
 // we run the SDK's policy entry point `python -m pulumi.policy <engine> <program dir>`, which runs the pack's
 // __main__.py; pulumi_policy then serves the Analyzer gRPC API and prints its port on stdout, which we relay.
-// A Python provider (Kind "resource", PulumiPlugin.yaml) runs its directory's __main__.py with the args.
+// Providers written in Python (Kind "resource", PulumiPlugin.yaml) are not something tfbox uses: Unimplemented.
 func (h *pythonHost) RunPlugin(
 	req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer,
 ) error {
@@ -462,16 +462,11 @@ func (h *pythonHost) RunPlugin(
 		dir = req.GetPwd()
 	}
 
-	var args []string
-	switch req.GetKind() {
-	case "analyzer":
-		args = append([]string{"-u", "-m", "pulumi.policy"}, req.GetArgs()...)
-		args = append(args, dir)
-	case "resource", "":
-		args = append([]string{"-u", dir}, req.GetArgs()...)
-	default:
-		return status.Errorf(codes.Unimplemented, "running %q plugins written in Python", req.GetKind())
+	if req.GetKind() != "analyzer" {
+		return status.Errorf(codes.Unimplemented, "this minimal host runs only policy packs, not %q plugins", req.GetKind())
 	}
+	args := append([]string{"-u", "-m", "pulumi.policy"}, req.GetArgs()...)
+	args = append(args, dir)
 	cmd, err := tc.Command(ctx, args...)
 	if err != nil {
 		return err
