@@ -55,6 +55,8 @@ fi
 
 cache_root=${TFBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tfbox}
 mkdir -p "$cache_root/toolchain"
+# Builds killed mid-way (SIGKILL, reboot) leave .build.* directories behind; drop those older than a day.
+find "$cache_root/toolchain" -mindepth 1 -maxdepth 1 -name '.build.*' -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
 # Work next to the final location (same filesystem) so that publishing a build is one atomic rename.
 work=$(mktemp -d "$cache_root/toolchain/.build.XXXXXX")
 cleanup() { chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"; }
