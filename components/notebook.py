@@ -80,7 +80,8 @@ class Notebook(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(file=commands.JUPYTER_CONFIG_PATH, content=args.jupyter_config),
                 docker.ContainerUploadArgs(file=commands.CAPTURE_STARTUP_PATH, content=CAPTURE_SOURCE),
             ],
-            healthcheck=docker.ContainerHealthcheckArgs(tests=probe, interval="5s", timeout="5s", retries=5, start_period="120s"),
+            # durations as the provider reads them back (Go's format): "120s" would diff as "2m0s" on every preview
+            healthcheck=docker.ContainerHealthcheckArgs(tests=probe, interval="5s", timeout="5s", retries=5, start_period="2m0s"),
             restart="unless-stopped",
             must_run=True,
             wait=True,

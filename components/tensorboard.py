@@ -39,8 +39,9 @@ class TensorBoard(pulumi.ComponentResource):
             command=commands.tensorboard_command(args.logs_dir),
             ports=container_ports([args.port]),
             mounts=[docker.ContainerMountArgs(target=args.logs_dir, type="volume", source=args.logs_source, read_only=True)],
+            # durations as the provider reads them back (Go's format): "120s" would diff as "2m0s" on every preview
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=commands.tensorboard_probe(), interval="5s", timeout="5s", retries=5, start_period="120s"
+                tests=commands.tensorboard_probe(), interval="5s", timeout="5s", retries=5, start_period="2m0s"
             ),
             restart="unless-stopped",
             must_run=True,
