@@ -16,11 +16,16 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Docker, Project, Result, free_port, http_get
+from tests.e2e.harness import Docker, Jupyter, Project, Result, free_port, http_get
 
 NB, TB, CHECK = "tfbox-gpus-notebook", "tfbox-gpus-tensorboard", "tfbox-gpus-gpu-check"
 # what the stand-in nvidia-smi (like a real one) cannot know: a GPU that is not on the host
 ABSENT_GPU = "GPU-00000000-0000-0000-0000-000000000000"
+CELL = """
+import os, subprocess
+print("NVIDIA_VISIBLE_DEVICES=" + os.environ.get("NVIDIA_VISIBLE_DEVICES", "(unset)"))
+print(subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout, end="")
+"""  # `!nvidia-smi -L` in a notebook cell, spelled out
 LISTED = re.compile(r"^GPU (\d+): NVIDIA H200 \(UUID: (GPU-[0-9a-f-]+)\)$")
 
 
@@ -34,7 +39,7 @@ def lab(project: Project, docker_a: Docker, gpu_image: str, password: str) -> It
         "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": free_port(), "tfbox:tensorboardMode": "sidecar",
     }, password)
     first = stack.up()
-    yield SimpleNamespace(stack=stack, first=first, docker=docker_a, nb=f"http://127.0.0.1:{nb_port}")
+    yield SimpleNamespace(stack=stack, first=first, docker=docker_a, password=password, nb=f"http://127.0.0.1:{nb_port}")
     stack.destroy(check=False)
     for vol in ("tfbox-gpus-notebooks", "tfbox-gpus-logs"):
         docker_a("volume", "rm", vol, check=False)
@@ -50,13 +55,27 @@ def listed_gpus(output: str) -> list[tuple[int, str]]:
     return gpus
 
 
+def main_process_env(docker: Docker, name: str) -> dict[str, str]:
+    """The environment of the container's main process (Jupyter, so every kernel's). Docker's GPU
+    device path adds NVIDIA_VISIBLE_DEVICES there, not to the container's config, so `docker exec env`
+    does not show it."""
+    raw = docker("exec", name, "cat", "/proc/1/environ").stdout
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
 def notebook_sees(lab: SimpleNamespace, visible: str, count: int) -> dict[str, Any]:
-    """What a user checks in the notebook container: it runs healthy, answers, and has the GPUs."""
+    """What a user checks: the notebook runs healthy, answers, and a notebook cell sees the GPUs."""
     info: dict[str, Any] | None = lab.docker.inspect(NB)
     assert info is not None, "no notebook container"
     assert info["State"]["Running"] and info["State"]["Health"]["Status"] == "healthy"
-    assert lab.docker.exec_env(NB)["NVIDIA_VISIBLE_DEVICES"] == visible
-    gpus = listed_gpus(lab.docker("exec", NB, "nvidia-smi", "-L").stdout)
+    assert main_process_env(lab.docker, NB)["NVIDIA_VISIBLE_DEVICES"] == visible
+    session = Jupyter(lab.nb)
+    assert session.login(lab.password)
+    cell = session.execute(CELL)
+    assert not cell["error"], cell["error"]
+    env_line, _, smi = cell["stdout"].partition("\n")
+    assert env_line == f"NVIDIA_VISIBLE_DEVICES={visible}"
+    gpus = listed_gpus(smi)
     assert [i for i, _ in gpus] == list(range(count)), gpus
     status, _ = http_get(lab.nb + "/api")
     assert status == 200
@@ -135,7 +154,7 @@ def test_4_failing_check_leaves_the_running_notebook_alone(lab: SimpleNamespace)
     after = lab.docker.inspect(NB)
     assert after is not None, "a failed GPU check removed the notebook"
     assert (after["Id"], after["State"]["StartedAt"]) == (before["Id"], before["State"]["StartedAt"])
-    assert lab.docker.exec_env(NB)["NVIDIA_VISIBLE_DEVICES"] == "0,1"
+    assert main_process_env(lab.docker, NB)["NVIDIA_VISIBLE_DEVICES"] == "0,1"
     assert http_get(lab.nb + "/api")[0] == 200
     assert lab.docker.inspect(CHECK)["State"]["ExitCode"] == 1
 
