@@ -241,3 +241,11 @@ def test_plaintext_password_is_refused():
     with pytest.raises(Exception, match="plaintext"):
         run_program(config_for("dev"), secret_keys=(), recorder=rec)
     assert rec.resources == []
+
+
+@pytest.mark.parametrize("name", ["notebook", "tensorboard"])
+def test_health_check_durations_are_spelled_as_docker_reads_them_back(name):
+    # The provider reads durations back in Go's spelling ("2m0s"); "120s" would be a perpetual diff.
+    rec, _ = run()
+    hc = rec.one(CONTAINER, name).inputs["healthcheck"]
+    assert (hc["interval"], hc["timeout"], hc["startPeriod"]) == ("5s", "5s", "2m0s")
