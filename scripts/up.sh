@@ -19,6 +19,9 @@ export PATH="$bindir:$PWD/.venv/bin:$PATH"
 export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=1
 export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PWD/.state}
 mkdir -p .state
+# pulumi uses a PULUMI_CONFIG_PASSPHRASE that is set but empty (over _FILE): treat empty as unset.
+[[ -n ${PULUMI_CONFIG_PASSPHRASE:-} ]] || unset PULUMI_CONFIG_PASSPHRASE
+[[ -n ${PULUMI_CONFIG_PASSPHRASE_FILE:-} ]] || unset PULUMI_CONFIG_PASSPHRASE_FILE
 if [[ -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} ]]; then
   if [[ ! -s .state/passphrase ]]; then
     (umask 077 && head -c 32 /dev/urandom | base64 > .state/passphrase)
