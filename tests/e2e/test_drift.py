@@ -8,6 +8,7 @@ Everything runs on docker_b, so restarting its daemon disturbs no other test's s
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -17,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import start_daemon, stop_daemon
-from tests.e2e.harness import Docker, Jupyter, Project, Stack, free_port, http_get, wait_http
+from tests.e2e.harness import ROOT, Docker, Jupyter, Project, Result, Stack, free_port, http_get, wait_http
 
 NB, TB = "tfbox-drift-notebook", "tfbox-drift-tensorboard"
+SUMMARY_LINE = re.compile(r"^\s*[-+~]*\s*(\d+) (created|updated|replaced|deleted)\s*$", re.MULTILINE)
 NOTEBOOK = "tfbox-e2e-drift.ipynb"
 SOURCE = "print('survives drift')"
 
@@ -33,7 +34,7 @@ def lab(project: Project, docker_b: Docker, cpu_image: str, password: str) -> It
         "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port,
     }, password)
     stack.up()
-    lab = SimpleNamespace(stack=stack, docker=docker_b, password=password,
+    lab = SimpleNamespace(stack=stack, docker=docker_b, password=password, names=(NB, TB),
                           nb=f"http://127.0.0.1:{nb_port}", tb=f"http://127.0.0.1:{tb_port}")
     session = Jupyter(lab.nb)
     assert session.login(password)
@@ -42,6 +43,14 @@ def lab(project: Project, docker_b: Docker, cpu_image: str, password: str) -> It
     stack.destroy(check=False)
     for vol in ("tfbox-drift-notebooks", "tfbox-drift-logs"):
         docker_b("volume", "rm", vol, check=False)
+
+
+def summary(result: Result) -> dict[str, int]:
+    """The 'Resources:' counts of a CLI run: '- 1 deleted', '+ 2 created', '+-1 replaced', '~ 1 updated'."""
+    counts = {}
+    for m in SUMMARY_LINE.finditer(result.output):
+        counts[m.group(2)] = int(m.group(1))
+    return counts
 
 
 def refresh_report(stack: Stack) -> dict[str, str]:
@@ -62,7 +71,7 @@ def answers(url: str, timeout: float = 180) -> int:
 
 def lab_answers(lab: SimpleNamespace, timeout: float = 180) -> None:
     """What a user checks: both containers run, the notebook logs in and shows the saved notebook, TensorBoard answers."""
-    for name in (NB, TB):
+    for name in lab.names:
         lab.docker.wait_running(name, timeout=timeout)
     assert answers(lab.nb + "/api", timeout) == 200
     session = Jupyter(lab.nb)
@@ -75,10 +84,10 @@ def test_1_container_removed_by_hand(lab: SimpleNamespace) -> None:
     lab.docker("rm", "-f", NB)
     assert refresh_report(lab.stack) == {"notebook": "delete"}
     refreshed = lab.stack.refresh()
-    assert lab.stack.changes(refreshed).get("deleted") == 1, refreshed.output[-3000:]
+    assert summary(refreshed).get("deleted") == 1, refreshed.output[-3000:]
     assert lab.stack.preview("--expect-no-changes", check=False).returncode != 0, "up would not restore the notebook"
     restored = lab.stack.up()
-    assert lab.stack.changes(restored).get("created") == 1, restored.output[-3000:]
+    assert summary(restored).get("created") == 1, restored.output[-3000:]
     lab_answers(lab)
     lab.stack.preview("--expect-no-changes")
 
@@ -95,37 +104,49 @@ def test_2_container_stopped_by_hand(lab: SimpleNamespace) -> None:
     lab.stack.preview("--expect-no-changes")
 
 
+def dockerd(action: str, name: str) -> None:
+    p = subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), action, name], capture_output=True, text=True, timeout=300, check=False)
+    assert p.returncode == 0, f"scripts/dockerd.sh {action} {name} failed: {p.stderr.strip()}"
+
+
 def test_3_docker_daemon_restart(lab: SimpleNamespace) -> None:
     before = {name: lab.docker.inspect(name)["Id"] for name in (NB, TB)}
-    stop_daemon("e2e-b", purge=False)
+    dockerd("stop", "e2e-b")
     with pytest.raises(OSError):  # the host really lost its containers
         http_get(lab.nb + "/api", timeout=3)
-    docker = start_daemon("e2e-b")
-    assert docker.host == lab.docker.host
+    dockerd("start", "e2e-b")
     lab_answers(lab)
     after = {name: lab.docker.inspect(name) for name in (NB, TB)}
     assert {name: info["Id"] for name, info in after.items()} == before, "the containers came back as new ones"
     lab.stack.preview("--expect-no-changes")
 
 
-def interrupt_when_created(project: Project, stack: Stack, docker: Docker, container: str, timeout: float = 600) -> tuple[int, str]:
-    """Start `pulumi up`, SIGINT the CLI once `container` exists on the host, wait for the CLI to exit."""
-    cmd = ["pulumi", "--non-interactive", "up", "--yes", "--skip-preview", "--stack", stack.name]
+def interrupt_when_created(project: Project, stack: Stack, docker: Docker, containers: tuple[str, ...],
+                           timeout: float = 600) -> tuple[int, str, str]:
+    """Start `pulumi up`, SIGINT the CLI once one of `containers` exists on the host, wait for the CLI
+    to exit; its exit code, its output and the container that was there.
+
+    One SIGINT is a user's Ctrl-C: Pulumi lets the operations in flight finish and starts no new
+    ones. `--parallel 1` makes that leave work undone: the containers are created one after the other.
+    """
+    cmd = ["pulumi", "--non-interactive", "up", "--yes", "--skip-preview", "--parallel", "1", "--stack", stack.name]
     with subprocess.Popen(cmd, cwd=project.dir, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, start_new_session=True) as proc:
         deadline = time.monotonic() + timeout
-        while docker.inspect(container) is None:
-            assert proc.poll() is None, "up ended before the container was created"
-            assert time.monotonic() < deadline, f"{container} was not created in {timeout}s"
+        created: list[str] = []
+        while not created:
+            assert proc.poll() is None, "up ended before a container was created"
+            assert time.monotonic() < deadline, f"none of {containers} was created in {timeout}s"
             time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)  # the CLI only, as a user's Ctrl-C on `pulumi up` would reach it first
+            created = [c for c in containers if docker.inspect(c) is not None]
+        proc.send_signal(signal.SIGINT)  # a Ctrl-C, to the CLI: it is what handles it
         try:
             out, _ = proc.communicate(timeout=timeout)
         finally:
             if proc.poll() is None:
                 proc.kill()
         project.transcript.append(f"$ {' '.join(cmd)}  # interrupted\n{out}")
-        return proc.returncode, out
+        return proc.returncode, out, created[0]
 
 
 def test_4_interrupted_up_is_finished_by_the_next_up(project: Project, docker_b: Docker, cpu_image: str, password: str) -> None:
@@ -135,11 +156,16 @@ def test_4_interrupted_up_is_finished_by_the_next_up(project: Project, docker_b:
         "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port,
     }, password)
     lab = SimpleNamespace(stack=stack, docker=docker_b, password=password,
+                          names=("tfbox-halfway-notebook", "tfbox-halfway-tensorboard"),
                           nb=f"http://127.0.0.1:{nb_port}", tb=f"http://127.0.0.1:{tb_port}")
     try:
-        code, out = interrupt_when_created(project, stack, docker_b, "tfbox-halfway-notebook")
+        code, out, first = interrupt_when_created(project, stack, docker_b, lab.names)
+        second = next(name for name in lab.names if name != first)
         assert code != 0, f"the interrupted up reported success:\n{out[-3000:]}"
         assert "^C received" in out, out[-3000:]
+        # half-way: the container in flight was finished, the other one never started
+        assert docker_b.inspect(first) is not None and docker_b.inspect(second) is None, out[-3000:]
+        assert stack.preview("--expect-no-changes", check=False).returncode != 0, "the interrupted up had finished everything"
         stack.up()
         assert answers(lab.nb + "/api") == 200
         session = Jupyter(lab.nb)

@@ -140,7 +140,7 @@ def failed_for_absent_gpu(up: Result) -> None:
     out = up.output
     assert f"GPU check for tfbox:gpus={ABSENT_GPU} failed" in out, out[-4000:]
     assert "nvidia-smi exited with 1" in out
-    assert f"GPU {ABSENT_GPU} is not on this machine" in out
+    assert "nvidia-smi listed no GPU" in out
     assert "unknown device" in out  # nvidia-smi's own words are passed on
     assert "NVIDIA Container Toolkit" in out and "pulumi up --replace" in out
 
