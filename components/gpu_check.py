@@ -14,6 +14,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import commands
+from components.devices import device_requests
 from components.gpus import GpuSettings, GpuSpec, check_listed_gpus, parse_nvidia_smi_list
 from components.labels import docker_labels
 
@@ -72,7 +73,7 @@ class GpuCheck(pulumi.ComponentResource):
             image=args.image_id,
             command=commands.gpu_check_command(),
             envs=list(args.gpu.envs) or None,
-            gpus=args.gpu.gpus,
+            device_requests=device_requests(args.gpu),
             runtime=args.gpu.runtime,
             must_run=False,  # it exits by design; refresh must not delete it for that
             attach=True,

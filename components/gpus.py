@@ -112,7 +112,7 @@ def _devices(items: list[str]) -> GpuSpec:
 
 
 def docker_gpus_flag(spec: GpuSpec) -> str | None:
-    """The value of `docker run --gpus` / the Container's `gpus` input.
+    """The equivalent `docker run --gpus` value, for messages and docs.
 
     Docker parses the flag as CSV, so a device list carries its own double quotes,
     exactly as on the command line: `--gpus '"device=0,1"'`.
@@ -180,10 +180,35 @@ def check_listed_gpus(spec: GpuSpec, listed: list[ListedGpu]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class DeviceRequest:
+    """Docker's structured GPU request (what `--gpus` turns into), for the Container's `device_requests`.
+
+    Not the `gpus` string: Docker parses that as CSV, and the provider strips the quotes a
+    device list needs ('"device=0,1"'), which leaves Docker with device 0 plus a count of 1
+    and the error "cannot set both Count and DeviceIDs". The structured form has no quoting.
+    """
+
+    count: int = 0  # -1 means all
+    device_ids: tuple[str, ...] = ()
+    driver: str = "nvidia"  # explicit: the provider's default driver is "cdi"
+    capabilities: tuple[str, ...] = ("gpu",)
+
+
+def device_request(spec: GpuSpec) -> DeviceRequest | None:
+    if spec.kind == "none":
+        return None
+    if spec.kind == "all":
+        return DeviceRequest(count=-1)
+    if spec.kind == "count":
+        return DeviceRequest(count=spec.count)
+    return DeviceRequest(device_ids=spec.devices)
+
+
+@dataclass(frozen=True)
 class GpuSettings:
     """The Container inputs that carry a GPU selection in one mode."""
 
-    gpus: str | None = None
+    device_request: DeviceRequest | None = None
     runtime: str | None = None
     envs: tuple[str, ...] = ()
 
@@ -196,4 +221,4 @@ def container_gpu_settings(spec: GpuSpec, mode: str) -> GpuSettings:
             runtime="nvidia",
             envs=(f"NVIDIA_VISIBLE_DEVICES={visible_devices(spec)}", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"),
         )
-    return GpuSettings(gpus=docker_gpus_flag(spec))
+    return GpuSettings(device_request=device_request(spec))

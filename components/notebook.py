@@ -15,6 +15,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import commands
+from components.devices import device_requests
 from components.gpus import GpuSettings
 from components.labels import docker_labels
 
@@ -69,7 +70,7 @@ class Notebook(pulumi.ComponentResource):
             image=args.image_id,
             command=commands.notebook_command(args.logs_dir, args.tensorboard_inside),
             envs=list(args.gpu.envs) or None,
-            gpus=args.gpu.gpus,
+            device_requests=device_requests(args.gpu),
             runtime=args.gpu.runtime,
             ports=container_ports(args.ports),
             mounts=[

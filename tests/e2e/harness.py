@@ -69,7 +69,7 @@ class Docker:
     def snapshot(self) -> dict[str, list[str]]:
         """Everything a deploy could have touched on the host."""
         return {
-            "containers": sorted(self("ps", "-a", "--format", "{{.Names}} {{.ID}} {{.Status}}").stdout.splitlines()),
+            "containers": sorted(self("ps", "-a", "--format", "{{.Names}} {{.ID}} {{.State}} {{.CreatedAt}}").stdout.splitlines()),
             "volumes": sorted(self("volume", "ls", "--format", "{{.Name}}").stdout.splitlines()),
             "images": sorted(self("images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout.splitlines()),
         }

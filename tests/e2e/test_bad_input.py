@@ -65,7 +65,7 @@ def test_missing_and_plaintext_password(project: Project, docker_a: Docker, cpu_
                                      "tfbox:notebookPort": free_port(), "tfbox:tensorboardPort": free_port()}, None)
     missing = stack.preview(check=False)
     assert missing.returncode != 0 and "tfbox:password" in missing.output and "--secret" in missing.output
-    stack.project.pulumi("config", "set", "tfbox:password", "plain-text-pw", "--stack", "nopass")
+    stack.project.pulumi("config", "set", "--plaintext", "tfbox:password", "plain-text-pw", "--stack", "nopass")
     plain = stack.preview(check=False)
     assert plain.returncode != 0 and "plaintext" in plain.output
     assert docker_a.snapshot() == before

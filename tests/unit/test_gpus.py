@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from components.gpus import (
+    DeviceRequest,
     GpuSpec,
     GpuSpecError,
     check_listed_gpus,
@@ -67,11 +68,21 @@ def test_bad_values(value, message):
         parse_gpus(value)
 
 
+@pytest.mark.parametrize(
+    ("value", "count", "ids"),
+    [("all", -1, ()), ("count=2", 2, ()), ("0,1", 0, ("0", "1")), (UUID, 0, (UUID,))],
+)
+def test_device_requests(value, count, ids):
+    req = container_gpu_settings(parse_gpus(value), "device-requests").device_request
+    assert req == DeviceRequest(count=count, device_ids=ids, driver="nvidia", capabilities=("gpu",))
+    # Docker refuses a request with both (the trap of an unquoted "device=0,1" --gpus string)
+    assert not (req.count and req.device_ids)
+
+
 def test_settings_per_mode():
     spec = parse_gpus("0,1")
-    assert container_gpu_settings(spec, "device-requests").gpus == '"device=0,1"'
     legacy = container_gpu_settings(spec, "nvidia-runtime")
-    assert legacy.runtime == "nvidia" and legacy.gpus is None
+    assert legacy.runtime == "nvidia" and legacy.device_request is None
     assert "NVIDIA_VISIBLE_DEVICES=0,1" in legacy.envs
     assert container_gpu_settings(GpuSpec("none"), "nvidia-runtime").runtime is None
 

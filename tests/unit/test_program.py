@@ -72,7 +72,7 @@ def test_dev_notebook_container_inputs():
     assert nb["destroyGraceSeconds"] == 30
     assert nb["healthcheck"]["tests"][:3] == ["CMD", "python3", "-c"]
     assert "http://127.0.0.1:8888/api" in nb["healthcheck"]["tests"][3]
-    assert "gpus" not in nb and "runtime" not in nb and "envs" not in nb
+    assert "gpus" not in nb and "deviceRequests" not in nb and "runtime" not in nb and "envs" not in nb
     assert labels(nb) == {"tfbox.project": "tfbox", "tfbox.stack": "dev", "tfbox.role": "notebook"}
     assert "jupyter notebook --notebook-dir=/tf" in nb["command"][2]
     assert rec.opts(CONTAINER, "notebook").delete_before_replace is True
@@ -186,11 +186,12 @@ def test_tensorboard_off():
 def test_gpu_box_stack():
     rec, outputs = run("gpu-box")
     nb = rec.one(CONTAINER, "notebook").inputs
-    assert nb["gpus"] == '"device=0,1"'
+    assert nb["deviceRequests"] == [{"driver": "nvidia", "count": 0, "deviceIds": ["0", "1"], "capabilities": ["gpu"]}]
+    assert "gpus" not in nb  # the CSV string form loses its quotes in the provider
     assert nb["ports"][0]["ip"] == "0.0.0.0"
     assert rec.one(IMAGE, "image").inputs["name"] == "tensorflow/tensorflow:latest-gpu-jupyter"
     check = rec.one(CONTAINER, "gpu-check").inputs
-    assert check["gpus"] == nb["gpus"] and check["image"] == nb["image"]
+    assert check["deviceRequests"] == nb["deviceRequests"] and check["image"] == nb["image"]
     assert check["command"] == ["nvidia-smi", "-L"]
     assert check["mustRun"] is False and check["attach"] is True and check["logs"] is True
     assert labels(nb)["tfbox.gpu-check"] == "passed"
@@ -205,7 +206,7 @@ def test_legacy_nvidia_runtime_mode():
     rec, _ = run("gpu-box", gpuMode="nvidia-runtime")
     for name in ("notebook", "gpu-check"):
         inputs = rec.one(CONTAINER, name).inputs
-        assert inputs["runtime"] == "nvidia" and "gpus" not in inputs
+        assert inputs["runtime"] == "nvidia" and "gpus" not in inputs and "deviceRequests" not in inputs
         assert "NVIDIA_VISIBLE_DEVICES=0,1" in inputs["envs"]
 
 
