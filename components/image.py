@@ -2,8 +2,9 @@
 
 Containers take the pulled image's id, not its tag: a tag or repo digest as a
 container's `image` makes the provider replace the container on every `up`
-(pulumi-docker#325). An existing tag is never re-pulled by itself, so upgrades go
-through `pull_triggers` fed by the registry's digest when the stack asks to track it.
+(pulumi-docker#325). The provider never re-pulls a tag it already has, not even when
+`pull_triggers` replace the RemoteImage, so a stack that tracks its registry pulls
+`repo@<digest the registry serves now>`: a new digest is a new reference, really pulled.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
+
+from components.image_ref import parse_image_ref
 
 
 @dataclass(frozen=True)
@@ -27,13 +30,13 @@ class Image(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tfbox:index:Image", name, None, opts)
-        triggers: pulumi.Input[list[pulumi.Input[str]]] | None = None
+        pull: pulumi.Input[str] = args.reference
         if args.track_registry:
+            repository = parse_image_ref(args.reference).repository
             registry = docker.get_registry_image_output(name=args.reference, opts=pulumi.InvokeOptions(parent=self))
-            triggers = [registry.sha256_digest]
+            pull = registry.sha256_digest.apply(lambda digest: f"{repository}@{digest}")
         remote = docker.RemoteImage(
-            name, name=args.reference, keep_locally=args.keep_locally, pull_triggers=triggers,
-            opts=pulumi.ResourceOptions(parent=self),
+            name, name=pull, keep_locally=args.keep_locally, opts=pulumi.ResourceOptions(parent=self),
         )
         self.image_id = remote.image_id
         self.repo_digest = remote.repo_digest

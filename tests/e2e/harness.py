@@ -8,6 +8,7 @@ import contextlib
 import http.cookiejar
 import json
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -26,10 +27,25 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_given: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a stack to publish: below the kernel's ephemeral range (32768+), where the
+    CLI's and tests' own client connections would otherwise take it before Docker binds it."""
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(20000, 32000)
+        if port in _given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 @dataclass
@@ -62,9 +78,11 @@ class Docker:
         res = self("inspect", name, check=False)
         return json.loads(res.stdout)[0] if res.returncode == 0 else None
 
-    def exec_env(self, name: str) -> dict[str, str]:
-        out = self("exec", name, "env").stdout
-        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    def main_process_env(self, name: str) -> dict[str, str]:
+        """The environment of the container's main process (so every kernel's). Docker's GPU device
+        path adds NVIDIA_VISIBLE_DEVICES there, not to the container's config: `docker exec env` misses it."""
+        raw = self("exec", name, "cat", "/proc/1/environ").stdout
+        return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
 
     def snapshot(self) -> dict[str, list[str]]:
         """Everything a deploy could have touched on the host."""

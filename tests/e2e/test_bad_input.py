@@ -13,7 +13,7 @@ from tests.e2e.harness import Docker, Project, free_port
 CASES = [
     ("gpus", "0,,x", "tfbox:gpus"),
     ("notebookPort", "70000", "tfbox:notebookPort"),
-    ("notebookPort", "eighty", "tfbox:notebookPort"),  # refused by Pulumi's typed config itself
+    ("notebookPort", "eighty", "'notebookPort' must be of type 'integer'"),  # refused by Pulumi's typed config itself
     ("tensorboardPort", "SAME", "tfbox:tensorboardPort"),
     ("tensorboardMode", "sidecars", "tfbox:tensorboardMode"),
     ("gpuMode", "legacy", "tfbox:gpuMode"),

@@ -224,10 +224,11 @@ def test_too_few_gpus_seen_fails_the_check():
         run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)
 
 
-def test_tracking_the_registry_feeds_pull_triggers():
+def test_tracking_the_registry_pulls_the_digest_it_serves():
+    # a tag the host already has is never pulled again, so an upgrade must name the new digest
     rec, _ = run(imageTrackRegistry=True)
-    assert rec.calls[0][0] == "docker:index/getRegistryImage:getRegistryImage"
-    assert rec.one(IMAGE, "image").inputs["pullTriggers"] == ["sha256:" + "ef" * 32]
+    assert rec.calls[0] == ("docker:index/getRegistryImage:getRegistryImage", {"name": "tensorflow/tensorflow:latest-jupyter"})
+    assert rec.one(IMAGE, "image").inputs == {"name": "tensorflow/tensorflow@sha256:" + "ef" * 32, "keepLocally": True}
 
 
 def test_bad_config_declares_nothing():
