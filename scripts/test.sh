@@ -41,7 +41,7 @@ trap cleanup EXIT
 prepare_e2e() {
   if [[ $(id -u) -ne 0 ]]; then echo "the real-engine tests start Docker daemons and need root" >&2; return 1; fi
   log "host packages"; scripts/install-host-deps.sh
-  log "pulumi toolchain"; TFBOX_TOOLCHAIN_BIN=$(toolchain/ensure.sh | tail -n 1)
+  log "pulumi toolchain"; TFBOX_TOOLCHAIN_BIN=$(TFBOX_PYTHON=$venv/python toolchain/ensure.sh | tail -n 1)
   export TFBOX_TOOLCHAIN_BIN
   log "local registry"; scripts/registry.sh start >/dev/null; started+=(registry)
   export TFBOX_E2E_REGISTRY=127.0.0.1:${TFBOX_REGISTRY_PORT:-5000}

@@ -17,6 +17,8 @@ import ast
 import json
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
 # pulumi-docker's docker.Image (docker:index/image:Image) is a native resource
 # written in Go (it drives buildx), not a bridged Terraform resource: our
@@ -24,7 +26,7 @@ import sys
 NOT_PROVIDED = {"resource docker:index/image:Image"}
 
 
-def shape_of_annotation(ann):
+def shape_of_annotation(ann: ast.expr | None) -> str:
     """'array', 'map' or 'one' from a getter's return annotation."""
     text = ast.unparse(ann) if ann is not None else ""
     if "Sequence[" in text:
@@ -34,7 +36,7 @@ def shape_of_annotation(ann):
     return "one"
 
 
-def shape_of_schema(prop):
+def shape_of_schema(prop: dict[str, Any]) -> str:
     if prop.get("type") == "array":
         return "array"
     if prop.get("type") == "object" and "additionalProperties" in prop:
@@ -42,9 +44,9 @@ def shape_of_schema(prop):
     return "one"
 
 
-def getters(cls):
+def getters(cls: ast.ClassDef) -> dict[str, str]:
     """{wire name: shape} of the @pulumi.getter properties of a class."""
-    names = {}
+    names: dict[str, str] = {}
     for node in cls.body:
         if not isinstance(node, ast.FunctionDef):
             continue
@@ -54,68 +56,74 @@ def getters(cls):
             elif isinstance(dec, ast.Call) and getattr(dec.func, "attr", "") == "getter":
                 name = node.name
                 for kw in dec.keywords:
-                    if kw.arg == "name":
-                        name = kw.value.value
+                    if kw.arg == "name" and isinstance(kw.value, ast.Constant):
+                        name = str(kw.value.value)
                 names[name] = shape_of_annotation(node.returns)
     return names
 
 
-def required(cls):
+def required(cls: ast.ClassDef) -> set[str]:
     """Wire names of the required arguments of an Args class's __init__."""
-    wire = {}
+    wire: dict[str, str] = {}
     for node in cls.body:
         if isinstance(node, ast.FunctionDef):
             for dec in node.decorator_list:
                 if isinstance(dec, ast.Call) and getattr(dec.func, "attr", "") == "getter":
                     for kw in dec.keywords:
-                        if kw.arg == "name":
-                            wire[node.name] = kw.value.value
+                        if kw.arg == "name" and isinstance(kw.value, ast.Constant):
+                            wire[node.name] = str(kw.value.value)
     for node in cls.body:
         if isinstance(node, ast.FunctionDef) and node.name == "__init__":
             args = node.args
             positional = args.args[1:]
             names = [a.arg for a in positional[: len(positional) - len(args.defaults)]]
-            names += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
+            names += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None]
             return {wire.get(n, n) for n in names}
     return set()
 
 
-def classes(path):
-    tree = ast.parse(open(path).read())
+def classes(path: str) -> dict[str, ast.ClassDef]:
+    tree = ast.parse(Path(path).read_text())
     return {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
 
 
-def invoke_args(path):
+def invoke_args(path: str) -> set[str]:
     """Names put in __args__ by a function module (the invoke's inputs)."""
-    names = set()
-    for node in ast.walk(ast.parse(open(path).read())):
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(Path(path).read_text())):
         if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
                 and node.value.id == "__args__" and isinstance(node.slice, ast.Constant)):
-            names.add(node.slice.value)
+            names.add(str(node.slice.value))
     return names
 
 
-def tokens_in(path, marker):
+def tokens_in(path: str, marker: str) -> set[str]:
     """String constants that look like docker tokens in a module."""
-    out = set()
-    for node in ast.walk(ast.parse(open(path).read())):
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(Path(path).read_text())):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) \
                 and node.value.startswith(marker):
             out.add(node.value)
     return out
 
 
-def main():
-    schema = json.load(open(sys.argv[1]))
+def main() -> int:
+    schema = json.loads(Path(sys.argv[1]).read_text())
     if len(sys.argv) > 2:
         sdk = sys.argv[2]
     else:
         import importlib.util
-        sdk = os.path.dirname(importlib.util.find_spec("pulumi_docker").origin)
+        spec = importlib.util.find_spec("pulumi_docker")
+        if spec is None or spec.origin is None:
+            print("pulumi_docker is not installed", file=sys.stderr)
+            return 2
+        sdk = os.path.dirname(spec.origin)
 
-    missing, extra, notes = [], [], []
+    missing: list[str] = []
+    extra: list[str] = []
+    notes: list[str] = []
 
-    def compare(what, sdk_props, ours):
+    def compare(what: str, sdk_props: dict[str, str] | set[str], ours: dict[str, Any]) -> None:
         """sdk_props: {name: shape} or a set of names; ours: schema properties."""
         for n in sorted(set(sdk_props) - set(ours)):
             missing.append(f"{what}: {n}")
@@ -127,7 +135,7 @@ def main():
                 if theirs != mine:
                     missing.append(f"{what}: {n} is {theirs} in the SDK, {mine} in our schema")
 
-    def compare_required(what, sdk_required, ours):
+    def compare_required(what: str, sdk_required: set[str], ours: list[str]) -> None:
         for n in sorted(sdk_required ^ set(ours)):
             where = "the SDK" if n in sdk_required else "our schema"
             missing.append(f"{what}: {n} is required only in {where}")
@@ -181,7 +189,7 @@ def main():
 
     # Object types: inputs (XArgs in _inputs.py) and outputs (X in outputs.py).
     for fname, suffix in (("_inputs.py", "Args"), ("outputs.py", "")):
-        for cname, cls in sorted(classes(os.path.join(sdk, fname)).items()):
+        for cname, type_cls in sorted(classes(os.path.join(sdk, fname)).items()):
             if cname.endswith("Dict"):
                 continue
             base = cname[: -len(suffix)] if suffix and cname.endswith(suffix) else cname
@@ -189,9 +197,9 @@ def main():
             if tok is None:
                 notes.append(f"type {cname} ({fname}): no such type in our schema")
                 continue
-            compare(f"type {tok}", getters(cls), types[tok].get("properties", {}))
+            compare(f"type {tok}", getters(type_cls), types[tok].get("properties", {}))
             if suffix:
-                compare_required(f"type {tok}", required(cls), types[tok].get("required", []))
+                compare_required(f"type {tok}", required(type_cls), types[tok].get("required", []))
 
     unprovided = [m for m in missing if m in NOT_PROVIDED]
     missing = [m for m in missing if m not in NOT_PROVIDED]
