@@ -95,6 +95,9 @@ def test_1_container_removed_by_hand(lab: SimpleNamespace) -> None:
 def test_2_container_stopped_by_hand(lab: SimpleNamespace) -> None:
     lab.docker("stop", NB)
     assert not lab.docker.inspect(NB)["State"]["Running"]
+    # What the provider does (pulumi-docker 5.1.0): refresh reads a stopped must_run container as
+    # mustRun=false and without its ports, an "update"; the next up then replaces the container
+    # (ports force a new one). The notebooks are on the volume, so a user only sees it come back.
     report = refresh_report(lab.stack)
     assert list(report) == ["notebook"] and report["notebook"] in ("update", "delete"), report
     lab.stack.refresh()
