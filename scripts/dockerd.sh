@@ -55,9 +55,20 @@ answers() {
 
 # Pick (once, then remembered) a /24 for this daemon's bridge: 10.213.N.0/24 with N
 # not used by another tfbox daemon under RUN_BASE nor by any interface on the host.
+# A remembered N that another bridge took while this daemon was stopped is chosen again.
+# Callers hold the machine-wide lock (see start), so two daemons starting at once,
+# even under different RUN_BASEs, never pick the same N.
+subnet_taken_elsewhere() {
+  ip -4 -o addr show | grep " 10\.213\.$1\.1/" | grep -vq " $BRIDGE "
+}
+
 subnet_index() {
-  if [ -s "$D/subnet" ]; then cat "$D/subnet"; return; fi
   local used n
+  if [ -s "$D/subnet" ]; then
+    n=$(cat "$D/subnet")
+    if ! subnet_taken_elsewhere "$n"; then echo "$n"; return; fi
+    rm -f "$D/subnet"
+  fi
   used=$(cat "$RUN_BASE"/*/subnet 2>/dev/null || true)
   for n in $(seq 1 254); do
     grep -qx "$n" <<<"$used" && continue
@@ -74,7 +85,7 @@ setup_bridge() {
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add name "$BRIDGE" type bridge || die "cannot create bridge $BRIDGE (need root)"
   fi
-  if ip -4 -o addr show | grep " 10\.213\.$n\.1/" | grep -vq " $BRIDGE "; then
+  if subnet_taken_elsewhere "$n"; then
     die "10.213.$n.1 (remembered in $D/subnet) is taken by another interface; purge $NAME or free it"
   fi
   if ! ip -4 -o addr show dev "$BRIDGE" | grep -q " 10\.213\.$n\.1/24"; then
@@ -127,8 +138,11 @@ cmd_start() {
   fi
   rm -f "$PIDFILE" "$SOCK"
   local n
+  exec 8>"${TMPDIR:-/tmp}/tfbox-dockerd-subnets.lock"
+  flock 8
   n=$(subnet_index)
   setup_bridge "$n"
+  flock -u 8
   install_standins
   write_config "$n"
   mkdir -p "$D/data" "$D/exec"
@@ -145,7 +159,7 @@ cmd_start() {
       --ip-masq=false \
       --cgroup-parent "tfbox-$NAME" \
       --storage-driver overlay2 \
-      </dev/null >>"$LOG" 2>&1 9>&- &
+      </dev/null >>"$LOG" 2>&1 8>&- 9>&- &
   local child=$! i
   for i in $(seq 1 $((TIMEOUT * 5))); do
     if answers && DOCKER_HOST="unix://$SOCK" docker info >/dev/null 2>&1; then

@@ -43,7 +43,10 @@ prepare_e2e() {
   log "host packages"; scripts/install-host-deps.sh
   log "pulumi toolchain"; TFBOX_TOOLCHAIN_BIN=$(TFBOX_PYTHON=$venv/python toolchain/ensure.sh | tail -n 1)
   export TFBOX_TOOLCHAIN_BIN
-  log "local registry"; scripts/registry.sh start >/dev/null; started+=(registry)
+  log "local registry"
+  # someone else's registry on this port stays theirs: only one started here is purged on exit
+  if ! scripts/registry.sh status >/dev/null 2>&1; then started+=(registry); fi
+  scripts/registry.sh start >/dev/null
   export TFBOX_E2E_REGISTRY=127.0.0.1:${TFBOX_REGISTRY_PORT:-5000}
   log "TensorFlow notebook image"
   local build_host

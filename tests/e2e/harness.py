@@ -193,16 +193,6 @@ class Stack:
     def set_docker_host(self, host: str) -> None:
         self.project.pulumi(*self._args("config", "set", "docker:host", host))
 
-    def changes(self, result: Result) -> dict[str, int]:
-        """The change summary of an `up --json`-less run: counts of create/update/replace/delete."""
-        summary: dict[str, int] = {}
-        for line in result.output.splitlines():
-            line = line.strip()
-            for word in ("created", "updated", "replaced", "deleted"):
-                if line.endswith(word) and line.split()[0].lstrip("+-~").isdigit():
-                    summary[word] = int(line.split()[0].lstrip("+-~"))
-        return summary
-
 
 def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
     try:

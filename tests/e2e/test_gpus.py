@@ -55,20 +55,12 @@ def listed_gpus(output: str) -> list[tuple[int, str]]:
     return gpus
 
 
-def main_process_env(docker: Docker, name: str) -> dict[str, str]:
-    """The environment of the container's main process (Jupyter, so every kernel's). Docker's GPU
-    device path adds NVIDIA_VISIBLE_DEVICES there, not to the container's config, so `docker exec env`
-    does not show it."""
-    raw = docker("exec", name, "cat", "/proc/1/environ").stdout
-    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
-
-
 def notebook_sees(lab: SimpleNamespace, visible: str, count: int) -> dict[str, Any]:
     """What a user checks: the notebook runs healthy, answers, and a notebook cell sees the GPUs."""
     info: dict[str, Any] | None = lab.docker.inspect(NB)
     assert info is not None, "no notebook container"
     assert info["State"]["Running"] and info["State"]["Health"]["Status"] == "healthy"
-    assert main_process_env(lab.docker, NB)["NVIDIA_VISIBLE_DEVICES"] == visible
+    assert lab.docker.main_process_env(NB)["NVIDIA_VISIBLE_DEVICES"] == visible
     session = Jupyter(lab.nb)
     assert session.login(lab.password)
     cell = session.execute(CELL)
@@ -154,7 +146,7 @@ def test_4_failing_check_leaves_the_running_notebook_alone(lab: SimpleNamespace)
     after = lab.docker.inspect(NB)
     assert after is not None, "a failed GPU check removed the notebook"
     assert (after["Id"], after["State"]["StartedAt"]) == (before["Id"], before["State"]["StartedAt"])
-    assert main_process_env(lab.docker, NB)["NVIDIA_VISIBLE_DEVICES"] == "0,1"
+    assert lab.docker.main_process_env(NB)["NVIDIA_VISIBLE_DEVICES"] == "0,1"
     assert http_get(lab.nb + "/api")[0] == 200
     assert lab.docker.inspect(CHECK)["State"]["ExitCode"] == 1
 
