@@ -37,6 +37,8 @@ def _require_prepared() -> None:
 
 
 def start_daemon(name: str) -> Docker:
+    """A daemon with nothing on it: whatever an interrupted earlier run left is purged first."""
+    stop_daemon(name)
     out = subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), "start", name], capture_output=True, text=True, check=True).stdout
     host = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("DOCKER_HOST="))
     return Docker(host)
