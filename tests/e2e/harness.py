@@ -9,6 +9,7 @@ import http.cookiejar
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import socket
@@ -46,6 +47,15 @@ def free_port() -> int:
         _given.add(port)
         return port
     raise RuntimeError("no free port in 20000-32000")
+
+
+# The 'Resources:' counts the CLI prints: '- 1 deleted', '+ 2 created', '+-1 replaced', '~ 1 updated'.
+SUMMARY_LINE = re.compile(r"^\s*[-+~]*\s*(\d+) (created|updated|replaced|deleted)\s*$", re.MULTILINE)
+
+
+def change_summary(output: str) -> dict[str, int]:
+    """What a CLI run changed, from its summary; {} for a run that changed nothing."""
+    return {m.group(2): int(m.group(1)) for m in SUMMARY_LINE.finditer(output)}
 
 
 @dataclass

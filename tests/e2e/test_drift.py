@@ -8,7 +8,6 @@ Everything runs on docker_b, so restarting its daemon disturbs no other test's s
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import time
@@ -18,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ROOT, Docker, Jupyter, Project, Result, Stack, free_port, http_get, wait_http
+from tests.e2e.harness import ROOT, Docker, Jupyter, Project, Result, Stack, change_summary, free_port, http_get, wait_http
 
 NB, TB = "tfbox-drift-notebook", "tfbox-drift-tensorboard"
-SUMMARY_LINE = re.compile(r"^\s*[-+~]*\s*(\d+) (created|updated|replaced|deleted)\s*$", re.MULTILINE)
 NOTEBOOK = "tfbox-e2e-drift.ipynb"
 SOURCE = "print('survives drift')"
 
@@ -46,11 +44,7 @@ def lab(project: Project, docker_b: Docker, cpu_image: str, password: str) -> It
 
 
 def summary(result: Result) -> dict[str, int]:
-    """The 'Resources:' counts of a CLI run: '- 1 deleted', '+ 2 created', '+-1 replaced', '~ 1 updated'."""
-    counts = {}
-    for m in SUMMARY_LINE.finditer(result.output):
-        counts[m.group(2)] = int(m.group(1))
-    return counts
+    return change_summary(result.output)
 
 
 def refresh_report(stack: Stack) -> dict[str, str]:

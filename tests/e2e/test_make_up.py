@@ -4,7 +4,6 @@ generated notebook password that `make password` prints and that logs in."""
 
 from __future__ import annotations
 
-import re
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -12,12 +11,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.e2e.harness import Docker, Jupyter, Project, Result, http_get
+from tests.e2e.harness import Docker, Jupyter, Project, Result, change_summary, http_get
 
 URL = "http://127.0.0.1:8888"  # the dev stack's default ports, reserved for this test
 TB_URL = "http://127.0.0.1:6006"
 NB, TB = "tfbox-dev-notebook", "tfbox-dev-tensorboard"
-SUMMARY_LINE = re.compile(r"^\s*[-+~]*\s*(\d+) (created|updated|replaced|deleted)\s*$", re.MULTILINE)
 
 
 def up_sh(lab: SimpleNamespace, *args: str, check: bool = True) -> Result:
@@ -88,7 +86,7 @@ def test_3_the_passphrase_is_private_and_is_what_encrypts_the_secrets(lab: Simpl
 def test_4_a_second_make_up_changes_nothing(lab: SimpleNamespace) -> None:
     before = {n: lab.docker.inspect(n)["Id"] for n in (NB, TB)}
     again = up_sh(lab)
-    assert not SUMMARY_LINE.search(again.output), again.output[-3000:]
+    assert not change_summary(again.output), again.output[-3000:]
     assert "unchanged" in again.output
     assert {n: lab.docker.inspect(n)["Id"] for n in (NB, TB)} == before
 
