@@ -153,6 +153,21 @@ class Project:
             raise AssertionError(f"{' '.join(args)} failed ({p.returncode}):\n{res.output[-6000:]}")
         return res
 
+    def start(self, *args: str, new_session: bool = False) -> subprocess.Popen[str]:
+        """A CLI run in the background (interrupted or run in parallel by a test); finish it with `finish`."""
+        return subprocess.Popen(list(args), cwd=self.dir, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=new_session)
+
+    def finish(self, proc: subprocess.Popen[str], label: str, timeout: float = 900) -> str:
+        """Wait for a background run; its output joins the transcript, which the secrets test reads."""
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        self.transcript.append(f"$ {label}\n{out}")
+        return out
+
     def pulumi(self, *args: str, **kw: Any) -> Result:
         return self.run("pulumi", "--non-interactive", *args, **kw)
 

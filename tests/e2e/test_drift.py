@@ -127,23 +127,17 @@ def interrupt_when_created(project: Project, stack: Stack, docker: Docker, conta
     ones. `--parallel 1` makes that leave work undone: the containers are created one after the other.
     """
     cmd = ["pulumi", "--non-interactive", "up", "--yes", "--skip-preview", "--parallel", "1", "--stack", stack.name]
-    with subprocess.Popen(cmd, cwd=project.dir, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, start_new_session=True) as proc:
-        deadline = time.monotonic() + timeout
-        created: list[str] = []
-        while not created:
-            assert proc.poll() is None, "up ended before a container was created"
-            assert time.monotonic() < deadline, f"none of {containers} was created in {timeout}s"
-            time.sleep(0.2)
-            created = [c for c in containers if docker.inspect(c) is not None]
-        proc.send_signal(signal.SIGINT)  # a Ctrl-C, to the CLI: it is what handles it
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        project.transcript.append(f"$ {' '.join(cmd)}  # interrupted\n{out}")
-        return proc.returncode, out, created[0]
+    proc = project.start(*cmd, new_session=True)
+    deadline = time.monotonic() + timeout
+    created: list[str] = []
+    while not created:
+        assert proc.poll() is None, "up ended before a container was created"
+        assert time.monotonic() < deadline, f"none of {containers} was created in {timeout}s"
+        time.sleep(0.2)
+        created = [c for c in containers if docker.inspect(c) is not None]
+    proc.send_signal(signal.SIGINT)  # a Ctrl-C, to the CLI: it is what handles it
+    out = project.finish(proc, f"{' '.join(cmd)}  # interrupted", timeout)
+    return proc.returncode, out, created[0]
 
 
 def test_4_interrupted_up_is_finished_by_the_next_up(project: Project, docker_b: Docker, cpu_image: str, password: str) -> None:

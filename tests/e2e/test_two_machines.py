@@ -6,7 +6,6 @@ and destroying one stack leaves the other host untouched."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -39,18 +38,12 @@ def up_in_parallel(project: Project, stacks: list[Stack], timeout: float = 900) 
     """Start `pulumi up` for every stack at once; per stack: exit code, output, start and end time."""
     procs = {}
     for st in stacks:
-        cmd = ["pulumi", "--non-interactive", "up", "--yes", "--skip-preview", "--stack", st.name]
-        procs[st.name] = (subprocess.Popen(cmd, cwd=project.dir, env=project.env, stdout=subprocess.PIPE,
-                                           stderr=subprocess.STDOUT, text=True), time.monotonic())
+        procs[st.name] = (project.start("pulumi", "--non-interactive", "up", "--yes", "--skip-preview", "--stack", st.name),
+                          time.monotonic())
     results = {}
     for name, (proc, started) in procs.items():
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        project.transcript.append(f"$ pulumi up --stack {name}  # in parallel\n{out}")
-        results[name] = (proc.returncode, out, started, time.monotonic())
+        out = project.finish(proc, f"pulumi up --stack {name}  # in parallel", timeout)
+        results[name] = (proc.returncode or 0, out, started, time.monotonic())
     return results
 
 
