@@ -138,7 +138,7 @@ def test_with_a_cli_it_creates_the_stack_and_sets_the_password_from_stdin(root: 
         FAKE_PULUMI_LOG=str(log),
         TFBOX_PASSWORD=given,
         PULUMI_BACKEND_URL="file:///nowhere",
-        PULUMI_CONFIG_PASSPHRASE=secrets.token_hex(8),  # the fake pulumi never uses it; generated, not a literal
+        **{"PULUMI_CONFIG_PASSPHRASE": secrets.token_hex(8)},  # the fake pulumi never uses it: generated, not a literal
     )
     assert done.returncode == 0, done.stderr
     calls = log.read_text().splitlines()
