@@ -171,6 +171,16 @@ class Project:
     def pulumi(self, *args: str, **kw: Any) -> Result:
         return self.run("pulumi", "--non-interactive", *args, **kw)
 
+    def lab(self, name: str, docker_host: str, image: str, password: str, **extra: Any) -> tuple[Stack, str, str]:
+        """A stack on `docker_host` with free ports, brought up; its notebook and TensorBoard URLs."""
+        nb_port, tb_port = free_port(), free_port()
+        stack = self.stack(name, {
+            "docker:host": docker_host, "tfbox:image": image,
+            "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port, **extra,
+        }, password)
+        stack.up()
+        return stack, f"http://127.0.0.1:{nb_port}", f"http://127.0.0.1:{tb_port}"
+
     def stack(self, name: str, config: dict[str, Any], password: str | None) -> Stack:
         """Write Pulumi.<name>.yaml, create the stack, set the password as a secret (from stdin)."""
         (self.dir / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))

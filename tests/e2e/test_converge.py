@@ -9,19 +9,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.e2e.harness import Docker, Jupyter, Project, free_port, http_get
+from tests.e2e.harness import Docker, Jupyter, Project, http_get
 
 
 @pytest.fixture(scope="module")
 def lab(project: Project, docker_a: Docker, cpu_image: str, password: str) -> Iterator[SimpleNamespace]:
-    nb_port, tb_port = free_port(), free_port()
-    stack = project.stack("converge", {
-        "docker:host": docker_a.host, "tfbox:image": cpu_image,
-        "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port,
-    }, password)
-    first = stack.up()
-    yield SimpleNamespace(stack=stack, first=first, docker=docker_a,
-                          nb=f"http://127.0.0.1:{nb_port}", tb=f"http://127.0.0.1:{tb_port}")
+    stack, nb, tb = project.lab("converge", docker_a.host, cpu_image, password)
+    yield SimpleNamespace(stack=stack, docker=docker_a, nb=nb, tb=tb)
     stack.destroy(check=False)
 
 

@@ -26,14 +26,8 @@ SOURCE = "print('survives drift')"
 
 @pytest.fixture(scope="module")
 def lab(project: Project, docker_b: Docker, cpu_image: str, password: str) -> Iterator[SimpleNamespace]:
-    nb_port, tb_port = free_port(), free_port()
-    stack = project.stack("drift", {
-        "docker:host": docker_b.host, "tfbox:image": cpu_image,
-        "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port,
-    }, password)
-    stack.up()
-    lab = SimpleNamespace(stack=stack, docker=docker_b, password=password, names=(NB, TB),
-                          nb=f"http://127.0.0.1:{nb_port}", tb=f"http://127.0.0.1:{tb_port}")
+    stack, nb, tb = project.lab("drift", docker_b.host, cpu_image, password)
+    lab = SimpleNamespace(stack=stack, docker=docker_b, password=password, names=(NB, TB), nb=nb, tb=tb)
     session = Jupyter(lab.nb)
     assert session.login(password)
     session.save_notebook(NOTEBOOK, SOURCE)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.e2e.harness import Docker, Jupyter, Project, free_port, http_get
+from tests.e2e.harness import Docker, Jupyter, Project, http_get
 
 TRAIN = """
 import numpy as np, tensorflow as tf
@@ -34,15 +34,10 @@ with capture():
 
 @pytest.fixture(scope="module")
 def lab(project: Project, docker_a: Docker, cpu_image: str, password: str) -> Iterator[SimpleNamespace]:
-    nb_port, tb_port = free_port(), free_port()
-    stack = project.stack("train", {
-        "docker:host": docker_a.host, "tfbox:image": cpu_image,
-        "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port,
-    }, password)
-    stack.up()
-    session = Jupyter(f"http://127.0.0.1:{nb_port}")
+    stack, nb, tb = project.lab("train", docker_a.host, cpu_image, password)
+    session = Jupyter(nb)
     assert session.login(password)
-    yield SimpleNamespace(stack=stack, session=session, tb=f"http://127.0.0.1:{tb_port}")
+    yield SimpleNamespace(stack=stack, session=session, tb=tb)
     stack.destroy(check=False)
 
 
