@@ -15,7 +15,7 @@ import pulumi_docker as docker
 
 from components import commands
 from components.devices import device_requests
-from components.gpus import GpuSettings, GpuSpec, check_listed_gpus, parse_nvidia_smi_list
+from components.gpus import GpuSettings, GpuSpec, check_listed_gpus, docker_gpus_flag, parse_nvidia_smi_list, visible_devices
 from components.labels import docker_labels
 
 INSTALL_HINT = {
@@ -45,10 +45,18 @@ def verdict(spec: GpuSpec, mode: str, exit_code: int | None, logs: str | None) -
         raise GpuCheckFailed(
             f"GPU check for tfbox:gpus={spec.describe()} failed: {'; '.join(problems)}.\n"
             f"nvidia-smi said: {output or '(nothing)'}\n"
+            f"Try it by hand on the host: {manual_check(spec, mode)}\n"
             f"Fix: {INSTALL_HINT.get(mode, INSTALL_HINT['device-requests'])}; or change tfbox:gpus. "
             "Then run `pulumi up --replace <the gpu-check container URN>` to check again."
         )
     return "passed"
+
+
+def manual_check(spec: GpuSpec, mode: str) -> str:
+    """The recipe's own command with the same GPU selection, for the user to reproduce the failure."""
+    if mode == "nvidia-runtime":
+        return f"docker run --rm --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES={visible_devices(spec)} <image> nvidia-smi -L"
+    return f"docker run --rm --gpus '{docker_gpus_flag(spec)}' <image> nvidia-smi -L"
 
 
 @dataclass

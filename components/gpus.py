@@ -112,7 +112,7 @@ def _devices(items: list[str]) -> GpuSpec:
 
 
 def docker_gpus_flag(spec: GpuSpec) -> str | None:
-    """The equivalent `docker run --gpus` value, for messages and docs.
+    """The equivalent `docker run --gpus` value, for the GPU check's "try it by hand" hint.
 
     Docker parses the flag as CSV, so a device list carries its own double quotes,
     exactly as on the command line: `--gpus '"device=0,1"'`.

@@ -251,3 +251,13 @@ def test_health_check_durations_are_spelled_as_docker_reads_them_back(name):
     rec, _ = run()
     hc = rec.one(CONTAINER, name).inputs["healthcheck"]
     assert (hc["interval"], hc["timeout"], hc["startPeriod"]) == ("5s", "5s", "2m0s")
+
+
+def test_failed_gpu_check_says_how_to_reproduce_it_by_hand():
+    from components.gpu_check import GpuCheckFailed, verdict
+    from components.gpus import parse_gpus
+
+    with pytest.raises(GpuCheckFailed, match=r"""docker run --rm --gpus '"device=0,1"' <image> nvidia-smi -L"""):
+        verdict(parse_gpus("0,1"), "device-requests", 9, "")
+    with pytest.raises(GpuCheckFailed, match="--runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=0,1"):
+        verdict(parse_gpus("0,1"), "nvidia-runtime", 9, "")
