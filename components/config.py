@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from components.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
+from components.hardening import DEFAULT_SHM_SIZE, GPU_ULIMITS_TEXT, NotebookResources, parse_notebook_resources
 from components.image_ref import ImageRef, ImageRefError, parse_image_ref
 from components.password import valid_salt
 
@@ -72,6 +73,13 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("keepVolumes", "boolean", True, "Keep the Docker volumes when Pulumi deletes them (`retainOnDelete`)."),
     ConfigKey("protectVolumes", "boolean", False, "Refuse any delete of the volumes (`protect`)."),
     ConfigKey("namePrefix", "string", "", "Prefix of container and volume names; empty means `tfbox-<stack>`."),
+    ConfigKey("shmSize", "string", DEFAULT_SHM_SIZE,
+              "Size of the notebook's `/dev/shm` (`docker run --shm-size`, e.g. `2g`); TensorFlow input pipelines crash in Docker's 64m."),
+    ConfigKey("notebookMemory", "string", "", "Memory limit of the notebook (`docker run --memory`, e.g. `16g`; swap not limited); empty for none."),
+    ConfigKey("notebookCpus", "string", "", "CPU limit of the notebook (`docker run --cpus`, e.g. `4` or `1.5`); empty for none."),
+    ConfigKey("notebookUlimits", "string", "",
+              f"Notebook ulimits `name=soft[:hard],…` (`docker run --ulimit`); empty gives GPU stacks NVIDIA's `{GPU_ULIMITS_TEXT}` "
+              "and others Docker's defaults; `none` for Docker's defaults everywhere."),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 
@@ -129,6 +137,7 @@ class LabConfig:
     protect_volumes: bool
     name_prefix: str
     docker_host: str = LOCAL_DOCKER_HOST
+    notebook_resources: NotebookResources = field(default_factory=NotebookResources)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -305,6 +314,11 @@ def parse_config(
     if not logs_dir.startswith("/") or logs_dir in ("/", "/tf"):
         r.add("logsDir", f"{logs_dir!r} must be an absolute directory below / other than /tf itself", "use /tf/logs")
 
+    resources, resource_problems = parse_notebook_resources(
+        r.value("shmSize"), r.value("notebookMemory"), r.value("notebookCpus"), r.value("notebookUlimits"), gpus.requested)
+    for p in resource_problems:
+        r.add(p.key, p.problem, p.fix)
+
     flags = {name: r.value(name) for name in ("imageTrackRegistry", "keepImage", "keepVolumes", "protectVolumes")}
     if r.problems:
         raise ConfigError(r.problems)
@@ -319,7 +333,7 @@ def parse_config(
         tensorboard_public=tb_public, notebooks_volume=volumes["notebooksVolume"], notebooks_host_path=host_path,
         logs_volume=volumes["logsVolume"], logs_dir=logs_dir, keep_volumes=flags["keepVolumes"],
         protect_volumes=flags["protectVolumes"], name_prefix=prefix,
-        docker_host=docker_host or LOCAL_DOCKER_HOST, warnings=tuple(warnings),
+        docker_host=docker_host or LOCAL_DOCKER_HOST, notebook_resources=resources, warnings=tuple(warnings),
     )
 
 
