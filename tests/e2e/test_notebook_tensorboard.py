@@ -98,7 +98,7 @@ def test_notebook_is_hardened_on_the_daemon(lab: SimpleNamespace) -> None:
     host = lab.docker.inspect(NB)["HostConfig"]
     assert host["SecurityOpt"] == ["no-new-privileges"]
     assert host["Init"] is True
-    assert sorted(host["CapDrop"]) == ["AUDIT_WRITE", "MKNOD", "NET_RAW", "SETFCAP", "SYS_CHROOT"]
+    assert sorted(host["CapDrop"]) == ["CAP_AUDIT_WRITE", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SYS_CHROOT"]
     assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}
     assert host["ShmSize"] == 1 << 30
     assert host["Ulimits"] == [{"Name": "stack", "Soft": 67108864, "Hard": 67108864}]
