@@ -22,6 +22,7 @@ import yaml
 from components.binds import bind_problem, binds_overlap, is_loopback, normalise_bind
 from components.docker_host import LOCAL_DOCKER_HOST, docker_host_problems, normalise_docker_host
 from components.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
+from components.hardening import DEFAULT_SHM_SIZE, GPU_ULIMITS_TEXT, NotebookResources, parse_notebook_resources
 from components.image_ref import ImageRef, ImageRefError, parse_image_ref
 from components.password import valid_salt
 from components.paths import logs_dir_problems, notebooks_host_path_problems
@@ -75,6 +76,13 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("keepVolumes", "boolean", True, "Keep the Docker volumes when Pulumi deletes them (`retainOnDelete`)."),
     ConfigKey("protectVolumes", "boolean", False, "Refuse any delete of the volumes (`protect`)."),
     ConfigKey("namePrefix", "string", "", "Prefix of container and volume names; empty means `tfbox-<stack>`."),
+    ConfigKey("shmSize", "string", DEFAULT_SHM_SIZE,
+              "Size of the notebook's `/dev/shm` (`docker run --shm-size`, e.g. `2g`); TensorFlow input pipelines crash in Docker's 64m."),
+    ConfigKey("notebookMemory", "string", "", "Memory limit of the notebook (`docker run --memory`, e.g. `16g`; swap not limited); empty for none."),
+    ConfigKey("notebookCpus", "string", "", "CPU limit of the notebook (`docker run --cpus`, e.g. `4` or `1.5`); empty for none."),
+    ConfigKey("notebookUlimits", "string", "",
+              f"Notebook ulimits `name=soft[:hard],…` (`docker run --ulimit`); empty gives GPU stacks NVIDIA's `{GPU_ULIMITS_TEXT}` "
+              "and others Docker's defaults; `none` for Docker's defaults everywhere."),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 
@@ -132,6 +140,7 @@ class LabConfig:
     name_prefix: str
     tf_log_level: int = 2
     docker_host: str = LOCAL_DOCKER_HOST  # canonical (components.docker_host.normalise_docker_host)
+    notebook_resources: NotebookResources = field(default_factory=NotebookResources)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -307,6 +316,11 @@ def parse_config(
     if not 0 <= tf_log_level <= 3:
         r.add("tfLogLevel", f"{tf_log_level} is not a TensorFlow log level", "write 0 (everything), 1, 2 (errors only) or 3 (nothing)")
 
+    resources, resource_problems = parse_notebook_resources(
+        r.value("shmSize"), r.value("notebookMemory"), r.value("notebookCpus"), r.value("notebookUlimits"), gpus.requested)
+    for p in resource_problems:
+        r.add(p.key, p.problem, p.fix)
+
     flags = {name: r.value(name) for name in ("imageTrackRegistry", "keepImage", "keepVolumes", "protectVolumes")}
     if r.problems:
         raise ConfigError(r.problems)
@@ -321,7 +335,7 @@ def parse_config(
         tensorboard_public=tb_public, notebooks_volume=volumes["notebooksVolume"], notebooks_host_path=host_path,
         logs_volume=volumes["logsVolume"], logs_dir=logs_dir, keep_volumes=flags["keepVolumes"],
         protect_volumes=flags["protectVolumes"], name_prefix=prefix, tf_log_level=tf_log_level,
-        docker_host=host, warnings=tuple(warnings),
+        docker_host=host, notebook_resources=resources, warnings=tuple(warnings),
     )
 
 

@@ -79,6 +79,27 @@ def test_dev_notebook_container_inputs():
     assert rec.opts(CONTAINER, "notebook").delete_before_replace is True
 
 
+def test_dev_notebook_is_hardened_and_sized_for_tensorflow():
+    rec, _ = run()
+    nb = rec.one(CONTAINER, "notebook").inputs
+    assert nb["securityOpts"] == ["no-new-privileges"]
+    assert nb["init"] is True, "an init process reaps the zombies kernels leave"
+    assert sorted(nb["capabilities"]["drops"]) == ["AUDIT_WRITE", "MKNOD", "NET_RAW", "SETFCAP", "SYS_CHROOT"]
+    assert "user" not in nb and "readOnly" not in nb  # root in /tf: see the README's Hardening part
+    assert nb["logDriver"] == "json-file" and nb["logOpts"] == {"max-size": "10m", "max-file": "3"}
+    assert nb["shmSize"] == 1024, "1 GiB, in the MiB the provider reads back"
+    assert "ulimits" not in nb, "NVIDIA's ulimits are for GPU stacks"
+    assert "memory" not in nb and "memorySwap" not in nb and "cpus" not in nb
+
+
+def test_memory_and_cpu_limits_are_spelled_as_the_provider_reads_them_back():
+    rec, _ = run(notebookMemory="16g", notebookCpus="2", shmSize="2g", notebookUlimits="nofile=4096:8192")
+    nb = rec.one(CONTAINER, "notebook").inputs
+    assert (nb["memory"], nb["memorySwap"], nb["shmSize"]) == (16384, -1, 2048)
+    assert nb["cpus"] == "2.0"
+    assert nb["ulimits"] == [{"name": "nofile", "soft": 4096, "hard": 8192}]
+
+
 def test_password_reaches_jupyter_only_as_a_salted_hash():
     rec, _ = run()
     nb = rec.one(CONTAINER, "notebook").inputs
@@ -149,6 +170,11 @@ def test_tensorboard_sidecar_inputs():
     assert labels(tb)["tfbox.tensorboard-public"] == "false"
     assert rec.opts(CONTAINER, "tensorboard").delete_before_replace is True
     assert not rec.opts(CONTAINER, "tensorboard").depends_on
+    # unprivileged, read-only, no capabilities: it only serves the logs
+    assert tb["user"] == "65534:65534" and tb["readOnly"] is True
+    assert tb["tmpfs"] == {"/tmp": "rw,noexec,nosuid,nodev,size=64m"}
+    assert tb["capabilities"] == {"drops": ["ALL"]} and tb["securityOpts"] == ["no-new-privileges"]
+    assert "shmSize" not in tb and "init" not in tb
 
 
 def test_running_twice_gives_identical_inputs():
@@ -195,6 +221,8 @@ def test_gpu_box_stack():
     assert check["deviceRequests"] == nb["deviceRequests"] and check["image"] == nb["image"]
     assert check["command"] == ["nvidia-smi", "-L"]
     assert check["mustRun"] is False and check["attach"] is True and check["logs"] is True
+    assert check["securityOpts"] == ["no-new-privileges"]
+    assert nb["ulimits"] == [{"name": "memlock", "soft": -1, "hard": -1}, {"name": "stack", "soft": 67108864, "hard": 67108864}]
     assert labels(nb)["tfbox.gpu-check"] == "passed"
     assert outputs["gpus"] == "0,1"
     assert outputs["gpuCheck"].startswith("GPU 0: NVIDIA H200")
