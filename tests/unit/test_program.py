@@ -1,10 +1,11 @@
 """The whole program under Pulumi's mocks: exactly what each stack asks Docker for."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from components.capture import __doc__ as capture_doc
+import components.capture
 from components.commands import CAPTURE_STARTUP_PATH, JUPYTER_CONFIG_PATH
 from components.password import check_password
 from tests.unit.program import Recorder, is_secret_value, run_program, stack_config
@@ -107,7 +108,7 @@ def test_password_reaches_jupyter_only_as_a_salted_hash():
     hashed = settings["PasswordIdentityProvider"]["hashed_password"]
     assert check_password(hashed, PASSWORD) and PASSWORD not in hashed
     assert settings["IdentityProvider"]["token"] == ""
-    assert capture_doc and "def capture" in files[CAPTURE_STARTUP_PATH]
+    assert files[CAPTURE_STARTUP_PATH] == Path(components.capture.__file__).read_text(), "the capture() startup file"
     # the recipe's PASSWORD env var is ignored by current images and visible in docker inspect
     assert not any("PASSWORD" in e for e in nb.get("envs", []))
 
