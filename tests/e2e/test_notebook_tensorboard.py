@@ -110,6 +110,8 @@ def test_tensorflow_import_prints_no_cpp_log_block_by_default(lab: SimpleNamespa
     loud = result["stdout"].split("LOUD<<", 1)[1].split(">>LOUD", 1)[0]
     assert CPP_LOG_LINE.search(loud), f"control: at level 0 this image logs at import, got {loud!r}"
     assert not CPP_LOG_LINE.search(result["stderr"]), result["stderr"]
+
+
 def proc_status(docker: Docker, name: str, field: str) -> str:
     line = next(x for x in docker("exec", name, "cat", "/proc/1/status").stdout.splitlines() if x.startswith(field + ":"))
     return line.split(":", 1)[1].strip()
