@@ -29,7 +29,9 @@ TENSORBOARD_TMPFS = (("/tmp", "rw,noexec,nosuid,nodev,size=64m"),)
 # Raw sockets (ARP/DNS spoofing on the bridge), device nodes, audit writes, chroot, file capabilities:
 # nothing a notebook, pip or TensorFlow does needs them. DAC_OVERRIDE/CHOWN/SETUID… stay: root must
 # still write a bind-mounted notebook directory owned by a host user, and apt drops to its own user.
-NOTEBOOK_CAP_DROP = ("AUDIT_WRITE", "MKNOD", "NET_RAW", "SETFCAP", "SYS_CHROOT")
+# Spelled with CAP_, as Docker 20.10+ stores and the provider reads them back (without it: a replacement
+# on every `up`); `ALL` stays as it is.
+NOTEBOOK_CAP_DROP = ("CAP_AUDIT_WRITE", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SYS_CHROOT")
 ALL_CAPABILITIES = "ALL"
 LOG_DRIVER = "json-file"
 LOG_OPTS = (("max-file", "3"), ("max-size", "10m"))  # at most 30 MB of container log per notebook

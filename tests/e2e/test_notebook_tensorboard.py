@@ -110,6 +110,8 @@ def test_tensorflow_import_prints_no_cpp_log_block_by_default(lab: SimpleNamespa
     loud = result["stdout"].split("LOUD<<", 1)[1].split(">>LOUD", 1)[0]
     assert CPP_LOG_LINE.search(loud), f"control: at level 0 this image logs at import, got {loud!r}"
     assert not CPP_LOG_LINE.search(result["stderr"]), result["stderr"]
+
+
 def proc_status(docker: Docker, name: str, field: str) -> str:
     line = next(x for x in docker("exec", name, "cat", "/proc/1/status").stdout.splitlines() if x.startswith(field + ":"))
     return line.split(":", 1)[1].strip()
@@ -119,7 +121,7 @@ def test_notebook_is_hardened_on_the_daemon(lab: SimpleNamespace) -> None:
     host = lab.docker.inspect(NB)["HostConfig"]
     assert host["SecurityOpt"] == ["no-new-privileges"]
     assert host["Init"] is True
-    assert sorted(host["CapDrop"]) == ["AUDIT_WRITE", "MKNOD", "NET_RAW", "SETFCAP", "SYS_CHROOT"]
+    assert sorted(host["CapDrop"]) == ["CAP_AUDIT_WRITE", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SYS_CHROOT"]
     assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}
     assert host["ShmSize"] == 1 << 30
     assert host["Ulimits"] == [{"Name": "stack", "Soft": 67108864, "Hard": 67108864}]

@@ -113,6 +113,7 @@ def test_tensorboard_is_unprivileged_and_read_only():
 def test_notebook_keeps_what_root_in_a_notebook_needs():
     h = notebook_hardening(NotebookResources(shm_bytes=2 * GIB, memory_bytes=8 * GIB, nano_cpus=2_000_000_000))
     assert h.init is True and h.user is None and not h.read_only
-    assert "NET_RAW" in h.cap_drop and "DAC_OVERRIDE" not in h.cap_drop and "ALL" not in h.cap_drop
+    assert "CAP_NET_RAW" in h.cap_drop and "CAP_DAC_OVERRIDE" not in h.cap_drop and "ALL" not in h.cap_drop
+    assert all(c.startswith("CAP_") for c in h.cap_drop), "Docker reads them back with CAP_: any other spelling diffs"
     assert dict(h.log_opts) == {"max-size": "10m", "max-file": "3"}
     assert (h.shm_bytes, h.memory_bytes, h.nano_cpus) == (2 * GIB, 8 * GIB, 2_000_000_000)
