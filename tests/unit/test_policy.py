@@ -386,9 +386,9 @@ def test_stack_policy_follows_the_image_dependency_to_the_tag() -> None:
 
 def _program_requests(stack: str, **overrides: Any) -> list[tuple[str, str, dict[str, Any], bool]]:
     """(type, name, inputs, protect) of every Docker resource `__main__.py` declares for a committed stack."""
-    from tests.unit.program import run_program, stack_config
+    from tests.unit.program import run_program, stack_config, with_machine_secrets
 
-    config = {**stack_config(stack), "tfbox:password": "correct horse battery staple"}
+    config = {**with_machine_secrets(stack_config(stack)), "tfbox:password": "correct horse battery staple"}
     config.update({f"tfbox:{k}": v for k, v in overrides.items()})
     rec, _ = run_program(config, stack=stack)
     out = []
