@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: up test unit lint e2e preview machine password destroy outputs local-docker reference
+.PHONY: up test unit lint e2e preview machine password destroy outputs tls local-docker reference
 
 # Runtime dependencies are all `make up` needs; the test tools come on top for `make test`.
 $(VENV)/.runtime: requirements.txt
@@ -44,6 +44,10 @@ machine: $(VENV)/.runtime
 
 password outputs destroy: $(VENV)/.runtime
 	scripts/up.sh $(STACK) --$@
+
+## A self-signed certificate for a stack's notebook, made once and kept in its config (make tls STACK=gpu-box).
+tls: $(VENV)/.runtime
+	scripts/up.sh $(STACK) --tls
 
 ## A private Docker daemon, registry and a locally built TensorFlow image, for hosts that cannot reach Docker Hub.
 local-docker:

@@ -70,6 +70,8 @@ class Lab(pulumi.ComponentResource):
         notebook_labels = cfg.labels("notebook")
         if tb_inside:
             notebook_labels["tfbox.tensorboard-public"] = str(cfg.tensorboard_public).lower()
+        if cfg.allow_plain_http_on_lan and not cfg.tls:
+            notebook_labels["tfbox.plain-http-on-lan"] = "true"  # the opt-in, where the policy pack can see it
         notebook = Notebook("notebook", NotebookArgs(
             container_name=cfg.container_name("notebook"), image_id=image.image_id,
             jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, tls=cfg.tls),
