@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import ipaddress
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -20,16 +19,19 @@ from typing import Any, Literal
 
 import yaml
 
+from components.binds import bind_problem, binds_overlap, is_loopback, normalise_bind
+from components.docker_host import LOCAL_DOCKER_HOST, docker_host_problems, normalise_docker_host
 from components.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
 from components.image_ref import ImageRef, ImageRefError, parse_image_ref
 from components.password import password_problem, valid_salt
+from components.paths import logs_dir_problems, notebooks_host_path_problems
 from components.tls import TlsError, check_pair, load_cert
 
 NAMESPACE = "tfbox"
 CPU_IMAGE = "tensorflow/tensorflow:latest-jupyter"
 GPU_IMAGE = "tensorflow/tensorflow:latest-gpu-jupyter"
 TENSORBOARD_MODES = ("sidecar", "exec", "off")
-LOCAL_DOCKER_HOST = "unix:///var/run/docker.sock"
+DOCKER_TLS_KEYS = ("certPath", "certMaterial", "keyMaterial")  # docker: provider keys that make tcp:// use TLS
 
 ConfigType = Literal["string", "integer", "boolean"]
 PasswordState = Literal["secret", "plaintext", "missing"]
@@ -62,19 +64,20 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("passwordSalt", "string", "", "Random salt of the password's argon2id hash (16-64 letters or digits); `make up`, `make machine` or "
               "`python -m components.password salt` make it. Required."),
     ConfigKey("notebookPort", "integer", 8888, "Host port of the notebook."),
-    ConfigKey("notebookBind", "string", "127.0.0.1", "Host address the notebook port is published on (`0.0.0.0` for every interface)."),
+    ConfigKey("notebookBind", "string", "127.0.0.1", "Host IP address the notebook port is published on (`0.0.0.0` for every interface; `localhost` means `127.0.0.1`)."),
     ConfigKey("tlsCert", "string", "", "PEM certificate (chain) the notebook serves HTTPS with; `make tls STACK=…` makes a self-signed one. Empty: plain HTTP."),
-    ConfigKey("tlsKey", "string", None, "PEM private key of `tlsCert`; set with `pulumi config set --secret tfbox:tlsKey < key.pem` (or `make tls`).", secret=True),
+    ConfigKey("tlsKey", "string", "", "PEM private key of `tlsCert`; set with `pulumi config set --secret tfbox:tlsKey < key.pem` (or `make tls`).", secret=True),
     ConfigKey("allowPlainHttpOnLan", "boolean", False, "Must be `true` to publish the notebook beyond loopback without TLS "
               "(password and session cookie cross the network in cleartext)."),
     ConfigKey("tensorboardMode", "string", "sidecar", "`sidecar` (own container), `exec` (inside the notebook container, as the recipe) or `off`."),
     ConfigKey("tensorboardPort", "integer", 6006, "Host port of TensorBoard."),
-    ConfigKey("tensorboardBind", "string", "127.0.0.1", "Host address TensorBoard is published on."),
+    ConfigKey("tensorboardBind", "string", "127.0.0.1", "Host IP address TensorBoard is published on (`localhost` means `127.0.0.1`)."),
     ConfigKey("tensorboardPublic", "boolean", False, "Must be `true` to publish TensorBoard (which has no login) beyond loopback."),
     ConfigKey("notebooksVolume", "string", "", "Docker volume for `/tf`; empty means `<namePrefix>-notebooks`."),
-    ConfigKey("notebooksHostPath", "string", "", "Absolute host directory to bind at `/tf` instead of a volume."),
+    ConfigKey("notebooksHostPath", "string", "", "Absolute host directory to bind at `/tf` instead of a volume (not `/`, a system directory or the Docker socket)."),
     ConfigKey("logsVolume", "string", "", "Docker volume for the TensorBoard logs; empty means `<namePrefix>-logs`."),
-    ConfigKey("logsDir", "string", "/tf/logs", "Where notebooks write logs and TensorBoard reads them, inside the containers."),
+    ConfigKey("logsDir", "string", "/tf/logs", "Where notebooks write logs and TensorBoard reads them, inside the containers; a directory below `/tf`."),
+    ConfigKey("tfLogLevel", "integer", 2, "`TF_CPP_MIN_LOG_LEVEL` in the notebook: 0 shows TensorFlow's C++ info and warnings, 2 only errors, 3 nothing."),
     ConfigKey("keepVolumes", "boolean", True, "Keep the Docker volumes when Pulumi deletes them (`retainOnDelete`)."),
     ConfigKey("protectVolumes", "boolean", False, "Refuse any delete of the volumes (`protect`)."),
     ConfigKey("namePrefix", "string", "", "Prefix of container and volume names; empty means `tfbox-<stack>`."),
@@ -82,7 +85,6 @@ KEYS: tuple[ConfigKey, ...] = (
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class ConfigError(ValueError):
@@ -134,7 +136,8 @@ class LabConfig:
     keep_volumes: bool
     protect_volumes: bool
     name_prefix: str
-    docker_host: str = LOCAL_DOCKER_HOST
+    tf_log_level: int = 2
+    docker_host: str = LOCAL_DOCKER_HOST  # canonical (components.docker_host.normalise_docker_host)
     warnings: tuple[str, ...] = field(default=(), compare=False)
     tls_cert: str = ""  # PEM; the key stays a secret outside the config
     allow_plain_http_on_lan: bool = False
@@ -193,25 +196,6 @@ class _Reader:
         self.problems.append(f"{NAMESPACE}:{name}: {problem}. Fix: {fix}.")
 
 
-def _valid_bind(addr: str) -> bool:
-    if addr == "localhost":
-        return True
-    try:
-        ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_loopback(addr: str) -> bool:
-    return addr in _LOOPBACK or (addr not in ("", "0.0.0.0", "::") and _valid_bind(addr) and ipaddress.ip_address(addr).is_loopback)
-
-
-def _binds_overlap(a: str, b: str) -> bool:
-    wildcard = ("0.0.0.0", "::")
-    return a == b or a in wildcard or b in wildcard
-
-
 def parse_config(
     raw: Mapping[str, Any],
     *,
@@ -219,6 +203,7 @@ def parse_config(
     project: str = "tfbox",
     password_state: PasswordState,
     docker_host: str | None = None,
+    docker_tls: bool = False,
     password: str | None = None,
     tls_key_state: PasswordState | None = None,
     tls_key: str | None = None,
@@ -226,12 +211,17 @@ def parse_config(
 ) -> LabConfig:
     """Validate raw `tfbox:` values (keys without the namespace) and return the typed config.
 
+    `docker_host` is the provider's host (`docker:host` or DOCKER_HOST), `docker_tls` whether client
+    TLS material is configured for it (docker:certPath/certMaterial/keyMaterial or DOCKER_CERT_PATH).
     `password` and `tls_key` are the secrets' values when the caller can read them (the program
     can; a committed stack file cannot): checked, never quoted. `tls_key_state` None means the
     key is set per machine and unknown here (the stack-file checker), so TLS is not required.
     Raises ConfigError listing every problem.
     """
     r = _Reader(raw)
+    host_text = docker_host or LOCAL_DOCKER_HOST
+    r.problems.extend(f"docker:host: {p}" for p in docker_host_problems(host_text, tls=docker_tls))
+    host = normalise_docker_host(host_text, tls=docker_tls)
     warnings: list[str] = []
     for name in raw:
         if name not in KEYS_BY_NAME:
@@ -294,10 +284,15 @@ def parse_config(
             r.add(name, f"{port} is not a TCP port", "pick a port from 1 to 65535")
         ports[name] = port
     binds: dict[str, str] = {}
+    valid_binds = True
     for name in ("notebookBind", "tensorboardBind"):
         bind = r.value(name)
-        if not _valid_bind(bind):
-            r.add(name, f"{bind!r} is not an IP address", "write 127.0.0.1 for this machine only, or 0.0.0.0 for every interface")
+        problem = bind_problem(bind)
+        if problem:
+            valid_binds = False
+            r.add(name, problem, "write 127.0.0.1 for this machine only, or 0.0.0.0 for every interface")
+        else:
+            bind = normalise_bind(bind)
         binds[name] = bind
 
     tls_cert = _check_tls(r, stack, binds["notebookBind"], tls_key_state, tls_key)
@@ -307,13 +302,14 @@ def parse_config(
     if tb_mode not in TENSORBOARD_MODES:
         r.add("tensorboardMode", f"unknown mode {tb_mode!r}", "write sidecar, exec or off")
     tb_public = r.value("tensorboardPublic")
-    if tb_mode != "off" and _valid_bind(binds["tensorboardBind"]) and not _is_loopback(binds["tensorboardBind"]) and not tb_public:
+    if tb_mode != "off" and valid_binds and not is_loopback(binds["tensorboardBind"]) and not tb_public:
         r.add("tensorboardBind", f"TensorBoard has no login and {binds['tensorboardBind']} publishes it beyond this machine",
               "bind it to 127.0.0.1 (and use an SSH tunnel), or set tfbox:tensorboardPublic to true to accept that")
     if (tb_mode in TENSORBOARD_MODES and tb_mode != "off" and ports["notebookPort"] == ports["tensorboardPort"]
-            and _binds_overlap(binds["notebookBind"], binds["tensorboardBind"])):
-        r.add("tensorboardPort", f"host port {ports['notebookPort']} is also the notebook's port",
-              "give TensorBoard another port (6006 is usual)")
+            and binds_overlap(*(b if bind_problem(b) is None else "0.0.0.0"  # as Docker would read it
+                                for b in (binds["notebookBind"], binds["tensorboardBind"])))):
+        r.add("tensorboardPort", f"host port {ports['notebookPort']} is also the notebook's port, {NAMESPACE}:notebookPort",
+              f"give {NAMESPACE}:tensorboardPort and {NAMESPACE}:notebookPort different ports (6006 and 8888 are usual)")
 
     stack_slug = re.sub(r"[^a-zA-Z0-9_.-]", "-", stack)
     prefix = r.value("namePrefix") or f"tfbox-{stack_slug}"
@@ -328,11 +324,17 @@ def parse_config(
     if volumes["notebooksVolume"] == volumes["logsVolume"]:
         r.add("logsVolume", "is the same volume as notebooksVolume", "give the logs their own volume")
     host_path = r.value("notebooksHostPath")
-    if host_path and not host_path.startswith("/"):
-        r.add("notebooksHostPath", f"{host_path!r} is not an absolute path", "write the full path on the Docker host, e.g. /srv/notebooks")
-    logs_dir = r.value("logsDir").rstrip("/") or "/"
-    if not logs_dir.startswith("/") or logs_dir in ("/", "/tf"):
-        r.add("logsDir", f"{logs_dir!r} must be an absolute directory below / other than /tf itself", "use /tf/logs")
+    sockets = (host[len("unix://"):],) if host.startswith("unix://") else ()
+    for problem in notebooks_host_path_problems(host_path, (*sockets, LOCAL_DOCKER_HOST[len("unix://"):])) if host_path else []:
+        r.add("notebooksHostPath", problem, "bind a directory of its own such as /srv/notebooks or /home/<you>/notebooks, "
+              "or leave it empty for a Docker volume")
+    logs_dir = r.value("logsDir")
+    for problem in logs_dir_problems(logs_dir):
+        r.add("logsDir", problem, "use a directory below /tf such as /tf/logs")
+    logs_dir = logs_dir.rstrip("/")
+    tf_log_level = r.value("tfLogLevel")
+    if not 0 <= tf_log_level <= 3:
+        r.add("tfLogLevel", f"{tf_log_level} is not a TensorFlow log level", "write 0 (everything), 1, 2 (errors only) or 3 (nothing)")
 
     flags = {name: r.value(name) for name in ("imageTrackRegistry", "keepImage", "keepVolumes", "protectVolumes")}
     if r.problems:
@@ -347,9 +349,8 @@ def parse_config(
         tensorboard_port=ports["tensorboardPort"], tensorboard_bind=binds["tensorboardBind"],
         tensorboard_public=tb_public, notebooks_volume=volumes["notebooksVolume"], notebooks_host_path=host_path,
         logs_volume=volumes["logsVolume"], logs_dir=logs_dir, keep_volumes=flags["keepVolumes"],
-        protect_volumes=flags["protectVolumes"], name_prefix=prefix,
-        docker_host=docker_host or LOCAL_DOCKER_HOST, warnings=tuple(warnings), tls_cert=tls_cert,
-        allow_plain_http_on_lan=allow_plain,
+        protect_volumes=flags["protectVolumes"], name_prefix=prefix, tf_log_level=tf_log_level,
+        docker_host=host, warnings=tuple(warnings), tls_cert=tls_cert, allow_plain_http_on_lan=allow_plain,
     )
 
 
@@ -378,7 +379,7 @@ def _check_tls(r: _Reader, stack: str, bind: str, key_state: PasswordState | Non
         return cert
     if key_state in ("secret", "plaintext"):
         r.add("tlsCert", "is not set but tfbox:tlsKey is", f"`pulumi config set tfbox:tlsCert --stack {stack} < cert.pem`, or {make_tls}")
-    elif key_state == "missing" and _valid_bind(bind) and not _is_loopback(bind) and not r.value("allowPlainHttpOnLan"):
+    elif key_state == "missing" and not bind_problem(bind) and not is_loopback(bind) and not r.value("allowPlainHttpOnLan"):
         r.add("notebookBind", f"{bind} publishes the notebook beyond this machine over plain HTTP, so the password and "
               "session cookie cross the network in cleartext",
               f"{make_tls}, {own}; or bind it to 127.0.0.1 and use an SSH tunnel; or set tfbox:allowPlainHttpOnLan "
@@ -396,6 +397,7 @@ class StackFile:
     raw: dict[str, Any]
     docker_host: str | None
     password_state: PasswordState
+    docker_tls: bool = False
     tls_key_state: PasswordState = "missing"
 
 
@@ -405,12 +407,15 @@ def read_stack_file(path: Path) -> StackFile:
     config = doc.get("config") or {}
     raw: dict[str, Any] = {}
     docker_host = None
+    docker_tls = False
     state: PasswordState = "missing"
     tls_key_state: PasswordState = "missing"
     for full, value in config.items():
         ns, _, name = str(full).partition(":")
         if ns == "docker" and name == "host":
             docker_host = str(value)
+        if ns == "docker" and name in DOCKER_TLS_KEYS and value:
+            docker_tls = True
         if ns != NAMESPACE:
             continue
         if name in ("password", "tlsKey"):
@@ -422,7 +427,7 @@ def read_stack_file(path: Path) -> StackFile:
             continue
         raw[name] = value
     stack = path.name[len("Pulumi."):-len(".yaml")]
-    return StackFile(stack, path, raw, docker_host, state, tls_key_state)
+    return StackFile(stack, path, raw, docker_host, state, docker_tls, tls_key_state)
 
 
 def stack_files(project_dir: Path) -> list[Path]:
@@ -430,8 +435,9 @@ def stack_files(project_dir: Path) -> list[Path]:
 
 
 def _same_host(a: str, b: str) -> bool:
-    norm = {"unix:///var/run/docker.sock", "unix:///run/docker.sock", "npipe:////./pipe/docker_engine"}
-    return a == b or (a in norm and b in norm)
+    """Hosts are canonical in LabConfig; the local socket and Docker Desktop's pipe are the same local daemon."""
+    local = {LOCAL_DOCKER_HOST, normalise_docker_host("npipe:////./pipe/docker_engine")}
+    return a == b or (a in local and b in local)
 
 
 def cross_stack_problems(this: LabConfig, others: Iterable[LabConfig]) -> list[str]:
@@ -446,7 +452,7 @@ def cross_stack_problems(this: LabConfig, others: Iterable[LabConfig]) -> list[s
             continue
         for mine in this.published:
             for theirs in other.published:
-                if mine.port == theirs.port and _binds_overlap(mine.bind, theirs.bind):
+                if mine.port == theirs.port and binds_overlap(mine.bind, theirs.bind):
                     problems.append(
                         f"{NAMESPACE}:{mine.key}: host port {mine.port} on {this.docker_host} is also used by "
                         f"stack '{other.stack}' ({theirs.service}). Fix: pick another port for one of them."
@@ -466,7 +472,7 @@ def load_other_stacks(project_dir: Path, project: str, exclude: str) -> list[Lab
             continue
         try:
             out.append(parse_config(sf.raw, stack=sf.stack, project=project, password_state="secret",
-                                    docker_host=sf.docker_host, require_salt=False))
+                                    docker_host=sf.docker_host, docker_tls=sf.docker_tls, require_salt=False))
         except ConfigError:
             continue
     return out
@@ -482,7 +488,7 @@ def check_stack_file(path: Path, project: str = "tfbox") -> LabConfig:
     state: PasswordState = "secret" if sf.password_state == "missing" else sf.password_state
     tls_state = None if sf.tls_key_state == "missing" else sf.tls_key_state
     cfg = parse_config(sf.raw, stack=sf.stack, project=project, password_state=state, docker_host=sf.docker_host,
-                       tls_key_state=tls_state, require_salt=False)
+                       docker_tls=sf.docker_tls, tls_key_state=tls_state, require_salt=False)
     problems = cross_stack_problems(cfg, load_other_stacks(path.parent, project, sf.stack))
     if problems:
         raise ConfigError(problems)

@@ -78,6 +78,8 @@ class Lab(pulumi.ComponentResource):
             gpu=gpu, ports=ports, notebooks_type=storage.notebooks_type, notebooks_source=storage.notebooks_source,
             logs_source=storage.logs_source, logs_dir=cfg.logs_dir, tensorboard_inside=tb_inside,
             labels=notebook_labels, gate=gate, tls_cert=cfg.tls_cert, tls_key=args.tls_key,
+            # TensorFlow's import-time C++ info/warnings read as errors in a cell; tfbox:tfLogLevel sets how many show
+            envs=[f"TF_CPP_MIN_LOG_LEVEL={cfg.tf_log_level}"],
         ), child)
         self.notebook = notebook
 

@@ -5,7 +5,6 @@ import json
 import pytest
 from jupyter_server.auth.security import passwd_check
 
-from components.capture import __doc__ as capture_doc
 from components.commands import CAPTURE_STARTUP_PATH, JUPYTER_CONFIG_PATH, TLS_CERT_PATH, TLS_KEY_PATH
 from components.tls import fingerprint_sha256
 from tests.unit.program import TLS, Recorder, is_secret_value, run_program, stack_config, with_machine_secrets
@@ -73,7 +72,8 @@ def test_dev_notebook_container_inputs():
     assert nb["destroyGraceSeconds"] == 30
     assert nb["healthcheck"]["tests"][:3] == ["CMD", "python3", "-c"]
     assert "http://127.0.0.1:8888/api" in nb["healthcheck"]["tests"][3]
-    assert "gpus" not in nb and "deviceRequests" not in nb and "runtime" not in nb and "envs" not in nb
+    assert "gpus" not in nb and "deviceRequests" not in nb and "runtime" not in nb
+    assert nb["envs"] == ["TF_CPP_MIN_LOG_LEVEL=2"], "TensorFlow's import-time C++ info/warnings are quiet by default"
     assert labels(nb) == {"tfbox.project": "tfbox", "tfbox.stack": "dev", "tfbox.role": "notebook"}
     assert "jupyter notebook --notebook-dir=/tf" in nb["command"][2]
     assert rec.opts(CONTAINER, "notebook").delete_before_replace is True
@@ -87,7 +87,7 @@ def test_password_reaches_jupyter_only_as_a_salted_hash():
     assert passwd_check(hashed, PASSWORD) and PASSWORD not in hashed
     assert hashed.startswith("argon2:$argon2id$v=19$m=10240,t=10,p=8$")
     assert settings["IdentityProvider"]["token"] == ""
-    assert capture_doc and "def capture" in files[CAPTURE_STARTUP_PATH]
+    assert "def capture" in files[CAPTURE_STARTUP_PATH]
     # the recipe's PASSWORD env var is ignored by current images and visible in docker inspect
     assert not any("PASSWORD" in e for e in nb.get("envs", []))
 
@@ -264,6 +264,19 @@ def test_failed_gpu_check_says_how_to_reproduce_it_by_hand():
         verdict(parse_gpus("0,1"), "device-requests", 9, "")
     with pytest.raises(GpuCheckFailed, match="--runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=0,1"):
         verdict(parse_gpus("0,1"), "nvidia-runtime", 9, "")
+
+
+def test_localhost_binds_reach_docker_as_127_0_0_1():
+    """Docker turns a host IP it cannot parse (`localhost`) into 0.0.0.0: the program hands it the IP."""
+    rec, _ = run(notebookBind="localhost", tensorboardBind="LOCALHOST")
+    for name in ("notebook", "tensorboard"):
+        ports = rec.one(CONTAINER, name).inputs["ports"]
+        assert [p["ip"] for p in ports] == ["127.0.0.1"], name
+
+
+def test_tf_log_level_reaches_the_notebook_env():
+    rec, _ = run(tfLogLevel="0")
+    assert "TF_CPP_MIN_LOG_LEVEL=0" in rec.one(CONTAINER, "notebook").inputs["envs"]
 
 
 def test_gpu_box_serves_https_with_the_uploaded_pair():
