@@ -53,7 +53,7 @@ password outputs destroy: $(VENV)/.runtime
 
 ## A self-signed certificate for a stack's notebook, made once and kept in its config (make tls STACK=gpu-box).
 tls: $(VENV)/.runtime
-	scripts/up.sh $(STACK) --tls
+	scripts/up.sh $(call quote,STACK) --tls
 
 ## A private Docker daemon, registry and a locally built TensorFlow image, for hosts that cannot reach Docker Hub.
 local-docker:
