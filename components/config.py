@@ -28,6 +28,7 @@ NAMESPACE = "tfbox"
 CPU_IMAGE = "tensorflow/tensorflow:latest-jupyter"
 GPU_IMAGE = "tensorflow/tensorflow:latest-gpu-jupyter"
 TENSORBOARD_MODES = ("sidecar", "exec", "off")
+STACK_KINDS = ("machine", "local")
 LOCAL_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 ConfigType = Literal["string", "integer", "boolean"]
@@ -72,6 +73,7 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("keepVolumes", "boolean", True, "Keep the Docker volumes when Pulumi deletes them (`retainOnDelete`)."),
     ConfigKey("protectVolumes", "boolean", False, "Refuse any delete of the volumes (`protect`)."),
     ConfigKey("namePrefix", "string", "", "Prefix of container and volume names; empty means `tfbox-<stack>`."),
+    ConfigKey("stackKind", "string", "machine", "`machine` (previewed on PRs, drift-checked, in `make fleet`) or `local` (your own Docker; CI never runs it)."),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 
@@ -304,6 +306,10 @@ def parse_config(
     logs_dir = r.value("logsDir").rstrip("/") or "/"
     if not logs_dir.startswith("/") or logs_dir in ("/", "/tf"):
         r.add("logsDir", f"{logs_dir!r} must be an absolute directory below / other than /tf itself", "use /tf/logs")
+
+    if r.value("stackKind") not in STACK_KINDS:
+        r.add("stackKind", f"unknown kind {r.value('stackKind')!r}",
+              "write machine (a shared machine CI previews) or local (your own Docker, never run by CI)")
 
     flags = {name: r.value(name) for name in ("imageTrackRegistry", "keepImage", "keepVolumes", "protectVolumes")}
     if r.problems:

@@ -72,7 +72,13 @@ def run_script(*args: str, stdin: str = "") -> list[str]:
 
 
 def committed_stacks() -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+    """The committed machine stacks: every Pulumi.<stack>.yaml not marked `tfbox:stackKind: local`."""
+    out = []
+    for p in ROOT.glob("Pulumi.*.yaml"):
+        config = (yaml.safe_load(p.read_text()) or {}).get("config") or {}
+        if config.get("tfbox:stackKind", "machine") != "local":
+            out.append(p.name[len("Pulumi.") : -len(".yaml")])
+    return sorted(out)
 
 
 def workflow(name: str) -> dict[str, Any]:
