@@ -18,10 +18,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ops.github import GitHub, upsert_comment
 from ops.preview_comment import Outcome, classify, missing_result, render
-from ops.stacks import StackInfo, affected, machine_stacks
+
+if TYPE_CHECKING:
+    from ops.stacks import StackInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(".tfbox/pr-preview")
@@ -80,7 +83,34 @@ def head_commit(root: Path) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+def gate(affected: str, preview: str, comment: str, stacks: list[str]) -> str | None:
+    """The fixed-name `previews` job's verdict from its needs' results: why it fails, or None.
+
+    It always runs, so branch protection can require it whatever stacks a PR touches."""
+    if affected != "success":
+        return f"listing the affected stacks ended with '{affected}'"
+    if not stacks:
+        return None
+    if preview != "success":
+        return f"a preview of {', '.join(stacks)} did not succeed ('{preview}'): read the stacks' PR comments"
+    if comment != "success":
+        return f"posting the preview comments ended with '{comment}'"
+    return None
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    problem = gate(args.affected, args.preview, args.comment, json.loads(args.stacks or "[]"))
+    if problem:
+        print(f"::error title=previews::{problem}")
+        return 1
+    print("previews: every affected machine stack previewed cleanly" if json.loads(args.stacks or "[]")
+          else "previews: no machine stack affected (or a forked PR), nothing to preview")
+    return 0
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
+    from ops.stacks import affected, machine_stacks  # needs PyYAML; `post` and `gate` run without it
+
     root: Path = args.root
     machines = machine_stacks(root)
     if args.stacks is not None:
@@ -129,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     post.add_argument("--repo", required=True, help="owner/name")
     post.add_argument("--pr", type=int, required=True)
     post.add_argument("--run-url", default="")
+    g = sub.add_parser("gate", help="the fixed-name job's verdict (CI)")
+    g.add_argument("--affected", required=True)
+    g.add_argument("--preview", required=True)
+    g.add_argument("--comment", required=True)
+    g.add_argument("--stacks", default="[]", help="JSON list of the affected stacks")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--base", help="git ref the branch is compared with (the PR's base)")
     which.add_argument("--stacks", help="comma-separated stacks to preview instead of the affected ones")
@@ -138,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "post":
         return cmd_post(args)
-    if args.base is None and args.stacks is None:
+    if args.command == "gate":
+        return cmd_gate(args)
+    if not args.base and args.stacks is None:
         parser.error("give --base REF (make pr-preview BASE=origin/main) or --stacks")
     return cmd_preview(args)

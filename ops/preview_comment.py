@@ -28,7 +28,7 @@ FAILURES: tuple[tuple[str, re.Pattern[str], str], ...] = (
      "the machine's Docker daemon did not answer: check that it runs, that `docker:host` is right and that the runner reaches it"),
     ("invalid configuration", re.compile(r"tfbox configuration has \d+ problem"),
      "the stack's configuration is invalid: each problem below names the key and the fix"),
-    ("drift", re.compile(r"no changes were expected but changes were proposed", re.IGNORECASE),
+    ("drift", re.compile(r"no changes were expected( for \w+)? but changes were proposed", re.IGNORECASE),
      "the machine differs from the committed configuration (someone changed it by hand, or a deploy is missing)"),
     ("secrets passphrase", re.compile(r"passphrase must be set|incorrect passphrase", re.IGNORECASE),
      "the stack's secrets could not be decrypted: set PULUMI_CONFIG_PASSPHRASE (the repository secret) to the team's passphrase"),
