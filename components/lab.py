@@ -75,6 +75,8 @@ class Lab(pulumi.ComponentResource):
             gpu=gpu, ports=ports, notebooks_type=storage.notebooks_type, notebooks_source=storage.notebooks_source,
             logs_source=storage.logs_source, logs_dir=cfg.logs_dir, tensorboard_inside=tb_inside,
             labels=notebook_labels, gate=gate,
+            # TensorFlow's import-time C++ info/warnings read as errors in a cell; tfbox:tfLogLevel sets how many show
+            envs=[f"TF_CPP_MIN_LOG_LEVEL={cfg.tf_log_level}"],
         ), child)
         self.notebook = notebook
 

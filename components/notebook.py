@@ -42,6 +42,7 @@ class NotebookArgs:
     logs_dir: str
     tensorboard_inside: bool
     labels: dict[str, str]
+    envs: list[str] = field(default_factory=list)  # plain settings, never secrets (`docker inspect` shows them)
     gate: pulumi.Input[str] | None = None  # e.g. the GPU check's verdict: no notebook before it passes
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
@@ -69,7 +70,7 @@ class Notebook(pulumi.ComponentResource):
             name=args.container_name,
             image=args.image_id,
             command=commands.notebook_command(args.logs_dir, args.tensorboard_inside),
-            envs=list(args.gpu.envs) or None,
+            envs=[*args.envs, *args.gpu.envs] or None,
             device_requests=device_requests(args.gpu),
             runtime=args.gpu.runtime,
             ports=container_ports(args.ports),

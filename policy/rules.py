@@ -71,12 +71,13 @@ def role_of(props: Mapping[str, Any]) -> str | None:
 
 
 def is_loopback(ip: str) -> bool:
-    """127.0.0.0/8, ::1 or `localhost`; anything else (and an empty ip, Docker's 0.0.0.0) is public."""
-    host = ip.strip().strip("[]")
-    if host.lower() == "localhost":
-        return True
+    """An IP literal in 127.0.0.0/8 or ::1; anything else (an empty ip is Docker's 0.0.0.0) is public.
+
+    Docker 20-28 publishes a port whose host IP it cannot parse (`localhost`, a host name, `[::1]`)
+    on 0.0.0.0, so such a spelling counts as public, not as loopback.
+    """
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(ip).is_loopback
     except ValueError:
         return False
 

@@ -5,6 +5,7 @@ callback into the shared logs; TensorBoard's API then lists the run and its scal
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -30,6 +31,19 @@ with capture():
     tf.print("tfbox-cpp-marker", output_stream="file:///proc/self/fd/2")
     import os; os.write(1, b"raw-fd-1-marker\\n")
 """
+
+# A fresh kernel imports TensorFlow; a child Python with TF_CPP_MIN_LOG_LEVEL=0 is the control that shows
+# this image does print C++ log lines at import when not quieted.
+TF_IMPORT = """
+import os, subprocess, sys
+print("level", os.environ.get("TF_CPP_MIN_LOG_LEVEL"))
+loud = subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, text=True,
+                      env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+print("LOUD<<" + loud.stderr + ">>LOUD")
+import tensorflow
+"""
+# TensorFlow's C++ log prefix: `2025-01-02 03:04:05.678901: I tensorflow/...` or absl's `I0000 00:00:...`
+CPP_LOG_LINE = re.compile(r"(^|\n)(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] |[IWE]\d{4} \d\d:\d\d:\d\d)")
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +81,12 @@ def test_capture_brings_cpp_output_into_the_cell(lab: SimpleNamespace) -> None:
     assert not result["error"], result["error"]
     assert "tfbox-cpp-marker" in result["stderr"]
     assert "raw-fd-1-marker" in result["stdout"]
+
+
+def test_tensorflow_import_prints_no_cpp_log_block_by_default(lab: SimpleNamespace) -> None:
+    result = lab.session.execute(TF_IMPORT)
+    assert not result["error"], result["error"]
+    assert "level 2" in result["stdout"], "tfbox:tfLogLevel's default reaches the kernel"
+    loud = result["stdout"].split("LOUD<<", 1)[1].split(">>LOUD", 1)[0]
+    assert CPP_LOG_LINE.search(loud), f"control: at level 0 this image logs at import, got {loud!r}"
+    assert not CPP_LOG_LINE.search(result["stderr"]), result["stderr"]

@@ -128,7 +128,15 @@ def test_host_network_counts_as_public() -> None:
     assert rules.check_public_notebook_password(rules.CONTAINER, props)
 
 
-@pytest.mark.parametrize("ip", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+@pytest.mark.parametrize("ip", ["localhost", "LOCALHOST", "gpu-box", "[::1]", " 127.0.0.1"])
+def test_a_bind_docker_cannot_parse_counts_as_public(ip: str) -> None:
+    """Docker 20-28 publishes on 0.0.0.0 when it cannot parse the host IP: `localhost` is not loopback."""
+    props = container(ports=[{"internal": 8888, "external": 8888, "ip": ip}], uploads=[])
+    assert rules.check_public_notebook_password(rules.CONTAINER, props)
+    assert rules.check_tensorboard_loopback(rules.CONTAINER, tensorboard(ip))
+
+
+@pytest.mark.parametrize("ip", ["127.0.0.1", "127.0.0.2", "::1"])
 def test_loopback_notebook_is_not_public(ip: str) -> None:
     props = container(ports=[{"internal": 8888, "external": 8888, "ip": ip}], uploads=[])
     assert rules.check_public_notebook_password(rules.CONTAINER, props) == []

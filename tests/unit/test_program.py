@@ -72,7 +72,8 @@ def test_dev_notebook_container_inputs():
     assert nb["destroyGraceSeconds"] == 30
     assert nb["healthcheck"]["tests"][:3] == ["CMD", "python3", "-c"]
     assert "http://127.0.0.1:8888/api" in nb["healthcheck"]["tests"][3]
-    assert "gpus" not in nb and "deviceRequests" not in nb and "runtime" not in nb and "envs" not in nb
+    assert "gpus" not in nb and "deviceRequests" not in nb and "runtime" not in nb
+    assert nb["envs"] == ["TF_CPP_MIN_LOG_LEVEL=2"], "TensorFlow's import-time C++ info/warnings are quiet by default"
     assert labels(nb) == {"tfbox.project": "tfbox", "tfbox.stack": "dev", "tfbox.role": "notebook"}
     assert "jupyter notebook --notebook-dir=/tf" in nb["command"][2]
     assert rec.opts(CONTAINER, "notebook").delete_before_replace is True
@@ -261,3 +262,16 @@ def test_failed_gpu_check_says_how_to_reproduce_it_by_hand():
         verdict(parse_gpus("0,1"), "device-requests", 9, "")
     with pytest.raises(GpuCheckFailed, match="--runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=0,1"):
         verdict(parse_gpus("0,1"), "nvidia-runtime", 9, "")
+
+
+def test_localhost_binds_reach_docker_as_127_0_0_1():
+    """Docker turns a host IP it cannot parse (`localhost`) into 0.0.0.0: the program hands it the IP."""
+    rec, _ = run(notebookBind="localhost", tensorboardBind="LOCALHOST")
+    for name in ("notebook", "tensorboard"):
+        ports = rec.one(CONTAINER, name).inputs["ports"]
+        assert [p["ip"] for p in ports] == ["127.0.0.1"], name
+
+
+def test_tf_log_level_reaches_the_notebook_env():
+    rec, _ = run(tfLogLevel="0")
+    assert "TF_CPP_MIN_LOG_LEVEL=0" in rec.one(CONTAINER, "notebook").inputs["envs"]
