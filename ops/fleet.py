@@ -123,12 +123,13 @@ def output_values(stack: Any) -> dict[str, Any]:
 
 
 def run_action(stack: Any, action: str, emit: Callable[[str], None]) -> dict[str, int]:
-    """Run one action on one stack; its resource changes."""
+    """Run one action on one stack; its resource changes. `preview` and `up` refresh first: they act
+    on what is on the machine now (a preview from the last state alone never contacts the machine)."""
     if action == "up":
-        res = stack.up(on_output=emit, color="never", policy_packs=["policy"])
+        res = stack.up(on_output=emit, color="never", policy_packs=["policy"], refresh=True)
         return real_changes(res.summary.resource_changes)
     if action == "preview":
-        res = stack.preview(on_output=emit, color="never", policy_packs=["policy"], diff=True)
+        res = stack.preview(on_output=emit, color="never", policy_packs=["policy"], diff=True, refresh=True)
         return real_changes(res.change_summary)
     if action == "refresh":
         res = stack.refresh(on_output=emit, color="never")

@@ -5,7 +5,8 @@
     python scripts/pr-preview.py post --dir D --stacks '["gpu-box"]' --repo o/r --pr 7   # CI: post/edit the comments
 
 For each affected machine stack (scripts/affected-stacks.py's rules; `local` stacks never) it runs
-`scripts/preview.sh <stack>` (pulumi preview --diff with the policy pack), or, when the stack file
+`scripts/preview.sh <stack> --refresh` (pulumi preview --diff with the policy pack, against what is
+on the machine now), or, when the stack file
 has no password secret yet, skips the preview; then writes the PR comment to `<out>/<stack>.md`
 and the verdicts to `<out>/results.json`. Exit status 0 when every preview succeeded, 1 otherwise.
 """
@@ -56,8 +57,10 @@ def preview_stack(root: Path, info: StackInfo) -> Outcome:
     if not info.password_set:
         print(f"[{info.name}] no tfbox:password secret in {info.path.name}: not previewed", flush=True)
         return classify(info.name, 1, "", password_set=False)
-    code, output = run_preview(root, info.name)
-    return classify(info.name, code, output)
+    # --refresh: diff against what is really on the machine (so drift shows, and an unreachable machine
+    # fails instead of previewing from the last state alone, which needs no connection)
+    code, output = run_preview(root, info.name, ["--refresh"])
+    return classify(info.name, code, "".join(ln for ln in output.splitlines(keepends=True) if not ln.startswith("ensure.sh:")))
 
 
 def write_results(out: Path, outcomes: list[Outcome], commit: str, run_url: str) -> None:

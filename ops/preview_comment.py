@@ -125,7 +125,7 @@ def render(outcome: Outcome, *, commit: str = "", run_url: str = "") -> str:
     if outcome.status in ("changes", "no-changes"):
         icon = "✅" if outcome.status == "no-changes" else "📝"
         body = f"### {icon} `{stack}`: {summary_line(outcome.counts)}\n\n"
-        if outcome.counts.get("replace") or outcome.counts.get("delete"):
+        if outcome.counts.get("replace"):
             body += ("A replaced notebook container restarts its running kernels; the notebooks volume is never "
                      "replaced (the policy pack checks it is kept).\n\n")
         body += _diff_section(outcome.output)

@@ -121,6 +121,7 @@ def test_3_pr_preview_comments(project: Project, machines: dict[str, SimpleNames
     out = project.dir / ".tfbox" / "pr-preview"
     results = json.loads((out / "results.json").read_text())
     assert {s: r["status"] for s, r in results.items()} == {"box-1": "changes", "box-2": "failed", NO_PASSWORD: "missing-password"}
+    assert results["box-1"]["counts"] == {"delete": 2}  # the TensorBoard component and its container
 
     comments = {s: (out / f"{s}.md").read_text() for s in results}
     for stack, body in comments.items():
@@ -128,8 +129,8 @@ def test_3_pr_preview_comments(project: Project, machines: dict[str, SimpleNames
         assert "Traceback" not in body, body
     head = git("rev-parse", "HEAD").stdout.strip()
     assert f"commit `{head[:12]}`" in comments["box-1"]
-    assert "`box-1`: 1 to delete" in comments["box-1"], comments["box-1"][:2000]
-    assert "tfbox-box-1-tensorboard" in comments["box-1"] or "tensorboard" in comments["box-1"]
+    assert "`box-1`: 2 to delete" in comments["box-1"], comments["box-1"][:2000]
+    assert "tfbox:index:TensorBoard$docker:index/container:Container::tensorboard]" in comments["box-1"]
     assert "preview failed (unreachable machine)" in comments["box-2"], comments["box-2"][:3000]
     assert machines["box-2"].docker.host.removeprefix("unix://") in comments["box-2"], "the log tail does not name the daemon"
     assert f"pulumi config set --secret tfbox:password --stack {NO_PASSWORD}" in comments[NO_PASSWORD]
@@ -140,7 +141,7 @@ def test_4_fleet_with_one_machine_down(project: Project, machines: dict[str, Sim
     run = make(project, "fleet", "ACTION=up")  # box-2's daemon is still down (test_3)
     assert run.returncode != 0, run.output[-5000:]
     rows = table(run.stdout)
-    assert rows["box-1"]["result"] == "ok" and rows["box-1"]["changes"] == "-1", rows  # its TensorBoard removed
+    assert rows["box-1"]["result"] == "ok" and rows["box-1"]["changes"] == "-2", rows  # its TensorBoard removed
     assert rows["box-2"]["result"] == "unreachable", rows
     assert rows[NO_PASSWORD]["result"] == "no password", rows
     assert re.search(r"^box-2: .+", run.stdout, re.MULTILINE), "no reason under the table for box-2"
