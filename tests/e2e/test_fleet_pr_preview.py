@@ -117,7 +117,7 @@ def test_3_pr_preview_comments(project: Project, machines: dict[str, SimpleNames
     machines["box-2"].down()
 
     run = make(project, "pr-preview", f"BASE={base}")
-    assert run.returncode == 1, run.output[-5000:]
+    assert run.returncode != 0, run.output[-5000:]  # make says 2 when the script exits 1
     out = project.dir / ".tfbox" / "pr-preview"
     results = json.loads((out / "results.json").read_text())
     assert {s: r["status"] for s, r in results.items()} == {"box-1": "changes", "box-2": "failed", NO_PASSWORD: "missing-password"}
