@@ -9,7 +9,7 @@ quote = '$(subst ','\'',$(value $(1)))'
 # Not into the recipes' environment either: make would expand their values there.
 unexport STACK NAME HOST
 
-.PHONY: up test unit lint e2e preview machine password destroy outputs tls local-docker reference
+.PHONY: up test unit lint e2e preview pr-preview fleet machine password destroy outputs tls local-docker reference
 
 # Runtime dependencies are all `make up` needs; the test tools come on top for `make test`.
 $(VENV)/.runtime: requirements.txt
@@ -42,6 +42,14 @@ e2e: $(VENV)/.dev
 ## Show what `pulumi up` would change on a machine, with the policy pack (make preview STACK=gpu-box).
 preview: $(VENV)/.runtime
 	scripts/preview.sh $(call quote,STACK)
+
+## What the PR workflow posts, rehearsed here: make pr-preview BASE=origin/main (comments in .tfbox/pr-preview/).
+pr-preview: $(VENV)/.runtime
+	$(PY) scripts/pr-preview.py --base "$(BASE)"
+
+## One action on every machine stack at once: make fleet ACTION=preview|up|refresh|status [MACHINES=a,b]
+fleet: $(VENV)/.runtime
+	$(PY) scripts/fleet.py --action "$(ACTION)" $(if $(MACHINES),--machines "$(MACHINES)")
 
 ## Add a machine: make machine NAME=gpu-box-2 HOST=ssh://me@gpu-box-2
 machine: $(VENV)/.runtime

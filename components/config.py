@@ -33,6 +33,7 @@ CPU_IMAGE = "tensorflow/tensorflow:latest-jupyter"
 GPU_IMAGE = "tensorflow/tensorflow:latest-gpu-jupyter"
 TENSORBOARD_MODES = ("sidecar", "exec", "off")
 DOCKER_TLS_KEYS = ("certPath", "certMaterial", "keyMaterial")  # docker: provider keys that make tcp:// use TLS
+STACK_KINDS = ("machine", "local")
 
 ConfigType = Literal["string", "integer", "boolean"]
 PasswordState = Literal["secret", "plaintext", "missing"]
@@ -89,6 +90,7 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("notebookUlimits", "string", "",
               f"Notebook ulimits `name=soft[:hard],…` (`docker run --ulimit`); empty gives GPU stacks NVIDIA's `{GPU_ULIMITS_TEXT}` "
               "and others Docker's defaults; `none` for Docker's defaults everywhere."),
+    ConfigKey("stackKind", "string", "machine", "`machine` (previewed on PRs, drift-checked, in `make fleet`) or `local` (your own Docker; CI never runs it)."),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 
@@ -349,6 +351,9 @@ def parse_config(
         r.value("shmSize"), r.value("notebookMemory"), r.value("notebookCpus"), r.value("notebookUlimits"), gpus.requested)
     for p in resource_problems:
         r.add(p.key, p.problem, p.fix)
+    if r.value("stackKind") not in STACK_KINDS:
+        r.add("stackKind", f"unknown kind {r.value('stackKind')!r}",
+              "write machine (a shared machine CI previews) or local (your own Docker, never run by CI)")
 
     flags = {name: r.value(name) for name in ("imageTrackRegistry", "keepImage", "keepVolumes", "protectVolumes")}
     if r.problems:

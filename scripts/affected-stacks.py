@@ -4,55 +4,39 @@
 A change to one `Pulumi.<machine>.yaml` affects that stack only; any other change (the program,
 components, `Pulumi.yaml`, requirements, the policy pack, ...) affects every stack, because every
 stack runs the same code. Stacks are the `Pulumi.<machine>.yaml` files at the repository root;
-a deleted stack file is not previewed (there is nothing left to preview it with).
+a deleted stack file is not previewed (there is nothing left to preview it with), and a stack
+marked `tfbox:stackKind: local` (the dev stack: one person's own Docker and file backend) never is.
 
     git diff --name-only BASE...HEAD | scripts/affected-stacks.py --changed-files -
     scripts/affected-stacks.py --all
+
+Needs PyYAML (the workflows install the pin from requirements.txt).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
-STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[^./][^/]*)\.yaml$")
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-
-def stack_of(path: str) -> str | None:
-    """The stack a root-level `Pulumi.<stack>.yaml` path names, else None (`Pulumi.yaml` is shared code)."""
-    match = STACK_FILE.match(path.strip().removeprefix("./"))
-    return match.group("stack") if match else None
+from ops.stacks import affected, machine_stacks  # noqa: E402
 
 
 def stacks_on_disk(root: Path) -> list[str]:
-    """Every stack with a committed `Pulumi.<stack>.yaml` at the root, sorted."""
-    return sorted(s for p in root.glob("Pulumi.*.yaml") if (s := stack_of(p.name)) is not None)
-
-
-def affected(changed: Iterable[str], existing: Iterable[str]) -> list[str]:
-    """The stacks to preview for `changed` paths, given the stacks that still exist."""
-    existing_set = set(existing)
-    chosen: set[str] = set()
-    for raw in changed:
-        path = raw.strip()
-        if not path:
-            continue
-        stack = stack_of(path)
-        if stack is None:
-            return sorted(existing_set)  # shared code: every stack
-        chosen.add(stack)
-    return sorted(chosen & existing_set)
+    """Every machine stack with a committed `Pulumi.<stack>.yaml` at the root, sorted; local stacks left out."""
+    return [s.name for s in machine_stacks(root)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent, help="repository root")
+    parser.add_argument("--root", type=Path, default=ROOT, help="repository root")
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--all", action="store_true", help="every stack (drift checks)")
+    group.add_argument("--all", action="store_true", help="every machine stack (drift checks)")
     group.add_argument("--changed-files", metavar="FILE", help="file with one changed path per line, - for stdin")
     args = parser.parse_args(argv)
 

@@ -4,6 +4,9 @@
 #
 #   scripts/preview.sh STACK [extra pulumi preview flags...]
 #
+# scripts/pr-preview.py (make pr-preview, the PR workflow) and scripts/drift.sh (the nightly drift
+# check, and the e2e tests) run it, so all of them preview the same way.
+#
 # Environment: PULUMI_BACKEND_URL (default file://<project>/.state, as scripts/up.sh; a team's
 # machine stacks live in the shared backend of docs/team-workflow.md, and a preview against any
 # other backend diffs against empty state), PULUMI_CONFIG_PASSPHRASE or _FILE (default: the
@@ -24,14 +27,7 @@ if [[ -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} 
   export PULUMI_CONFIG_PASSPHRASE_FILE=$PWD/.state/passphrase
 fi
 
-# The policy pack runs in its own virtualenv (PulumiPolicy.yaml: virtualenv .venv); (re)build it
-# when it is missing or policy/requirements.txt changed since it was built.
-if ! cmp -s policy/requirements.txt policy/.venv/.requirements.txt 2>/dev/null; then
-  echo "preview: installing the policy pack's dependencies into policy/.venv" >&2
-  python3 -m venv policy/.venv
-  policy/.venv/bin/pip install -q --disable-pip-version-check -r policy/requirements.txt
-  cp policy/requirements.txt policy/.venv/.requirements.txt
-fi
+scripts/policy-venv.sh
 
 if ! pulumi stack select "$stack" >/dev/null 2>&1; then
   echo "preview: stack '$stack' is not in the backend $PULUMI_BACKEND_URL." >&2

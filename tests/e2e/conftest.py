@@ -39,7 +39,10 @@ def _require_prepared() -> None:
 def start_daemon(name: str) -> Docker:
     """A daemon with nothing on it: whatever an interrupted earlier run left is purged first."""
     stop_daemon(name)
-    out = subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), "start", name], capture_output=True, text=True, check=True).stdout
+    done = subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), "start", name], capture_output=True, text=True, check=False)
+    if done.returncode != 0:  # say why: the daemon's log tail is on stderr
+        raise RuntimeError(f"scripts/dockerd.sh start {name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    out = done.stdout
     host = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("DOCKER_HOST="))
     return Docker(host)
 

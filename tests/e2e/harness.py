@@ -140,6 +140,8 @@ class Project:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
         (self.dir / ".venv").symlink_to(ROOT / ".venv")
+        # the policy pack's venv: the dev venv has its pins (requirements-dev.txt includes policy/requirements.txt)
+        (self.dir / "policy" / ".venv").symlink_to(ROOT / ".venv")
         self.state = workdir / "state"
         self.state.mkdir()
         self.passphrase = secrets.token_urlsafe(24)  # generated per run, never written to the repo
@@ -231,6 +233,10 @@ class Stack:
 
     def destroy(self, check: bool = True) -> Result:
         return self.project.pulumi(*self._args("destroy", "--yes"), check=check)
+
+    def drift_check(self, check: bool = True) -> Result:
+        """scripts/drift.sh: the nightly drift job's exact command (preview --refresh --expect-no-changes, policy pack)."""
+        return self.project.run("scripts/drift.sh", self.name, check=check)
 
     def outputs(self, show_secrets: bool = False) -> dict[str, Any]:
         extra = ["--show-secrets"] if show_secrets else []

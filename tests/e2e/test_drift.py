@@ -70,6 +70,8 @@ def lab_answers(lab: SimpleNamespace, timeout: float = 180) -> None:
 
 def test_1_container_removed_by_hand(lab: SimpleNamespace) -> None:
     lab.docker("rm", "-f", NB)
+    drift = lab.stack.drift_check(check=False)  # the nightly drift job's command sees it
+    assert drift.returncode != 0 and "no changes were expected" in drift.output.lower(), drift.output[-3000:]
     assert refresh_report(lab.stack) == {"notebook": "delete"}
     refreshed = lab.stack.refresh()
     assert summary(refreshed).get("deleted") == 1, refreshed.output[-3000:]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,7 +73,13 @@ def run_script(*args: str, stdin: str = "") -> list[str]:
 
 
 def committed_stacks() -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+    """The committed machine stacks: every Pulumi.<stack>.yaml not marked `tfbox:stackKind: local`."""
+    out = []
+    for p in ROOT.glob("Pulumi.*.yaml"):
+        config = (yaml.safe_load(p.read_text()) or {}).get("config") or {}
+        if config.get("tfbox:stackKind", "machine") != "local":
+            out.append(p.name[len("Pulumi.") : -len(".yaml")])
+    return sorted(out)
 
 
 def workflow(name: str) -> dict[str, Any]:
@@ -84,6 +91,14 @@ def workflow(name: str) -> dict[str, Any]:
 
 def pulumi_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+
+
+def all_workflows() -> dict[str, dict[str, Any]]:
+    return {p.name: workflow(p.name) for p in sorted(WORKFLOWS.glob("*.yml"))}
+
+
+def runs(job: dict[str, Any]) -> str:
+    return "\n".join(str(s.get("run", "")) for s in job["steps"])
 
 
 # --- actionlint -----------------------------------------------------------------------------------
@@ -117,10 +132,19 @@ def test_all_lists_every_committed_stack() -> None:
     assert run_script("--all") == committed_stacks()
 
 
+def test_local_stacks_are_never_previewed_nor_drift_checked() -> None:
+    dev = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    assert dev["tfbox:stackKind"] == "local" and "docker:host" not in dev
+    assert "dev" not in run_script("--all")
+    assert "dev" not in run_script("--changed-files", "-", stdin="components/lab.py\nPulumi.dev.yaml\n")
+    assert run_script("--changed-files", "-", stdin="Pulumi.dev.yaml\n") == []
+
+
 def test_affected_rules(tmp_path: Path) -> None:
     script = load_script()
     for stack in ("a", "b", "gpu-box"):
         (tmp_path / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
+    (tmp_path / "Pulumi.mine.yaml").write_text("config:\n  tfbox:stackKind: local\n")
     (tmp_path / "Pulumi.yaml").write_text("name: x\n")
     existing = script.stacks_on_disk(tmp_path)
     assert existing == ["a", "b", "gpu-box"]
@@ -131,39 +155,127 @@ def test_affected_rules(tmp_path: Path) -> None:
     assert script.affected(["sub/Pulumi.a.yaml"], existing) == ["a", "b", "gpu-box"]  # not a root stack file
 
 
-# --- the workflows wire the script, the action and the secrets as documented ----------------------
+# --- supply chain: pinned actions, no persisted token, least privilege -----------------------------
+
+PIN = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)\s*#\s*(?P<version>v\d+\.\d+\.\d+)\s*$")
 
 
-def test_preview_workflow_matrix_comes_from_the_script() -> None:
+def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version() -> None:
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for line in path.read_text().splitlines():
+            if re.match(r"^\s*(?:-\s+)?uses:", line):
+                m = PIN.match(line)
+                assert m, f"{path.name}: not pinned as `uses: owner/repo@<sha> # vX.Y.Z`: {line.strip()}"
+                assert re.fullmatch(r"[0-9a-f]{40}", m.group("ref")), f"{path.name}: {line.strip()}"
+
+
+def test_the_same_action_is_pinned_to_the_same_commit_everywhere() -> None:
+    pins: dict[str, set[str]] = {}
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for line in path.read_text().splitlines():
+            if (m := PIN.match(line)) is not None:
+                pins.setdefault(m.group("action"), set()).add(f"{m.group('ref')} {m.group('version')}")
+    assert {"actions/checkout", "actions/setup-python", "pulumi/actions"} <= set(pins)
+    assert all(len(v) == 1 for v in pins.values()), pins
+
+
+def test_checkouts_do_not_persist_the_token() -> None:
+    for name, wf in all_workflows().items():
+        for job_name, job in wf["jobs"].items():
+            for step in job["steps"]:
+                if str(step.get("uses", "")).startswith("actions/checkout@"):
+                    assert step.get("with", {}).get("persist-credentials") is False, f"{name}:{job_name}"
+
+
+def test_only_the_comment_job_may_write_and_only_pull_requests() -> None:
+    for name, wf in all_workflows().items():
+        assert wf["permissions"] == {"contents": "read"}, name
+        for job_name, job in wf["jobs"].items():
+            perms = job.get("permissions", {})
+            writes = {k for k, v in perms.items() if v == "write"}
+            if (name, job_name) == ("preview.yml", "comment"):
+                assert writes == {"pull-requests"}, perms
+            else:
+                assert not writes, f"{name}:{job_name} asks for {writes}"
+
+
+# --- the preview workflow runs the tested script, posts one comment per stack, has one gate ---------
+
+
+def test_preview_jobs_run_the_pr_preview_script_per_affected_stack() -> None:
     wf = workflow("preview.yml")
-    assert "pull_request" in wf["on"]
-    affected_run = "\n".join(s.get("run", "") for s in wf["jobs"]["affected"]["steps"])
-    assert "scripts/affected-stacks.py" in affected_run
+    assert "pull_request" in wf["on"] and "pull_request_target" not in wf["on"]
+    assert "scripts/affected-stacks.py" in runs(wf["jobs"]["affected"])
     preview = wf["jobs"]["preview"]
     assert preview["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.affected.outputs.stacks) }}"
     assert preview["strategy"]["fail-fast"] is False
-    (step,) = pulumi_steps(preview)
-    inputs = step["with"]
-    assert step["uses"] == "pulumi/actions@v6"
-    assert inputs["command"] == "preview"
-    assert inputs["stack-name"] == "${{ matrix.stack }}"
-    assert inputs["comment-on-pr"] is True and inputs["edit-pr-comment"] is True and inputs["diff"] is True
-    assert inputs["policyPacks"] == "policy"
-    assert inputs["cloud-url"] == "${{ secrets.PULUMI_BACKEND_URL }}"
-    assert step["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
+    assert 'scripts/pr-preview.py --stacks "$STACK"' in runs(preview)
+    (install,) = pulumi_steps(preview)
+    assert "command" not in install["with"], "pulumi/actions only installs the CLI; the script previews"
+    env = next(s["env"] for s in preview["steps"] if "pr-preview.py" in str(s.get("run", "")))
+    assert env["STACK"] == "${{ matrix.stack }}"
+    assert env["PULUMI_BACKEND_URL"] == "${{ secrets.PULUMI_BACKEND_URL }}"
+    assert env["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
     text = (WORKFLOWS / "preview.yml").read_text()
+    assert "comment-on-pr" not in text, "pulumi/actions' comment matches by heading prefix and reads 30 comments"
     assert "secrets.SSH_PRIVATE_KEY" in text and "secrets.SSH_KNOWN_HOSTS" in text
-    assert "pip install -r requirements.txt" in text
 
 
-def test_deploy_workflow_is_gated_by_the_machine_environment() -> None:
+def test_forked_pull_requests_are_skipped_with_a_notice() -> None:
+    step = next(s for s in workflow("preview.yml")["jobs"]["affected"]["steps"] if s.get("id") == "stacks")
+    assert step["env"]["FORK"] == "${{ github.event.pull_request.head.repo.full_name != github.repository }}"
+    assert "::notice" in step["run"] and 'stacks=[]' in step["run"]
+    assert step["run"].index("FORK") < step["run"].index("affected-stacks.py")
+
+
+def test_comment_job_posts_every_affected_stack_even_after_a_failure() -> None:
+    job = workflow("preview.yml")["jobs"]["comment"]
+    assert job["needs"] == ["affected", "preview"]
+    assert job["if"].startswith("${{ !cancelled()")  # a run cancelled by a newer push posts nothing
+    assert "scripts/pr-preview.py post" in runs(job)
+    step = next(s for s in job["steps"] if "pr-preview.py post" in str(s.get("run", "")))
+    assert step["env"]["STACKS"] == "${{ needs.affected.outputs.stacks }}"
+
+
+def test_one_fixed_name_gate_job_always_runs() -> None:
+    jobs = workflow("preview.yml")["jobs"]
+    gate = jobs["previews"]
+    assert gate["name"] == "previews" and gate["if"] == "always()"
+    assert set(gate["needs"]) == set(jobs) - {"previews"}
+    assert "scripts/pr-preview.py gate" in runs(gate)
+    assert "matrix" not in gate.get("strategy", {})
+    docs = (ROOT / "docs" / "team-workflow.md").read_text()
+    assert "`previews`" in docs and "branch protection" in docs.lower()
+
+
+# --- deploys: refused unless protected, approver sees the preview of the same commit; drift --------
+
+
+def test_deploy_checks_the_environment_then_previews_then_waits_for_approval() -> None:
     wf = workflow("deploy.yml")
     assert wf["on"]["workflow_dispatch"]["inputs"]["stack"]["required"] is True
-    up = wf["jobs"]["up"]
-    assert up["environment"] == "${{ inputs.stack }}"
+    jobs = wf["jobs"]
+    assert "scripts/deploy-check.py" in runs(jobs["check"])
+    assert jobs["check"]["permissions"] == {"contents": "read", "actions": "read"}
+    assert "environment" not in jobs["check"] and "environment" not in jobs["preview"]
+    assert jobs["preview"]["needs"] == "check"
+    assert "scripts/pr-preview.py --stacks" in runs(jobs["preview"]) and "GITHUB_STEP_SUMMARY" in runs(jobs["preview"])
+    up = jobs["up"]
+    assert set(up["needs"]) == {"check", "preview"} and up["environment"] == "${{ inputs.stack }}"
+    for job in (jobs["preview"], up):  # the approved deploy is the previewed commit
+        checkout = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout@"))
+        assert checkout["with"]["ref"] == "${{ github.sha }}"
     (step,) = pulumi_steps(up)
     assert step["with"]["command"] == "up" and step["with"]["stack-name"] == "${{ inputs.stack }}"
-    drift = wf["jobs"]["drift"]
-    (check,) = pulumi_steps(drift)
-    assert check["with"]["command"] == "preview" and check["with"]["expect-no-changes"] is True
+    assert step["with"]["policyPacks"] == "policy"
+
+
+def test_drift_runs_the_same_script_as_the_e2e_tests() -> None:
+    wf = workflow("deploy.yml")
     assert "schedule" in wf["on"]
+    drift = wf["jobs"]["drift"]
+    assert 'scripts/drift.sh "$STACK"' in runs(drift)
+    assert "scripts/affected-stacks.py --all" in runs(wf["jobs"]["stacks"])
+    script = (ROOT / "scripts" / "drift.sh").read_text()
+    assert 'preview.sh" "$stack" --refresh --expect-no-changes' in script
+    assert "drift_check" in (ROOT / "tests" / "e2e" / "test_gpus.py").read_text()

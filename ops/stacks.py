@@ -1,0 +1,84 @@
+"""Which committed stacks are machines (previewed on PRs, drift-checked, in the fleet) and which are local.
+
+A stack file says its kind with `tfbox:stackKind: machine|local` (default `machine`, so a forgotten
+key means CI previews the stack and says loudly if it cannot, rather than silently skipping a machine).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.config import KEYS_BY_NAME, read_stack_file
+
+STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[^./][^/]*)\.yaml$")
+DEFAULT_KIND = str(KEYS_BY_NAME["stackKind"].default)
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """What the stack file says, without Pulumi: enough to pick machines and to explain a missing password."""
+
+    name: str
+    path: Path
+    kind: str
+    docker_host: str | None
+    gpus: str
+    password_set: bool
+
+    @property
+    def is_machine(self) -> bool:
+        return self.kind != "local"
+
+
+def stack_of(path: str) -> str | None:
+    """The stack a root-level `Pulumi.<stack>.yaml` path names, else None (`Pulumi.yaml` is shared code)."""
+    match = STACK_FILE.match(path.strip().removeprefix("./"))
+    return match.group("stack") if match else None
+
+
+def read_stack(path: Path) -> StackInfo:
+    sf = read_stack_file(path)
+    kind = str(sf.raw.get("stackKind") or DEFAULT_KIND).strip()
+    return StackInfo(name=sf.stack, path=path, kind=kind, docker_host=sf.docker_host,
+                     gpus=str(sf.raw.get("gpus") or ""), password_set=sf.password_state != "missing")
+
+
+def all_stacks(root: Path) -> list[StackInfo]:
+    """Every committed `Pulumi.<stack>.yaml` at the root, sorted by name."""
+    return sorted((read_stack(p) for p in root.glob("Pulumi.*.yaml") if stack_of(p.name) is not None), key=lambda s: s.name)
+
+
+def machine_stacks(root: Path) -> list[StackInfo]:
+    """The stacks CI and the fleet command act on: every stack not marked `tfbox:stackKind: local`."""
+    return [s for s in all_stacks(root) if s.is_machine]
+
+
+def select(machines: list[StackInfo], wanted: list[str] | None) -> tuple[list[StackInfo], list[str]]:
+    """The machines named in `wanted` (all when None/empty) and the names that are not machine stacks."""
+    if not wanted:
+        return machines, []
+    by_name = {m.name: m for m in machines}
+    unknown = [w for w in wanted if w not in by_name]
+    return [by_name[w] for w in dict.fromkeys(wanted) if w in by_name], unknown
+
+
+def affected(changed: Iterable[str], existing: Iterable[str]) -> list[str]:
+    """The stacks to preview for `changed` paths, given the machine stacks that still exist.
+
+    A change to one `Pulumi.<machine>.yaml` affects that stack only; any other path is shared code
+    and affects every stack; a deleted stack file affects nothing (there is no stack left to preview).
+    """
+    existing_set = set(existing)
+    chosen: set[str] = set()
+    for raw in changed:
+        path = raw.strip()
+        if not path:
+            continue
+        stack = stack_of(path)
+        if stack is None:
+            return sorted(existing_set)
+        chosen.add(stack)
+    return sorted(chosen & existing_set)
