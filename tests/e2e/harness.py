@@ -4,6 +4,7 @@ TensorBoard's HTTP API. Plain helpers, no assertions of their own."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import http.cookiejar
 import json
@@ -14,6 +15,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -112,6 +114,24 @@ class Docker:
         raise TimeoutError(f"{name} is not running after {timeout}s")
 
 
+_plugin_caches: dict[str, Path] = {}
+
+
+def plugin_cache(toolchain_bin: str) -> Path | None:
+    """A Pulumi plugin cache with the built docker provider registered (toolchain/register-provider.sh),
+    one per test session: every Project's PULUMI_HOME links its plugins/ here, so the engine takes the
+    provider from the cache and not from $PATH (which warns twice on every command)."""
+    if not toolchain_bin or not (Path(toolchain_bin) / "pulumi-resource-docker").exists():
+        return None
+    if toolchain_bin not in _plugin_caches:
+        home = Path(tempfile.mkdtemp(prefix="tfbox-plugins-"))
+        atexit.register(shutil.rmtree, home, True)
+        subprocess.run([str(ROOT / "toolchain" / "register-provider.sh"), toolchain_bin], env={**os.environ, "PULUMI_HOME": str(home)},
+                       capture_output=True, text=True, check=True, timeout=300)
+        _plugin_caches[toolchain_bin] = home / "plugins"
+    return _plugin_caches[toolchain_bin]
+
+
 class Project:
     """A copy of the repo with its own file state backend, passphrase and PULUMI_HOME."""
 
@@ -129,13 +149,19 @@ class Project:
         (self.dir / ".venv").symlink_to(ROOT / ".venv")
         self.state = workdir / "state"
         self.state.mkdir()
+        home = workdir / "pulumi-home"
+        home.mkdir()
+        plugins = plugin_cache(toolchain_bin)
+        if plugins is not None:
+            (home / "plugins").symlink_to(plugins)
         self.passphrase = secrets.token_urlsafe(24)  # generated per run, never written to the repo
         self.env = {
             **os.environ,
             "PATH": f"{toolchain_bin}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
             "PULUMI_BACKEND_URL": f"file://{self.state}",
             "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
-            "PULUMI_HOME": str(workdir / "pulumi-home"),
+            "PULUMI_HOME": str(home),
+            "PULUMI_IGNORE_AMBIENT_PLUGINS": "1",  # providers from the plugin cache (plugin_cache), none from $PATH
             "PULUMI_SKIP_UPDATE_CHECK": "1",
             "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "1",
             **(extra_env or {}),
