@@ -94,4 +94,4 @@ def test_ready_command_names_what_did_not_answer(server: int):
     done = run(commands.ready_command(checks, timeout=2))
     assert done.returncode == 1
     assert done.stdout.strip() == "TensorBoard did not answer within 2 s"
-    assert 1.5 < time.monotonic() - started < 15
+    assert 0.5 < time.monotonic() - started < 15  # bash counts whole seconds: 2 s is 1 to 2 s
