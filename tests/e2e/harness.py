@@ -13,6 +13,7 @@ import random
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -114,6 +115,26 @@ class Docker:
         raise TimeoutError(f"{name} is not running after {timeout}s")
 
 
+def reap_session(proc: subprocess.Popen[str]) -> None:
+    """Kill what a CLI run (started in a session of its own, so its session id is its pid) left running.
+
+    The Pulumi CLI can exit without closing plugins it started: a command that fails early (e.g.
+    `validating stack config`) abandons the language host it started for the update's metadata
+    (`Language.About`), and a killed CLI abandons all of them. This project's language host does not
+    watch its engine, so such orphans would run forever (tests/e2e/conftest.py checks that none do).
+    """
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    # plugins run in process groups of their own (Pulumi's cmdutil), but stay in the CLI's session
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) == proc.pid:
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
 _plugin_caches: dict[str, Path] = {}
 
 
@@ -171,16 +192,21 @@ class Project:
 
     def run(self, *args: str, check: bool = True, timeout: float = 900, input: str | None = None,
             env: dict[str, str] | None = None) -> Result:
-        p = subprocess.run(list(args), cwd=self.dir, env={**self.env, **(env or {})}, capture_output=True, text=True,
-                           timeout=timeout, input=input, check=False)
-        res = Result(list(args), p.returncode, p.stdout, p.stderr)
+        with subprocess.Popen(list(args), cwd=self.dir, env={**self.env, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL, text=True, start_new_session=True) as p:
+            try:
+                stdout, stderr = p.communicate(input, timeout=timeout)
+            finally:
+                reap_session(p)
+        res = Result(list(args), p.returncode, stdout, stderr)
         self.transcript.append(f"$ {' '.join(args)}\n{res.output}")
         if check and p.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({p.returncode}):\n{res.output[-6000:]}")
         return res
 
-    def start(self, *args: str, new_session: bool = False) -> subprocess.Popen[str]:
-        """A CLI run in the background (interrupted or run in parallel by a test); finish it with `finish`."""
+    def start(self, *args: str, new_session: bool = True) -> subprocess.Popen[str]:
+        """A CLI run in the background (interrupted or run in parallel by a test); finish it with `finish`.
+        In a session of its own, so that `finish` can reap what it leaves behind (see reap_session)."""
         return subprocess.Popen(list(args), cwd=self.dir, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, start_new_session=new_session)
 
@@ -189,8 +215,7 @@ class Project:
         try:
             out, _ = proc.communicate(timeout=timeout)
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            reap_session(proc)
         self.transcript.append(f"$ {label}\n{out}")
         return out
 
