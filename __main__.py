@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pulumi
 from pulumi.runtime.config import get_config, get_config_env, is_config_secret
 
-from components.config import KEYS, NAMESPACE, ConfigError, PasswordState, cross_stack_problems, load_other_stacks, parse_config
+from components.config import DOCKER_TLS_KEYS, KEYS, NAMESPACE, ConfigError, PasswordState, cross_stack_problems, load_other_stacks, parse_config
 from components.lab import Lab, LabArgs
 
 
@@ -32,12 +33,20 @@ def read_config() -> tuple[dict[str, object], PasswordState]:
     return raw, state
 
 
+def docker_provider() -> tuple[str | None, bool]:
+    """The docker provider's host (its config, else DOCKER_HOST as the provider does) and whether it has TLS material."""
+    host = get_config("docker:host") or os.environ.get("DOCKER_HOST") or None
+    tls = any(get_config(f"docker:{k}") for k in DOCKER_TLS_KEYS) or bool(os.environ.get("DOCKER_CERT_PATH"))
+    return host, tls
+
+
 def main() -> None:
     raw, password_state = read_config()
     stack, project = pulumi.get_stack(), pulumi.get_project()
     try:
+        docker_host, docker_tls = docker_provider()
         cfg = parse_config(raw, stack=stack, project=project, password_state=password_state,
-                           docker_host=pulumi.Config("docker").get("host"))
+                           docker_host=docker_host, docker_tls=docker_tls)
         clashes = cross_stack_problems(cfg, load_other_stacks(Path.cwd(), project, stack))
         if clashes:
             raise ConfigError(clashes)

@@ -58,8 +58,12 @@ answers() {
 # A remembered N that another bridge took while this daemon was stopped is chosen again.
 # Callers hold the machine-wide lock (see start), so two daemons starting at once,
 # even under different RUN_BASEs, never pick the same N.
+# The address list is read whole first: with pipefail, `ip ... | grep -q` fails when grep exits early and
+# ip gets SIGPIPE, which made a taken subnet look free.
 subnet_taken_elsewhere() {
-  ip -4 -o addr show | grep " 10\.213\.$1\.1/" | grep -vq " $BRIDGE "
+  local addrs
+  addrs=$(ip -4 -o addr show)
+  grep " 10\.213\.$1\.1/" <<<"$addrs" | grep -v " $BRIDGE " >/dev/null
 }
 
 subnet_index() {
@@ -72,7 +76,7 @@ subnet_index() {
   used=$(cat "$RUN_BASE"/*/subnet 2>/dev/null || true)
   for n in $(seq 1 254); do
     grep -qx "$n" <<<"$used" && continue
-    ip -4 -o addr show | grep -q " 10\.213\.$n\." && continue
+    grep -q " 10\.213\.$n\." <<<"$(ip -4 -o addr show)" && continue
     echo "$n" > "$D/subnet"
     echo "$n"
     return
