@@ -17,7 +17,9 @@ import pulumi
 import pulumi_docker as docker
 
 from components import commands
+from components.hardening import tensorboard_hardening
 from components.labels import docker_labels
+from components.notebook import hardening_args
 
 
 class LabNotReady(RuntimeError):
@@ -78,6 +80,8 @@ class Ready(pulumi.ComponentResource):
             attach=True,
             logs=True,
             restart="no",
+            # it only needs bash and a socket: TensorBoard's hardening (unprivileged, read-only, no capabilities)
+            **hardening_args(tensorboard_hardening()),
             labels=docker_labels(labels, docker.ContainerLabelArgs),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )

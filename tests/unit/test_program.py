@@ -298,6 +298,9 @@ def test_ready_container_waits_for_both_and_reruns_when_either_is_new():
     script = ready["command"][2]
     assert "/dev/tcp/127.0.0.1/8888" in script and f"/dev/tcp/{nb_ip}" in script and "/6006" in script
     assert labels(ready)["tfbox.role"] == "ready"
+    tb = rec.one(CONTAINER, "tensorboard").inputs
+    hardening = ("securityOpts", "user", "readOnly", "capabilities", "tmpfs")
+    assert {k: ready[k] for k in hardening} == {k: tb[k] for k in hardening}, "hardened like TensorBoard"
     assert rec.opts(CONTAINER, "ready").delete_before_replace is True
 
 
