@@ -9,7 +9,7 @@ quote = '$(subst ','\'',$(value $(1)))'
 # Not into the recipes' environment either: make would expand their values there.
 unexport STACK NAME HOST
 
-.PHONY: up test unit lint e2e preview machine password destroy outputs local-docker reference
+.PHONY: up test unit lint e2e preview machine password destroy outputs tls local-docker reference
 
 # Runtime dependencies are all `make up` needs; the test tools come on top for `make test`.
 $(VENV)/.runtime: requirements.txt
@@ -50,6 +50,10 @@ machine: $(VENV)/.runtime
 ## `make password` prints the password alone on stdout (the recipe line is not echoed; logs go to stderr).
 password outputs destroy: $(VENV)/.runtime
 	@scripts/up.sh $(call quote,STACK) --$@
+
+## A self-signed certificate for a stack's notebook, made once and kept in its config (make tls STACK=gpu-box).
+tls: $(VENV)/.runtime
+	scripts/up.sh $(call quote,STACK) --tls
 
 ## A private Docker daemon, registry and a locally built TensorFlow image, for hosts that cannot reach Docker Hub.
 local-docker:

@@ -8,7 +8,17 @@ from pathlib import Path
 import pulumi
 from pulumi.runtime.config import get_config, get_config_env, is_config_secret
 
-from components.config import DOCKER_TLS_KEYS, KEYS, NAMESPACE, ConfigError, PasswordState, cross_stack_problems, load_other_stacks, parse_config
+from components.config import (
+    DOCKER_TLS_KEYS,
+    KEYS,
+    KEYS_BY_NAME,
+    NAMESPACE,
+    ConfigError,
+    PasswordState,
+    cross_stack_problems,
+    load_other_stacks,
+    parse_config,
+)
 from components.lab import Lab, LabArgs
 
 
@@ -24,13 +34,17 @@ def read_config() -> tuple[dict[str, object], PasswordState]:
     # Unknown keys are typos worth reporting: find them in the stack's config.
     for full in {*pulumi.runtime.config.CONFIG.get(), *get_config_env()}:
         ns, _, name = full.partition(":")
-        if ns == NAMESPACE and name not in raw and name != "password":
+        if ns == NAMESPACE and name not in raw and not (name in KEYS_BY_NAME and KEYS_BY_NAME[name].secret):
             raw[name] = get_config(full)
-    full_password = f"{NAMESPACE}:password"
-    state: PasswordState = "missing"
-    if get_config(full_password):
-        state = "secret" if is_config_secret(full_password) else "plaintext"
-    return raw, state
+    return raw, secret_state("password")
+
+
+def secret_state(name: str) -> PasswordState:
+    """How a secret key was given: as a secret, in plaintext, or not at all."""
+    full = f"{NAMESPACE}:{name}"
+    if not get_config(full):
+        return "missing"
+    return "secret" if is_config_secret(full) else "plaintext"
 
 
 def docker_provider() -> tuple[str | None, bool]:
@@ -45,8 +59,10 @@ def main() -> None:
     stack, project = pulumi.get_stack(), pulumi.get_project()
     try:
         docker_host, docker_tls = docker_provider()
+        # the secrets' values are checked here (length, key matches certificate), never printed
         cfg = parse_config(raw, stack=stack, project=project, password_state=password_state,
-                           docker_host=docker_host, docker_tls=docker_tls)
+                           docker_host=docker_host, docker_tls=docker_tls, password=get_config(f"{NAMESPACE}:password"),
+                           tls_key_state=secret_state("tlsKey"), tls_key=get_config(f"{NAMESPACE}:tlsKey"))
         clashes = cross_stack_problems(cfg, load_other_stacks(Path.cwd(), project, stack))
         if clashes:
             raise ConfigError(clashes)
@@ -56,8 +72,11 @@ def main() -> None:
     for warning in cfg.warnings:
         pulumi.log.warn(warning)
 
-    lab = Lab("lab", LabArgs(config=cfg, password=pulumi.Config(NAMESPACE).require_secret("password")))
+    tls_key = pulumi.Config(NAMESPACE).require_secret("tlsKey") if cfg.tls else None
+    lab = Lab("lab", LabArgs(config=cfg, password=pulumi.Config(NAMESPACE).require_secret("password"), tls_key=tls_key))
     pulumi.export("notebookUrl", lab.notebook_url)
+    if lab.notebook_cert_sha256 is not None:
+        pulumi.export("notebookCertSha256", lab.notebook_cert_sha256)
     pulumi.export("tensorboardUrl", lab.tensorboard_url)
     pulumi.export("gpus", cfg.gpus.describe())
     pulumi.export("imageDigest", lab.image.repo_digest)

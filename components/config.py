@@ -24,8 +24,9 @@ from components.docker_host import LOCAL_DOCKER_HOST, docker_host_problems, norm
 from components.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
 from components.hardening import DEFAULT_SHM_SIZE, GPU_ULIMITS_TEXT, NotebookResources, parse_notebook_resources
 from components.image_ref import ImageRef, ImageRefError, parse_image_ref
-from components.password import valid_salt
+from components.password import password_problem, valid_salt
 from components.paths import logs_dir_problems, notebooks_host_path_problems
+from components.tls import TlsError, check_pair, load_cert
 
 NAMESPACE = "tfbox"
 CPU_IMAGE = "tensorflow/tensorflow:latest-jupyter"
@@ -61,9 +62,14 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("gpuCheck", "boolean", False, "Run `nvidia-smi -L` with the same GPUs before the notebook starts; its output becomes the `gpuCheck` output."),
     ConfigKey("gpuCheckImage", "string", "", "Image for the GPU check; empty uses the notebook image."),
     ConfigKey("password", "string", None, "Notebook password; required, set with `pulumi config set --secret tfbox:password`.", secret=True),
-    ConfigKey("passwordSalt", "string", "", "Salt for the password hash (8-64 letters or digits); empty derives a stable one."),
+    ConfigKey("passwordSalt", "string", "", "Random salt of the password's argon2id hash (16-64 letters or digits); `make up`, `make machine` or "
+              "`python -m components.password salt` make it. Required."),
     ConfigKey("notebookPort", "integer", 8888, "Host port of the notebook."),
     ConfigKey("notebookBind", "string", "127.0.0.1", "Host IP address the notebook port is published on (`0.0.0.0` for every interface; `localhost` means `127.0.0.1`)."),
+    ConfigKey("tlsCert", "string", "", "PEM certificate (chain) the notebook serves HTTPS with; `make tls STACK=…` makes a self-signed one. Empty: plain HTTP."),
+    ConfigKey("tlsKey", "string", "", "PEM private key of `tlsCert`; set with `pulumi config set --secret tfbox:tlsKey < key.pem` (or `make tls`).", secret=True),
+    ConfigKey("allowPlainHttpOnLan", "boolean", False, "Must be `true` to publish the notebook beyond loopback without TLS "
+              "(password and session cookie cross the network in cleartext)."),
     ConfigKey("tensorboardMode", "string", "sidecar", "`sidecar` (own container), `exec` (inside the notebook container, as the recipe) or `off`."),
     ConfigKey("tensorboardPort", "integer", 6006, "Host port of TensorBoard."),
     ConfigKey("tensorboardBind", "string", "127.0.0.1", "Host IP address TensorBoard is published on (`localhost` means `127.0.0.1`)."),
@@ -142,6 +148,13 @@ class LabConfig:
     docker_host: str = LOCAL_DOCKER_HOST  # canonical (components.docker_host.normalise_docker_host)
     notebook_resources: NotebookResources = field(default_factory=NotebookResources)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    tls_cert: str = ""  # PEM; the key stays a secret outside the config
+    allow_plain_http_on_lan: bool = False
+
+    @property
+    def tls(self) -> bool:
+        """The notebook serves HTTPS."""
+        return bool(self.tls_cert)
 
     @property
     def published(self) -> list[Published]:
@@ -200,11 +213,18 @@ def parse_config(
     password_state: PasswordState,
     docker_host: str | None = None,
     docker_tls: bool = False,
+    password: str | None = None,
+    tls_key_state: PasswordState | None = None,
+    tls_key: str | None = None,
+    require_salt: bool = True,
 ) -> LabConfig:
     """Validate raw `tfbox:` values (keys without the namespace) and return the typed config.
 
     `docker_host` is the provider's host (`docker:host` or DOCKER_HOST), `docker_tls` whether client
     TLS material is configured for it (docker:certPath/certMaterial/keyMaterial or DOCKER_CERT_PATH).
+    `password` and `tls_key` are the secrets' values when the caller can read them (the program
+    can; a committed stack file cannot): checked, never quoted. `tls_key_state` None means the
+    key is set per machine and unknown here (the stack-file checker), so TLS is not required.
     Raises ConfigError listing every problem.
     """
     r = _Reader(raw)
@@ -256,9 +276,15 @@ def parse_config(
     elif password_state == "plaintext":
         r.add("password", "is stored in plaintext in the stack file",
               "run `pulumi config rm tfbox:password` then `pulumi config set --secret tfbox:password`")
+    elif password is not None and (why := password_problem(password)):
+        r.add("password", why, f"choose a longer one: `pulumi config set --secret tfbox:password --stack {stack}` "
+              "(reads it from stdin; leave it unset on the dev stack and `make up` generates one)")
     salt = r.value("passwordSalt")
-    if salt and not valid_salt(salt):
-        r.add("passwordSalt", "must be 8 to 64 letters or digits", "change it or leave it empty for a derived salt")
+    salt_fix = f"run `pulumi config set tfbox:passwordSalt $(python -m components.password salt) --stack {stack}` (`make up` does it by itself)"
+    if not salt and require_salt:
+        r.add("passwordSalt", "is not set (the password hash needs a random salt made once per stack)", salt_fix)
+    elif salt and not valid_salt(salt):
+        r.add("passwordSalt", "must be 16 to 64 letters or digits", salt_fix)
 
     ports: dict[str, int] = {}
     for name in ("notebookPort", "tensorboardPort"):
@@ -277,6 +303,9 @@ def parse_config(
         else:
             bind = normalise_bind(bind)
         binds[name] = bind
+
+    tls_cert = _check_tls(r, stack, binds["notebookBind"], tls_key_state, tls_key)
+    allow_plain = r.value("allowPlainHttpOnLan")
 
     tb_mode = r.value("tensorboardMode")
     if tb_mode not in TENSORBOARD_MODES:
@@ -335,8 +364,42 @@ def parse_config(
         tensorboard_public=tb_public, notebooks_volume=volumes["notebooksVolume"], notebooks_host_path=host_path,
         logs_volume=volumes["logsVolume"], logs_dir=logs_dir, keep_volumes=flags["keepVolumes"],
         protect_volumes=flags["protectVolumes"], name_prefix=prefix, tf_log_level=tf_log_level,
-        docker_host=host, notebook_resources=resources, warnings=tuple(warnings),
+        docker_host=host, notebook_resources=resources, warnings=tuple(warnings), tls_cert=tls_cert,
+        allow_plain_http_on_lan=allow_plain,
     )
+
+
+def _check_tls(r: _Reader, stack: str, bind: str, key_state: PasswordState | None, key: str | None) -> str:
+    """The notebook's certificate (\"\" for plain HTTP), checking it against its key and the bind address."""
+    cert = str(r.value("tlsCert")).strip()
+    cert = cert + "\n" if cert else ""  # the engine drops a value's final newline; a PEM file ends with one
+    make_tls = f"run `make tls STACK={stack}` (a self-signed certificate kept in the stack config)"
+    own = (f"or give your own: `pulumi config set tfbox:tlsCert --stack {stack} < cert.pem` and "
+           f"`pulumi config set --secret tfbox:tlsKey --stack {stack} < key.pem`")
+    if key_state == "plaintext":
+        r.add("tlsKey", "is stored in plaintext in the stack file",
+              f"run `pulumi config rm tfbox:tlsKey --stack {stack}` then `pulumi config set --secret tfbox:tlsKey --stack {stack} < key.pem`")
+    if cert:
+        try:
+            load_cert(cert)
+        except TlsError as e:
+            r.add("tlsCert", str(e), f"{make_tls}, {own}")
+            return ""
+        if key_state == "missing":
+            r.add("tlsKey", "is not set but tfbox:tlsCert is", f"`pulumi config set --secret tfbox:tlsKey --stack {stack} < key.pem`, or {make_tls}")
+        elif key is not None:
+            for problem in check_pair(cert, key):
+                name, _, text = problem.partition(" ")
+                r.add(name, text, f"{make_tls}, {own}")
+        return cert
+    if key_state in ("secret", "plaintext"):
+        r.add("tlsCert", "is not set but tfbox:tlsKey is", f"`pulumi config set tfbox:tlsCert --stack {stack} < cert.pem`, or {make_tls}")
+    elif key_state == "missing" and not bind_problem(bind) and not is_loopback(bind) and not r.value("allowPlainHttpOnLan"):
+        r.add("notebookBind", f"{bind} publishes the notebook beyond this machine over plain HTTP, so the password and "
+              "session cookie cross the network in cleartext",
+              f"{make_tls}, {own}; or bind it to 127.0.0.1 and use an SSH tunnel; or set tfbox:allowPlainHttpOnLan "
+              "to true to accept the risk")
+    return ""
 
 
 # --- stack files -------------------------------------------------------------------------
@@ -350,6 +413,7 @@ class StackFile:
     docker_host: str | None
     password_state: PasswordState
     docker_tls: bool = False
+    tls_key_state: PasswordState = "missing"
 
 
 # libyaml's loader where PyYAML has it: every `up` reads the sibling stack files, ten times faster in C
@@ -364,6 +428,7 @@ def read_stack_file(path: Path) -> StackFile:
     docker_host = None
     docker_tls = False
     state: PasswordState = "missing"
+    tls_key_state: PasswordState = "missing"
     for full, value in config.items():
         ns, _, name = str(full).partition(":")
         if ns == "docker" and name == "host":
@@ -372,12 +437,16 @@ def read_stack_file(path: Path) -> StackFile:
             docker_tls = True
         if ns != NAMESPACE:
             continue
-        if name == "password":
-            state = "secret" if isinstance(value, dict) and "secure" in value else "plaintext"
+        if name in ("password", "tlsKey"):
+            given: PasswordState = "secret" if isinstance(value, dict) and "secure" in value else "plaintext"
+            if name == "password":
+                state = given
+            else:
+                tls_key_state = given
             continue
         raw[name] = value
     stack = path.name[len("Pulumi."):-len(".yaml")]
-    return StackFile(stack, path, raw, docker_host, state, docker_tls)
+    return StackFile(stack, path, raw, docker_host, state, docker_tls, tls_key_state)
 
 
 def stack_files(project_dir: Path) -> list[Path]:
@@ -422,7 +491,7 @@ def load_other_stacks(project_dir: Path, project: str, exclude: str) -> list[Lab
             continue
         try:
             out.append(parse_config(sf.raw, stack=sf.stack, project=project, password_state="secret",
-                                    docker_host=sf.docker_host, docker_tls=sf.docker_tls))
+                                    docker_host=sf.docker_host, docker_tls=sf.docker_tls, require_salt=False))
         except ConfigError:
             continue
     return out
@@ -431,13 +500,14 @@ def load_other_stacks(project_dir: Path, project: str, exclude: str) -> list[Lab
 def check_stack_file(path: Path, project: str = "tfbox") -> LabConfig:
     """Validate one committed stack file, including clashes with its siblings.
 
-    A committed file may leave the password unset: it is set per machine with
-    `pulumi config set --secret`, and the program refuses to run without it.
+    A committed file may leave the password, its salt and the TLS key unset: they are made per
+    stack (`make up`, `make machine`, `make tls`), and the program refuses to run without them.
     """
     sf = read_stack_file(path)
     state: PasswordState = "secret" if sf.password_state == "missing" else sf.password_state
+    tls_state = None if sf.tls_key_state == "missing" else sf.tls_key_state
     cfg = parse_config(sf.raw, stack=sf.stack, project=project, password_state=state, docker_host=sf.docker_host,
-                       docker_tls=sf.docker_tls)
+                       docker_tls=sf.docker_tls, tls_key_state=tls_state, require_salt=False)
     problems = cross_stack_problems(cfg, load_other_stacks(path.parent, project, sf.stack))
     if problems:
         raise ConfigError(problems)

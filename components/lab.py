@@ -13,10 +13,11 @@ from components.gpus import container_gpu_settings
 from components.hardening import notebook_hardening
 from components.image import Image, ImageArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding
-from components.password import derive_salt, hash_password
+from components.password import hash_password
 from components.ready import Ready, ReadyArgs
 from components.storage import Storage, StorageArgs
 from components.tensorboard import TensorBoard, TensorBoardArgs
+from components.tls import fingerprint_sha256
 from components.urls import service_url
 
 
@@ -24,17 +25,17 @@ from components.urls import service_url
 class LabArgs:
     config: LabConfig
     password: pulumi.Input[str]  # a secret Output from `pulumi config set --secret`
+    tls_key: pulumi.Input[str] | None = None  # secret; set when config.tls
 
 
-def hashed_jupyter_config(password: pulumi.Input[str], salt: str, scope: str) -> pulumi.Output[str]:
+def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = False) -> pulumi.Output[str]:
     """The Jupyter config file content, secret because it carries the hash."""
-    return pulumi.Output.secret(password).apply(
-        lambda p: commands.jupyter_config(hash_password(p, salt or derive_salt(p, scope)))
-    )
+    return pulumi.Output.secret(password).apply(lambda p: commands.jupyter_config(hash_password(p, salt), tls=tls))
 
 
 class Lab(pulumi.ComponentResource):
     notebook_url: pulumi.Output[str]
+    notebook_cert_sha256: pulumi.Output[str] | None
     tensorboard_url: pulumi.Output[str] | None
     gpu_check_output: pulumi.Output[str] | None
 
@@ -71,12 +72,15 @@ class Lab(pulumi.ComponentResource):
         notebook_labels = cfg.labels("notebook")
         if tb_inside:
             notebook_labels["tfbox.tensorboard-public"] = str(cfg.tensorboard_public).lower()
+        if cfg.allow_plain_http_on_lan and not cfg.tls:
+            notebook_labels["tfbox.plain-http-on-lan"] = "true"  # the opt-in, where the policy pack can see it
         notebook = Notebook("notebook", NotebookArgs(
             container_name=cfg.container_name("notebook"), image_id=image.image_id,
-            jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, f"{cfg.project}/{cfg.stack}"),
+            jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, tls=cfg.tls),
             gpu=gpu, ports=ports, notebooks_type=storage.notebooks_type, notebooks_source=storage.notebooks_source,
             logs_source=storage.logs_source, logs_dir=cfg.logs_dir, tensorboard_inside=tb_inside,
             labels=notebook_labels, gate=gate, hardening=notebook_hardening(cfg.notebook_resources),
+            tls_cert=cfg.tls_cert, tls_key=args.tls_key,
             # TensorFlow's import-time C++ info/warnings read as errors in a cell; tfbox:tfLogLevel sets how many show
             envs=[f"TF_CPP_MIN_LOG_LEVEL={cfg.tf_log_level}"],
         ), child)
@@ -94,7 +98,7 @@ class Lab(pulumi.ComponentResource):
         tb_container = self.tensorboard.container if self.tensorboard is not None else None
         self.ready = Ready("ready", ReadyArgs(
             container_name=cfg.container_name("ready"), image_id=image.image_id, notebook_id=notebook.container_id,
-            notebook_tls=False, tensorboard_inside=tb_inside,
+            notebook_tls=cfg.tls, tensorboard_inside=tb_inside,
             tensorboard_id=tb_container.id if tb_container is not None else None,
             tensorboard_ip=tb_container.network_datas.apply(lambda nets: (nets[0].ip_address or "") if nets else "")
             if tb_container is not None else None,
@@ -102,7 +106,9 @@ class Lab(pulumi.ComponentResource):
         ), child)
 
         self.image = image
-        self.notebook_url = pulumi.Output.from_input(service_url(cfg.docker_host, cfg.notebook_bind, cfg.notebook_port))
+        self.notebook_url = pulumi.Output.from_input(
+            service_url(cfg.docker_host, cfg.notebook_bind, cfg.notebook_port, scheme="https" if cfg.tls else "http"))
+        self.notebook_cert_sha256 = pulumi.Output.from_input(fingerprint_sha256(cfg.tls_cert)) if cfg.tls else None
         self.tensorboard_url = (
             None if cfg.tensorboard_mode == "off"
             else pulumi.Output.from_input(service_url(cfg.docker_host, cfg.tensorboard_bind, cfg.tensorboard_port))
@@ -115,6 +121,7 @@ class Lab(pulumi.ComponentResource):
         names.append(cfg.container_name("ready"))
         self.container_names = names
         self.register_outputs({
-            "notebookUrl": self.notebook_url, "tensorboardUrl": self.tensorboard_url,
+            "notebookUrl": self.notebook_url, "notebookCertSha256": self.notebook_cert_sha256,
+            "tensorboardUrl": self.tensorboard_url,
             "imageDigest": image.repo_digest, "containerNames": names,
         })

@@ -1,6 +1,7 @@
 """Notebook: the recipe's `docker run -d --name X -p 8888:8888 <image>` as a Container.
 
-Password login only (a salted hash in an uploaded Jupyter config file, never in env),
+Password login only (an argon2id hash in an uploaded Jupyter config file, never in env),
+HTTPS when the stack has a certificate (the key uploaded as a secret),
 the chosen GPUs, `/tf` on the notebooks volume, the logs directory shared with
 TensorBoard, the `capture` helper pre-installed, and a health check for `docker ps`
 (`pulumi up` waits for the notebook to answer through components.ready).
@@ -47,6 +48,8 @@ class NotebookArgs:
     envs: list[str] = field(default_factory=list)  # plain settings, never secrets (`docker inspect` shows them)
     hardening: ContainerHardening = field(default_factory=ContainerHardening)
     gate: pulumi.Input[str] | None = None  # e.g. the GPU check's verdict: no notebook before it passes
+    tls_cert: str = ""  # PEM: serve HTTPS with it (the config then names the uploaded files)
+    tls_key: pulumi.Input[str] | None = None  # secret: the certificate's private key
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -98,7 +101,15 @@ class Notebook(pulumi.ComponentResource):
             )
         else:
             labels_input = docker_labels(labels, docker.ContainerLabelArgs)
-        probe = commands.notebook_probe(args.tensorboard_inside)
+        probe = commands.notebook_probe(args.tensorboard_inside, tls=bool(args.tls_cert))
+        tls_uploads = []
+        if args.tls_cert:
+            if args.tls_key is None:
+                raise ValueError("a TLS certificate needs its key")
+            tls_uploads = [
+                docker.ContainerUploadArgs(file=commands.TLS_CERT_PATH, content=args.tls_cert),
+                docker.ContainerUploadArgs(file=commands.TLS_KEY_PATH, content=pulumi.Output.secret(args.tls_key)),
+            ]
         self.container = docker.Container(
             name,
             name=args.container_name,
@@ -115,6 +126,7 @@ class Notebook(pulumi.ComponentResource):
             uploads=[
                 docker.ContainerUploadArgs(file=commands.JUPYTER_CONFIG_PATH, content=args.jupyter_config),
                 docker.ContainerUploadArgs(file=commands.CAPTURE_STARTUP_PATH, content=CAPTURE_SOURCE),
+                *tls_uploads,
             ],
             # For `docker ps` and monitoring only: `up` waits on components.ready instead, so the interval
             # can be long (each probe is a docker exec, ~0.1 s of host CPU: bench/README.md).

@@ -13,7 +13,7 @@ def docker_host_name(docker_host: str) -> str:
     return "localhost"
 
 
-def service_url(docker_host: str, bind: str, port: int) -> str:
+def service_url(docker_host: str, bind: str, port: int, scheme: str = "http") -> str:
     """A URL for the browser; a loopback bind on a remote host needs an SSH tunnel, said in the README."""
     if bind in ("0.0.0.0", "::"):
         host = docker_host_name(docker_host)
@@ -23,4 +23,4 @@ def service_url(docker_host: str, bind: str, port: int) -> str:
         host = bind
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}/"
+    return f"{scheme}://{host}:{port}/"

@@ -70,6 +70,11 @@ def build_policies() -> list[Policy]:
             rules.check_public_notebook_password,
         ),
         _resource_policy(
+            "public-notebook-requires-tls",
+            "A notebook published beyond localhost must serve HTTPS, unless the stack sets tfbox:allowPlainHttpOnLan.",
+            rules.check_public_notebook_tls,
+        ),
+        _resource_policy(
             "tensorboard-loopback-unless-public",
             "TensorBoard has no login: publish it beyond loopback only when the stack sets tfbox:tensorboardPublic.",
             rules.check_tensorboard_loopback,

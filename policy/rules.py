@@ -40,8 +40,10 @@ REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 
 JUPYTER_CONFIG_PATH = "/etc/jupyter/jupyter_server_config.json"
 TENSORBOARD_INTERNAL_PORT = 6006
+JUPYTER_INTERNAL_PORT = 8888
 RETAIN_LABEL = "tfbox.retain-on-delete"
 TENSORBOARD_PUBLIC_LABEL = "tfbox.tensorboard-public"
+PLAIN_HTTP_LABEL = "tfbox.plain-http-on-lan"  # set by the program when tfbox:allowPlainHttpOnLan is true
 
 # Name suffixes the design fixes (`<prefix>-notebook`, ...): the role when the labels themselves are
 # unknown during preview (the notebook's labels wait for the GPU check's verdict).
@@ -118,6 +120,32 @@ def _upload_text(upload: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _jupyter_configs(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The parsed JSON of every upload at the Jupyter server config path."""
+    found = []
+    for upload in props.get("uploads") or []:
+        if upload.get("file") != JUPYTER_CONFIG_PATH:
+            continue
+        text = _upload_text(upload)
+        try:
+            config = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            continue
+        if isinstance(config, Mapping):
+            found.append(config)
+    return found
+
+
+def jupyter_tls_set(props: Mapping[str, Any]) -> bool:
+    """True when the Jupyter config names a certfile and keyfile that are uploaded too (Jupyter serves HTTPS)."""
+    files = {u.get("file") for u in props.get("uploads") or []}
+    for config in _jupyter_configs(props):
+        server = config.get("ServerApp")
+        if isinstance(server, Mapping) and server.get("certfile") in files and server.get("keyfile") in files:
+            return True
+    return False
+
+
 def jupyter_password_set(props: Mapping[str, Any]) -> bool:
     """True when an upload at the Jupyter server config sets a non-empty `PasswordIdentityProvider.hashed_password`.
 
@@ -163,6 +191,21 @@ def check_public_notebook_password(resource_type: str, props: Mapping[str, Any])
     return [
         f"notebook container {props.get('name')!r} is published on {', '.join(public)} without a password: "
         "set tfbox:password, or bind it to 127.0.0.1 (tfbox:notebookBind)"
+    ]
+
+
+def check_public_notebook_tls(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """Mandatory: a notebook reachable beyond localhost serves HTTPS (the password and session cookie
+    would cross the network in cleartext), unless the stack opted in with tfbox:allowPlainHttpOnLan."""
+    if resource_type != CONTAINER or role_of(props) != "notebook":
+        return []
+    public = public_bindings(props, internal=JUPYTER_INTERNAL_PORT)
+    if not public or jupyter_tls_set(props) or labels_of(props).get(PLAIN_HTTP_LABEL) == "true":
+        return []
+    return [
+        f"notebook container {props.get('name')!r} is published on {', '.join(public)} over plain HTTP: "
+        "run `make tls STACK=<stack>` (or set tfbox:tlsCert and the secret tfbox:tlsKey), bind it to 127.0.0.1 "
+        "(tfbox:notebookBind), or accept the risk with tfbox:allowPlainHttpOnLan: true"
     ]
 
 

@@ -26,6 +26,8 @@ declare -A NEED=(
   [curl]=curl
   [flock]=util-linux
   [setsid]=util-linux
+  [chromium]=chromium            # the real-browser e2e test (tests/e2e/test_auth.py)
+  [chromedriver]=chromium-driver
   [pgrep]=procps
   [chroot]=coreutils
 )

@@ -4,10 +4,11 @@
 #   scripts/new-machine.sh NAME HOST
 #
 # 1. writes Pulumi.NAME.yaml from templates/Pulumi.machine.yaml (GPU defaults, notebook on
-#    0.0.0.0 behind the password, TensorBoard on loopback), picking host ports no other stack on
-#    the same Docker host uses; never overwrites an existing file;
-# 2. if a pulumi CLI is at hand, creates the stack (`pulumi stack init NAME`) in the backend and
-#    sets tfbox:password as a secret: from $TFBOX_PASSWORD, else asked without echo, else generated;
+#    0.0.0.0 behind the password and HTTPS, TensorBoard on loopback, a new random password salt),
+#    picking host ports no other stack on the same Docker host uses; never overwrites a file;
+# 2. if a pulumi CLI is at hand, creates the stack (`pulumi stack init NAME`) in the backend,
+#    sets tfbox:password as a secret: from $TFBOX_PASSWORD (12+ characters), else asked without
+#    echo, else generated; and makes the self-signed certificate (scripts/tls.sh, `make tls`);
 # 3. validates the file with `python -m components.config --stack-file Pulumi.NAME.yaml`.
 #
 # Environment: PULUMI_BACKEND_URL and PULUMI_CONFIG_PASSPHRASE(_FILE) as for scripts/up.sh (default:
@@ -61,14 +62,23 @@ free_port() { # free_port START [ALSO_TAKEN]
 notebook_port=$(free_port 8888)
 tensorboard_port=$(free_port 6006 "$notebook_port")
 
+# the password hash's salt: random, made once per stack, not secret (components/password.py)
+salt=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+[[ $salt =~ ^[0-9a-f]{32}$ ]] || die "could not make a random salt"
+
 tmp=$(mktemp "$root/.Pulumi.$name.yaml.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
-sed -e "s|@MACHINE@|$name|g" -e "s|@DOCKER_HOST@|$host|g" \
+sed -e "s|@MACHINE@|$name|g" -e "s|@DOCKER_HOST@|$host|g" -e "s|@SALT@|$salt|g" \
   -e "s|^\(  tfbox:notebookPort:\) 8888$|\1 $notebook_port|" \
   -e "s|^\(  tfbox:tensorboardPort:\) 6006$|\1 $tensorboard_port|" "$template" >"$tmp"
 # noclobber: fail rather than overwrite if the file appeared meanwhile
 (set -o noclobber && cat "$tmp" >"$out") || die "$out appeared meanwhile; not overwritten"
 echo "new-machine: wrote $out (docker:host $host, notebook port $notebook_port, TensorBoard port $tensorboard_port)"
+
+python=${PYTHON:-}
+if [[ -z $python ]]; then
+  if [[ -x $repo/.venv/bin/python ]]; then python=$repo/.venv/bin/python; else python=python3; fi
+fi
 
 # --- the stack and its password, when a pulumi CLI is available -----------------------------
 have_pulumi=""
@@ -107,6 +117,10 @@ if [[ -n $have_pulumi ]]; then
     echo
   fi
   generated=""
+  if [[ -n $password && ${#password} -lt 12 ]]; then
+    unset password
+    die "the notebook password must have at least 12 characters (leave it empty to generate one)"
+  fi
   if [[ -z $password ]]; then
     password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
     generated=1
@@ -119,16 +133,14 @@ if [[ -n $have_pulumi ]]; then
   else
     echo "new-machine: set the notebook password as a secret"
   fi
+  # HTTPS before LAN: a self-signed certificate kept in the stack config (key as a secret)
+  PYTHON=$python "$repo/scripts/tls.sh" "$name"
 else
   echo "new-machine: no pulumi CLI and backend here (or TFBOX_NO_PULUMI); finish on a machine that has them:"
-  echo "    pulumi stack init $name && pulumi config set --secret tfbox:password --stack $name"
+  echo "    pulumi stack init $name && pulumi config set --secret tfbox:password --stack $name && make tls STACK=$name"
 fi
 
 # --- validate -------------------------------------------------------------------------------
-python=${PYTHON:-}
-if [[ -z $python ]]; then
-  if [[ -x $repo/.venv/bin/python ]]; then python=$repo/.venv/bin/python; else python=python3; fi
-fi
 cd "$repo"
 "$python" -m components.config --stack-file "$out"
 echo "new-machine: next: review and commit Pulumi.$name.yaml, add a GitHub environment '$name' (docs/team-workflow.md),"

@@ -10,16 +10,21 @@
 # with the reason printed in pytest's summary.
 #
 #   scripts/test.sh [--e2e-only] [pytest args...]
+# With --e2e-only, test files or directories among the pytest args replace tests/e2e, so
+# `scripts/test.sh --e2e-only tests/e2e/test_auth.py` runs that module alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 venv=$root/.venv/bin
 targets=(tests)
-if [[ ${1:-} == --e2e-only ]]; then targets=(tests/e2e); shift; fi
+if [[ ${1:-} == --e2e-only ]]; then
+  targets=(tests/e2e); shift
+  for arg in "$@"; do [[ $arg == tests/* ]] && { targets=(); break; }; done
+fi
 
 log() { printf '\n== %s (%s)\n' "$*" "$(date +%H:%M:%S)" >&2; }
 
-if [[ ${targets[0]} == tests ]]; then
+if [[ ${targets[0]:-} == tests ]]; then
   log "ruff"; "$venv/ruff" check .
   log "mypy"; "$venv/mypy" .
 fi
@@ -64,4 +69,4 @@ if [[ ${TFBOX_SKIP_E2E:-} != 1 ]]; then
 fi
 
 log "pytest"
-"$venv/python" -m pytest "${targets[@]}" "$@"
+"$venv/python" -m pytest ${targets[@]+"${targets[@]}"} "$@"

@@ -3,7 +3,10 @@
 # first run needs no Pulumi Cloud account and no manual config. On the dev stack it
 # generates the notebook password as a Pulumi secret if none is set.
 #
-#   scripts/up.sh [STACK] [--password|--outputs|--destroy]
+#   scripts/up.sh [STACK] [--password|--outputs|--destroy|--tls]
+#
+# Every stack gets its password salt (tfbox:passwordSalt, random, public) on its first `up`.
+# --tls makes the stack's self-signed certificate once (scripts/tls.sh; `make tls`).
 #
 # Environment: PULUMI_BACKEND_URL (default file://<project>/.state), PULUMI_CONFIG_PASSPHRASE
 # or _FILE (default for the .state backend only: a generated .state/passphrase, mode 600), TFBOX_IMAGE (sets
@@ -33,8 +36,9 @@ case $action in
   --password) pulumi config get tfbox:password --stack "$stack"; exit ;;
   --outputs) pulumi stack output --stack "$stack"; exit ;;
   --destroy) pulumi destroy --yes --stack "$stack"; exit ;;
+  --tls) PYTHON=python scripts/tls.sh "$stack"; exit ;;
   "") ;;
-  *) echo "usage: $0 [STACK] [--password|--outputs|--destroy]" >&2; exit 2 ;;
+  *) echo "usage: $0 [STACK] [--password|--outputs|--destroy|--tls]" >&2; exit 2 ;;
 esac
 
 if [[ -n ${TFBOX_IMAGE:-} ]]; then
@@ -48,6 +52,10 @@ if ! pulumi config get tfbox:password --stack "$stack" >/dev/null 2>&1; then
   # from stdin, so the password never shows in `ps`
   head -c 18 /dev/urandom | base64 | tr -d '/+=' | pulumi config set --secret tfbox:password --stack "$stack"
   echo "tfbox: generated a notebook password for the dev stack; read it with: make password" >&2
+fi
+if [[ -z $(pulumi config get tfbox:passwordSalt --stack "$stack" 2>/dev/null) ]]; then
+  pulumi config set tfbox:passwordSalt "$(python -m components.password salt)" --stack "$stack"
+  echo "tfbox: made the password salt of stack $stack (tfbox:passwordSalt, in Pulumi.$stack.yaml)" >&2
 fi
 pulumi up --yes --stack "$stack"
 echo

@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -245,7 +246,11 @@ class Project:
         return stack, f"http://127.0.0.1:{nb_port}", f"http://127.0.0.1:{tb_port}"
 
     def stack(self, name: str, config: dict[str, Any], password: str | None) -> Stack:
-        """Write Pulumi.<name>.yaml, create the stack, set the password as a secret (from stdin)."""
+        """Write Pulumi.<name>.yaml, create the stack, set the password as a secret (from stdin).
+
+        With a password the stack also gets a random salt, as `make up` gives it."""
+        if password is not None:
+            config = {"tfbox:passwordSalt": secrets.token_hex(16), **config}
         (self.dir / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
         self.pulumi("stack", "init", name, "--secrets-provider", "passphrase")
         st = Stack(self, name)
@@ -318,12 +323,19 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class Jupyter:
-    """A logged-in browser session against Jupyter Server 2, over its REST and kernel WebSocket APIs."""
+    """A logged-in browser session against Jupyter Server 2, over its REST and kernel WebSocket APIs.
 
-    def __init__(self, base_url: str) -> None:
+    For an https URL give the stack's certificate (`cert_pem`): the session trusts exactly that one."""
+
+    def __init__(self, base_url: str, cert_pem: str | None = None) -> None:
         self.base = base_url.rstrip("/")
         self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
+        self.ssl_context: ssl.SSLContext | None = None
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()]
+        if cert_pem is not None:
+            self.ssl_context = ssl.create_default_context(cadata=cert_pem)  # no system CAs, no other cert
+            handlers.append(urllib.request.HTTPSHandler(context=self.ssl_context))
+        self.opener = urllib.request.build_opener(*handlers)
 
     def _xsrf(self) -> str:
         return next((c.value for c in self.jar if c.name == "_xsrf"), "") or ""
@@ -377,9 +389,10 @@ class Jupyter:
         status, kernel = self.request("POST", "/api/kernels", {"name": "python3"})
         if status != 201:
             raise AssertionError(f"starting a kernel: {status} {kernel}")
-        ws_url = self.base.replace("http://", "ws://") + f"/api/kernels/{kernel['id']}/channels"
+        ws_url = self.base.replace("https://", "wss://").replace("http://", "ws://") + f"/api/kernels/{kernel['id']}/channels"
         cookie = "; ".join(f"{c.name}={c.value}" for c in self.jar)
-        ws = websocket.create_connection(ws_url, header=[f"Cookie: {cookie}"], timeout=timeout)
+        sslopt = {"context": self.ssl_context} if self.ssl_context is not None else None
+        ws = websocket.create_connection(ws_url, header=[f"Cookie: {cookie}"], timeout=timeout, sslopt=sslopt)
         msg_id = uuid.uuid4().hex
         ws.send(json.dumps({
             "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test", "session": uuid.uuid4().hex,

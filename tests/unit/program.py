@@ -11,6 +11,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from components.tls import generate_self_signed, subject_names
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -87,6 +89,21 @@ def stack_config(stack: str) -> dict[str, Any]:
     return values
 
 
+TEST_SALT = "0123456789abcdef0123456789abcdef"
+TLS = generate_self_signed(subject_names("ssh://tfbox@gpu-box", "0.0.0.0"))
+
+
+def with_machine_secrets(config: dict[str, Any]) -> dict[str, Any]:
+    """A committed stack file's config plus what each machine makes for itself: the password's salt
+    (`make up`) and, where the notebook is published beyond loopback, a certificate (`make tls`)."""
+    out = dict(config)
+    if not out.get("tfbox:passwordSalt"):
+        out["tfbox:passwordSalt"] = TEST_SALT
+    if out.get("tfbox:notebookBind") not in (None, "127.0.0.1") and not out.get("tfbox:tlsCert"):
+        out.update({"tfbox:tlsCert": TLS.cert_pem, "tfbox:tlsKey": TLS.key_pem})
+    return out
+
+
 def as_engine_strings(config: dict[str, Any]) -> dict[str, str]:
     """The engine hands every config value to the program as a string."""
     out = {}
@@ -95,7 +112,7 @@ def as_engine_strings(config: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[str, ...] = ("tfbox:password",),
+def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[str, ...] = ("tfbox:password", "tfbox:tlsKey"),
                 preview: bool = False, recorder: Recorder | None = None) -> tuple[Recorder, dict[str, Any]]:
     """Run __main__.py once; return the recorder and the stack outputs (resolved)."""
     recorder = recorder or Recorder()

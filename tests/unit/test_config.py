@@ -18,8 +18,13 @@ from components.config import (
 ROOT = Path(__file__).resolve().parents[2]
 
 
+SALT = "0123456789abcdef0123456789abcdef"
+
+
 def parse(raw=None, password="secret", **kw):
-    return parse_config(raw or {}, stack=kw.pop("stack", "dev"), password_state=password, **kw)
+    raw = {"passwordSalt": SALT, **(raw or {})}
+    kw.setdefault("tls_key_state", "missing")  # as the program passes it
+    return parse_config(raw, stack=kw.pop("stack", "dev"), password_state=password, **kw)
 
 
 def problems_of(raw, password="secret"):
@@ -61,7 +66,10 @@ def test_gpu_stack_defaults_to_gpu_image():
         ({"keepVolumes": "yes"}, "secret", "tfbox:keepVolumes", "true or false"),
         ({"notebooksHostPath": "notebooks"}, "secret", "tfbox:notebooksHostPath", "absolute"),
         ({"logsDir": "/tf"}, "secret", "tfbox:logsDir", "/tf/logs"),
-        ({"passwordSalt": "x"}, "secret", "tfbox:passwordSalt", "8 to 64"),
+        ({"passwordSalt": "x"}, "secret", "tfbox:passwordSalt", "16 to 64"),
+        ({"passwordSalt": ""}, "secret", "tfbox:passwordSalt", "$(python -m components.password salt) --stack dev"),
+        ({"tlsCert": "garbage"}, "secret", "tfbox:tlsCert", "make tls STACK=dev"),
+        ({"notebookBind": "0.0.0.0"}, "secret", "tfbox:notebookBind", "allowPlainHttpOnLan"),
         ({"gpus": "count=2", "gpuMode": "nvidia-runtime"}, "secret", "tfbox:gpuMode", "indices"),
         ({"logsVolume": "v", "notebooksVolume": "v"}, "secret", "tfbox:logsVolume", "own volume"),
         ({"shmSize": "64 megs"}, "secret", "tfbox:shmSize", "such as 1g"),
@@ -166,3 +174,62 @@ def test_plaintext_password_in_a_stack_file_fails(tmp_path, capsys):
 def test_cli_reports_ok(capsys):
     assert main(["--stack-file", str(ROOT / "Pulumi.dev.yaml")]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+# --- password length, salt, TLS before LAN -------------------------------------------------
+
+from components.tls import generate_self_signed, subject_names  # noqa: E402
+
+PAIR = generate_self_signed(subject_names("ssh://u@gpu-box", "0.0.0.0"))
+OTHER = generate_self_signed(subject_names("ssh://u@gpu-box", "0.0.0.0"))
+LAN = {"notebookBind": "0.0.0.0"}
+
+
+def lan_problems(raw, **kw):
+    with pytest.raises(ConfigError) as info:
+        parse({**LAN, **raw}, **kw)
+    return info.value.problems
+
+
+def test_a_short_password_is_refused_without_printing_it():
+    with pytest.raises(ConfigError) as info:
+        parse_config({"passwordSalt": SALT}, stack="dev", password_state="secret", password="elevenchars")
+    problems = info.value.problems
+    assert len(problems) == 1 and problems[0].startswith("tfbox:password: is shorter than 12 characters")
+    assert "pulumi config set --secret tfbox:password --stack dev" in problems[0]
+    assert "elevenchars" not in problems[0]
+    assert parse_config({"passwordSalt": SALT}, stack="dev", password_state="secret", password="twelve chars").password_salt == SALT
+
+
+def test_lan_notebook_with_a_certificate_serves_tls():
+    cfg = parse({**LAN, "tlsCert": PAIR.cert_pem}, tls_key_state="secret", tls_key=PAIR.key_pem)
+    assert cfg.tls and cfg.tls_cert == PAIR.cert_pem and not cfg.allow_plain_http_on_lan
+
+
+def test_lan_notebook_over_plain_http_only_with_the_opt_in():
+    problems = lan_problems({})
+    assert len(problems) == 1 and "make tls STACK=dev" in problems[0] and "tfbox:tlsKey" in problems[0]
+    cfg = parse({**LAN, "allowPlainHttpOnLan": True})
+    assert not cfg.tls and cfg.allow_plain_http_on_lan
+    assert not parse({}).tls, "loopback needs no TLS"
+
+
+def test_wrong_or_half_tls_pairs_are_refused():
+    wrong = lan_problems({"tlsCert": PAIR.cert_pem}, tls_key_state="secret", tls_key=OTHER.key_pem)
+    assert [p.split(":", 2)[1] for p in wrong] == ["tlsKey"] and "does not belong" in wrong[0]
+    assert OTHER.key_pem.splitlines()[1] not in " ".join(wrong)
+    no_key = lan_problems({"tlsCert": PAIR.cert_pem}, tls_key_state="missing")
+    assert no_key[0].startswith("tfbox:tlsKey: is not set") and "--secret tfbox:tlsKey" in no_key[0]
+    no_cert = lan_problems({}, tls_key_state="secret", tls_key=PAIR.key_pem)
+    assert no_cert[0].startswith("tfbox:tlsCert: is not set")
+    plain = lan_problems({"tlsCert": PAIR.cert_pem}, tls_key_state="plaintext", tls_key=PAIR.key_pem)
+    assert plain[0].startswith("tfbox:tlsKey: is stored in plaintext")
+
+
+def test_committed_checker_defers_per_machine_secrets(tmp_path):
+    path = write_stack(tmp_path, "box", {"tfbox:notebookBind": "0.0.0.0"})
+    assert not check_stack_file(path).tls  # password, salt and TLS key are made per machine
+    with_cert = write_stack(tmp_path, "box2", {"tfbox:notebookBind": "0.0.0.0", "tfbox:tlsCert": PAIR.cert_pem,
+                                               "tfbox:notebookPort": 9000, "tfbox:tensorboardPort": 9001})
+    assert check_stack_file(with_cert).tls
+    assert read_stack_file(with_cert).tls_key_state == "missing"

@@ -9,10 +9,17 @@ from components.config import ConfigError, cross_stack_problems, parse_config
 from components.docker_host import docker_host_problems, normalise_docker_host
 from components.paths import logs_dir_problems, notebooks_host_path_problems
 
+SALT = "0123456789abcdef0123456789abcdef"
+
+
+def parse(raw, **kw):
+    """parse_config with the salt every stack has (make up / make machine make it)."""
+    return parse_config({"passwordSalt": SALT, **raw}, **kw)
+
 
 def problems_of(raw, **kw):
     with pytest.raises(ConfigError) as info:
-        parse_config(raw, stack="dev", password_state="secret", **kw)
+        parse(raw, stack="dev", password_state="secret", **kw)
     return info.value.problems
 
 
@@ -35,7 +42,7 @@ def test_non_ip_binds_are_refused(text):
 
 
 def test_localhost_bind_is_loopback_in_the_config_and_needs_no_opt_in():
-    cfg = parse_config({"tensorboardBind": "localhost", "notebookBind": "localhost"}, stack="dev", password_state="secret")
+    cfg = parse({"tensorboardBind": "localhost", "notebookBind": "localhost"}, stack="dev", password_state="secret")
     assert (cfg.notebook_bind, cfg.tensorboard_bind) == ("127.0.0.1", "127.0.0.1")
     assert {p.bind for p in cfg.published} == {"127.0.0.1"}
 
@@ -111,7 +118,7 @@ def test_logs_dirs_below_tf_are_fine(logs_dir):
 
 
 def test_logs_dir_trailing_slash_is_dropped():
-    assert parse_config({"logsDir": "/tf/runs/"}, stack="dev", password_state="secret").logs_dir == "/tf/runs"
+    assert parse({"logsDir": "/tf/runs/"}, stack="dev", password_state="secret").logs_dir == "/tf/runs"
 
 
 # --- docker:host ----------------------------------------------------------------------------
@@ -168,9 +175,9 @@ def test_tcp_host_is_refused_through_the_config_with_every_other_problem():
 
 
 def test_cross_stack_clash_sees_through_host_spellings():
-    a = parse_config({}, stack="a", password_state="secret", docker_host="ssh://me@box")
-    b = parse_config({"namePrefix": "b"}, stack="b", password_state="secret", docker_host="SSH://me@Box:22/")
+    a = parse({}, stack="a", password_state="secret", docker_host="ssh://me@box")
+    b = parse({"namePrefix": "b"}, stack="b", password_state="secret", docker_host="SSH://me@Box:22/")
     assert any("host port 8888" in p for p in cross_stack_problems(b, [a]))
-    local = parse_config({"namePrefix": "c"}, stack="c", password_state="secret", docker_host="unix:///run/docker.sock")
-    dev = parse_config({}, stack="dev", password_state="secret")
+    local = parse({"namePrefix": "c"}, stack="c", password_state="secret", docker_host="unix:///run/docker.sock")
+    dev = parse({}, stack="dev", password_state="secret")
     assert any("host port 8888" in p for p in cross_stack_problems(local, [dev]))

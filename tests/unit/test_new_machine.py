@@ -28,7 +28,7 @@ log=${FAKE_PULUMI_LOG:?}
 printf 'ARGS %s\\n' "$*" >>"$log"
 case "$1 $2" in
   "stack select") exit 1 ;;
-  "config set") printf 'STDIN %s\\n' "$(cat)" >>"$log" ;;
+  "config set") printf 'STDIN %s\\n' "$(tr '\\n' '|')" >>"$log" ;;  # one line per value
 esac
 exit 0
 """
@@ -122,7 +122,7 @@ def test_second_machine_on_the_same_host_gets_free_ports(root: Path) -> None:
     assert config_of(root / "Pulumi.box-3.yaml")["tfbox:notebookPort"] == 8888
 
 
-@pytest.mark.parametrize("given", ["s3cret-pw", ""])
+@pytest.mark.parametrize("given", ["s3cret-passphrase", ""])
 def test_with_a_cli_it_creates_the_stack_and_sets_the_password_from_stdin(root: Path, tmp_path: Path, given: str) -> None:
     bindir = tmp_path / "fakebin"
     bindir.mkdir()
@@ -145,7 +145,12 @@ def test_with_a_cli_it_creates_the_stack_and_sets_the_password_from_stdin(root: 
     assert "ARGS stack init box-1 --secrets-provider passphrase" in calls
     assert "ARGS config set --secret tfbox:password --stack box-1" in calls
     assert all("s3cret" not in c for c in calls if c.startswith("ARGS")), "the password never goes on a command line"
-    (stdin,) = [c for c in calls if c.startswith("STDIN ")]
+    stdin, cert, key = [c for c in calls if c.startswith("STDIN ")]
+    # then the self-signed certificate (scripts/tls.sh), the key as a secret, both from stdin
+    assert calls[-4:-2] == ["ARGS config set tfbox:tlsCert --stack box-1", cert]
+    assert calls[-2:] == ["ARGS config set --secret tfbox:tlsKey --stack box-1", key]
+    assert cert.startswith("STDIN -----BEGIN CERTIFICATE-----") and key.startswith("STDIN -----BEGIN PRIVATE KEY-----")
+    assert "PRIVATE KEY" not in done.stdout + done.stderr
     if given:
         assert stdin == f"STDIN {given}"
         assert "set the notebook password" in done.stdout
@@ -153,3 +158,22 @@ def test_with_a_cli_it_creates_the_stack_and_sets_the_password_from_stdin(root: 
         assert len(stdin) > len("STDIN ") + 16, "a generated password"
         assert "pulumi config get tfbox:password --stack box-1" in done.stdout
         assert stdin.removeprefix("STDIN ") not in done.stdout + done.stderr, "a generated password is not printed"
+
+
+def test_each_machine_gets_its_own_random_salt(root: Path) -> None:
+    assert run(root, "box-1", "ssh://me@box-1").returncode == 0
+    assert run(root, "box-2", "ssh://me@box-2").returncode == 0
+    salts = {config_of(root / f"Pulumi.box-{n}.yaml")["tfbox:passwordSalt"] for n in (1, 2)}
+    assert len(salts) == 2 and all(len(s) == 32 and int(s, 16) >= 0 for s in salts)
+
+
+def test_a_short_chosen_password_is_refused(root: Path, tmp_path: Path) -> None:
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir()
+    (bindir / "pulumi").write_text(FAKE_PULUMI)
+    (bindir / "pulumi").chmod(0o755)
+    log = tmp_path / "pulumi.log"
+    done = run(root, "box-1", "ssh://me@box-1", pulumi_dir=bindir, FAKE_PULUMI_LOG=str(log), TFBOX_PASSWORD="short-pw",
+               PULUMI_BACKEND_URL="file:///nowhere", **{"PULUMI_CONFIG_PASSPHRASE": secrets.token_hex(8)})
+    assert done.returncode == 1 and "at least 12 characters" in done.stderr
+    assert "short-pw" not in done.stdout + done.stderr + log.read_text()

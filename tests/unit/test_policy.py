@@ -32,8 +32,14 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 
-def jupyter_config(hashed: str | None = HASH) -> str:
+CERT, KEY = "/etc/jupyter/tfbox-notebook.crt", "/etc/jupyter/tfbox-notebook.key"
+TLS_UPLOADS = [{"file": CERT, "content": "-----BEGIN CERTIFICATE-----"}, {"file": KEY, "content": "<secret>"}]
+
+
+def jupyter_config(hashed: str | None = HASH, tls: bool = True) -> str:
     config: dict[str, Any] = {"IdentityProvider": {"token": ""}}
+    if tls:
+        config["ServerApp"] = {"certfile": CERT, "keyfile": KEY}
     if hashed is not None:
         config["PasswordIdentityProvider"] = {"hashed_password": hashed, "password_required": True}
     return json.dumps(config)
@@ -55,7 +61,9 @@ def container(
         "image": "sha256:" + "0" * 64,
         "labels": [{"label": k, "value": v} for k, v in sorted(label_map.items())],
         "ports": ports if ports is not None else [{"internal": 8888, "external": 8888, "ip": "0.0.0.0", "protocol": "tcp"}],
-        "uploads": uploads if uploads is not None else [{"file": rules.JUPYTER_CONFIG_PATH, "content": jupyter_config()}],
+        # a notebook with a config upload also gets the TLS pair its config names, as the program uploads it
+        "uploads": ([{"file": rules.JUPYTER_CONFIG_PATH, "content": jupyter_config()}] if uploads is None else uploads)
+        + (TLS_UPLOADS if uploads != [] else []),
         "securityOpts": ["no-new-privileges"],
         **props,
     }
@@ -147,6 +155,26 @@ def test_loopback_notebook_is_not_public(ip: str) -> None:
 
 def test_public_notebook_with_password_passes() -> None:
     assert rules.check_public_notebook_password(rules.CONTAINER, container()) == []
+
+
+# --- public-notebook-requires-tls -----------------------------------------------------------------
+
+
+def test_public_notebook_over_plain_http_is_refused_unless_opted_in() -> None:
+    plain = [{"file": rules.JUPYTER_CONFIG_PATH, "content": jupyter_config(tls=False)}]
+    messages = rules.check_public_notebook_tls(rules.CONTAINER, container(uploads=plain))
+    assert len(messages) == 1 and "plain HTTP" in messages[0] and "allowPlainHttpOnLan" in messages[0]
+    opted_in = container(uploads=plain, extra_labels={rules.PLAIN_HTTP_LABEL: "true"})
+    assert rules.check_public_notebook_tls(rules.CONTAINER, opted_in) == []
+    loopback = container(uploads=plain, ports=[{"internal": 8888, "external": 8888, "ip": "127.0.0.1"}])
+    assert rules.check_public_notebook_tls(rules.CONTAINER, loopback) == []
+
+
+def test_tls_config_without_the_uploaded_files_does_not_count() -> None:
+    props = container()
+    props["uploads"] = props["uploads"][:1]  # the config names a certfile that is not uploaded
+    assert rules.check_public_notebook_tls(rules.CONTAINER, props)
+    assert rules.check_public_notebook_tls(rules.CONTAINER, container()) == []
 
 
 # --- tensorboard-loopback-unless-public -----------------------------------------------------------
@@ -375,6 +403,7 @@ def test_pack_turns_an_unknown_password_into_an_advisory_note_during_preview() -
     assert _analyze(rules.CONTAINER, NOTEBOOK, props) == {
         "notebook-requires-password": "ADVISORY",
         "public-notebook-requires-password": "ADVISORY",
+        "public-notebook-requires-tls": "ADVISORY",
     }
 
 
@@ -426,9 +455,9 @@ def test_stack_policy_follows_the_image_dependency_to_the_tag() -> None:
 
 def _program_requests(stack: str, **overrides: Any) -> list[tuple[str, str, dict[str, Any], bool]]:
     """(type, name, inputs, protect) of every Docker resource `__main__.py` declares for a committed stack."""
-    from tests.unit.program import run_program, stack_config
+    from tests.unit.program import run_program, stack_config, with_machine_secrets
 
-    config = {**stack_config(stack), "tfbox:password": "correct horse battery staple"}
+    config = {**with_machine_secrets(stack_config(stack)), "tfbox:password": "correct horse battery staple"}
     config.update({f"tfbox:{k}": v for k, v in overrides.items()})
     rec, _ = run_program(config, stack=stack)
     out = []

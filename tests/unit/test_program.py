@@ -4,11 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+from jupyter_server.auth.security import passwd_check
 
 import components.capture
-from components.commands import CAPTURE_STARTUP_PATH, JUPYTER_CONFIG_PATH
-from components.password import check_password
-from tests.unit.program import Recorder, is_secret_value, run_program, stack_config
+from components.commands import CAPTURE_STARTUP_PATH, JUPYTER_CONFIG_PATH, TLS_CERT_PATH, TLS_KEY_PATH
+from components.tls import fingerprint_sha256
+from tests.unit.program import TLS, Recorder, is_secret_value, run_program, stack_config, with_machine_secrets
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
@@ -18,7 +19,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def config_for(stack, **overrides):
-    cfg = stack_config(stack)
+    cfg = with_machine_secrets(stack_config(stack))
     cfg["tfbox:password"] = PASSWORD
     cfg.update({f"tfbox:{k}": v for k, v in overrides.items()})
     return cfg
@@ -108,7 +109,8 @@ def test_password_reaches_jupyter_only_as_a_salted_hash():
     nb = rec.one(CONTAINER, "notebook").inputs
     settings, files = jupyter_settings(rec.one(CONTAINER, "notebook"))
     hashed = settings["PasswordIdentityProvider"]["hashed_password"]
-    assert check_password(hashed, PASSWORD) and PASSWORD not in hashed
+    assert passwd_check(hashed, PASSWORD) and PASSWORD not in hashed
+    assert hashed.startswith("argon2:$argon2id$v=19$m=10240,t=10,p=8$")
     assert settings["IdentityProvider"]["token"] == ""
     assert files[CAPTURE_STARTUP_PATH] == Path(components.capture.__file__).read_text(), "the capture() startup file"
     # the recipe's PASSWORD env var is ignored by current images and visible in docker inspect
@@ -230,7 +232,8 @@ def test_gpu_box_stack():
     assert labels(nb)["tfbox.gpu-check"] == "passed"
     assert outputs["gpus"] == "0,1"
     assert outputs["gpuCheck"].startswith("GPU 0: NVIDIA H200")
-    assert outputs["notebookUrl"] == "http://gpu-box:8888/"
+    assert outputs["notebookUrl"] == "https://gpu-box:8888/"
+    assert outputs["notebookCertSha256"] == fingerprint_sha256(TLS.cert_pem)
     assert outputs["tensorboardUrl"] == "http://127.0.0.1:6006/"
     assert outputs["containerNames"] == ["tfbox-gpu-box-notebook", "tfbox-gpu-box-tensorboard", "tfbox-gpu-box-gpu-check",
                                           "tfbox-gpu-box-ready"]
@@ -339,3 +342,40 @@ def test_localhost_binds_reach_docker_as_127_0_0_1():
 def test_tf_log_level_reaches_the_notebook_env():
     rec, _ = run(tfLogLevel="0")
     assert "TF_CPP_MIN_LOG_LEVEL=0" in rec.one(CONTAINER, "notebook").inputs["envs"]
+
+
+def test_gpu_box_serves_https_with_the_uploaded_pair():
+    rec, outputs = run("gpu-box")
+    nb = rec.one(CONTAINER, "notebook")
+    settings, files = jupyter_settings(nb)
+    assert settings["ServerApp"]["certfile"] == TLS_CERT_PATH and settings["ServerApp"]["keyfile"] == TLS_KEY_PATH
+    assert files[TLS_CERT_PATH] == TLS.cert_pem and files[TLS_KEY_PATH] == TLS.key_pem
+    # bash cannot speak TLS: the probe and the ready check see that the TLS port accepts connections
+    assert nb.inputs["healthcheck"]["tests"][3] == "exec 3<>/dev/tcp/127.0.0.1/8888 && exec 3>&-"
+    assert "GET /api" not in rec.one(CONTAINER, "ready").inputs["command"][2].split("6006")[0]
+    text = plaintext_inputs(rec)
+    assert TLS.key_pem.splitlines()[1] not in text, "the key travels only inside the secret uploads"
+    assert rec.output_secret["notebookCertSha256"] is False and outputs["notebookCertSha256"].count(":") == 31
+
+
+def test_gpu_box_without_a_certificate_is_refused_with_the_command():
+    cfg = config_for("gpu-box")
+    del cfg["tfbox:tlsCert"], cfg["tfbox:tlsKey"]
+    rec = Recorder()
+    with pytest.raises(Exception, match=r"tfbox:notebookBind: 0\.0\.0\.0 publishes the notebook .*make tls STACK=gpu-box"):
+        run_program(cfg, stack="gpu-box", recorder=rec)
+    assert rec.resources == []
+
+
+def test_short_password_is_refused_and_not_printed():
+    rec = Recorder()
+    with pytest.raises(Exception, match="tfbox:password: is shorter than 12") as info:
+        run_program(config_for("dev", password="short-pw"), recorder=rec)
+    assert "short-pw" not in str(info.value) and rec.resources == []
+
+
+def test_dev_stack_stays_plain_http_on_loopback():
+    rec, outputs = run()
+    assert outputs["notebookUrl"] == "http://127.0.0.1:8888/"
+    settings, files = jupyter_settings(rec.one(CONTAINER, "notebook"))
+    assert "certfile" not in settings["ServerApp"] and TLS_KEY_PATH not in files

@@ -1,0 +1,158 @@
+"""A notebook published beyond loopback (0.0.0.0): HTTPS with the stack's self-signed certificate
+made by `make tls` (scripts/up.sh --tls), login with the argon2id hash on the real server, the
+served certificate is the one whose fingerprint the stack outputs, plain HTTP logs nobody in, the
+password and its hash are in no state, inspect, log or transcript, a real browser logs in with
+the pinned certificate and opens TensorBoard, and a new password replaces only the notebook."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import socket
+import ssl
+import tempfile
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from components.password import hash_password
+from components.tls import check_pair, spki_sha256_base64
+from tests.e2e.harness import Docker, Jupyter, Project, change_summary, free_port
+
+NB, TB = "tfbox-auth-notebook", "tfbox-auth-tensorboard"
+NOTEBOOK, SOURCE = "tfbox-e2e-auth.ipynb", "print('kept across a password change')"
+
+
+@pytest.fixture(scope="module")
+def lab(project: Project, docker_a: Docker, cpu_image: str, password: str) -> Iterator[SimpleNamespace]:
+    nb_port, tb_port = free_port(), free_port()
+    stack = project.stack("auth", {
+        "docker:host": docker_a.host, "tfbox:image": cpu_image, "tfbox:notebookBind": "0.0.0.0",
+        "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port,
+    }, password)
+    made = project.run("scripts/up.sh", "auth", "--tls")  # = make tls STACK=auth, with the test's backend
+    config = yaml.safe_load((project.dir / "Pulumi.auth.yaml").read_text())["config"]
+    cert = config["tfbox:tlsCert"]
+    stack.up()
+    yield SimpleNamespace(stack=stack, project=project, docker=docker_a, password=password, cert=cert, made=made,
+                          salt=config["tfbox:passwordSalt"], url=f"https://127.0.0.1:{nb_port}", port=nb_port,
+                          tb=f"http://127.0.0.1:{tb_port}")
+    stack.destroy(check=False)
+    for vol in ("tfbox-auth-notebooks", "tfbox-auth-logs"):
+        docker_a("volume", "rm", vol, check=False)
+
+
+def test_1_make_tls_kept_the_key_secret_and_the_notebook_is_on_every_interface(lab: SimpleNamespace) -> None:
+    config = yaml.safe_load((lab.project.dir / "Pulumi.auth.yaml").read_text())["config"]
+    assert set(config["tfbox:tlsKey"]) == {"secure"}, "the key is stored encrypted"
+    key = lab.stack.project.pulumi("config", "get", "tfbox:tlsKey", "--stack", "auth").stdout
+    assert check_pair(lab.cert, key) == []
+    binding = lab.docker.inspect(NB)["HostConfig"]["PortBindings"]["8888/tcp"][0]
+    assert binding["HostIp"] in ("0.0.0.0", "") and binding["HostPort"] == str(lab.port)
+    assert lab.stack.outputs()["notebookUrl"].startswith("https://")
+
+
+def test_2_https_login_with_the_argon2_hash(lab: SimpleNamespace) -> None:
+    assert not Jupyter(lab.url, lab.cert).login(lab.password + "x")
+    session = Jupyter(lab.url, lab.cert)
+    assert session.login(lab.password)
+    status, _ = session.request("GET", "/api/contents")
+    assert status == 200
+    session.save_notebook(NOTEBOOK, SOURCE)
+    result = session.execute("print('over wss', 6 * 7)")  # the kernel WebSocket over TLS too
+    assert "over wss 42" in result["stdout"], result
+
+
+def test_3_served_certificate_is_the_output_fingerprint(lab: SimpleNamespace) -> None:
+    ctx = ssl.create_default_context(cadata=lab.cert)
+    with socket.create_connection(("127.0.0.1", lab.port), timeout=10) as raw, ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    served = ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+    assert served == lab.stack.outputs()["notebookCertSha256"]
+
+
+def test_4_plain_http_to_the_port_logs_nobody_in(lab: SimpleNamespace) -> None:
+    plain = Jupyter(f"http://127.0.0.1:{lab.port}")
+    try:
+        logged_in = plain.login(lab.password)
+    except (OSError, http.client.HTTPException, urllib.error.URLError):
+        logged_in = False
+    assert not logged_in
+    assert not any(c.name.startswith("username-") for c in plain.jar), "no session cookie over plain HTTP"
+
+
+def test_5_password_and_hash_are_nowhere(lab: SimpleNamespace) -> None:
+    hashed = hash_password(lab.password, lab.salt)
+    digest = hashed.rsplit("$", 1)[1]
+    key = lab.stack.project.pulumi("config", "get", "tfbox:tlsKey", "--stack", "auth").stdout
+    key_body = key.splitlines()[1]
+    places = {
+        "pulumi stack export": lab.stack.export(),
+        "docker inspect": lab.docker("inspect", NB, TB).stdout,
+        "docker logs": lab.docker("logs", NB).output,
+        "CLI transcript": "\n".join(t for t in lab.project.transcript if "config get tfbox:tlsKey" not in t),
+    }
+    for where, text in places.items():
+        for secret, what in ((lab.password, "password"), (digest, "hash"), (key_body, "TLS key")):
+            assert secret not in text, f"the {what} is in the {where}"
+    # ...while the server does use exactly this hash: Jupyter accepted the password above with it
+    config = lab.docker("exec", NB, "cat", "/etc/jupyter/jupyter_server_config.json").stdout
+    assert hashed in config
+
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def test_6_browser_logs_in_with_the_pinned_certificate_and_opens_tensorboard(lab: SimpleNamespace) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), "scripts/install-host-deps.sh installs chromium"
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not try to download a browser
+    with tempfile.TemporaryDirectory() as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                    f"--ignore-certificate-errors-spki-list={spki_sha256_base64(lab.cert)}"):
+            options.add_argument(arg)
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+        try:
+            driver.set_page_load_timeout(60)
+            driver.get(lab.url + "/login?next=%2Fapi%2Fcontents")
+            assert "/login" in driver.current_url, driver.page_source[:500]
+            driver.find_element(By.ID, "password_input").send_keys(lab.password)
+            driver.find_element(By.ID, "login_submit").click()
+            WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url)
+            assert driver.current_url.startswith(lab.url + "/api/contents")
+            assert NOTEBOOK in driver.page_source, "the logged-in browser lists the saved notebook"
+            driver.get(lab.tb + "/")
+            WebDriverWait(driver, 60).until(lambda d: d.execute_script(
+                "return document.title === 'TensorBoard' && !!document.querySelector('tf-tensorboard, tb-webapp')"))
+        finally:
+            driver.quit()
+
+
+def test_7_new_password_replaces_only_the_notebook_and_keeps_notebooks(lab: SimpleNamespace) -> None:
+    before_tb = lab.docker.inspect(TB)["Id"]
+    new_password = lab.password + "-changed"
+    lab.project.pulumi("config", "set", "--secret", "tfbox:password", "--stack", "auth", input=new_password)
+    res = lab.stack.up()
+    assert change_summary(res.output) == {"replaced": 1}, res.output[-3000:]
+    assert lab.docker.inspect(TB)["Id"] == before_tb
+    assert not Jupyter(lab.url, lab.cert).login(lab.password)
+    session = Jupyter(lab.url, lab.cert)
+    assert session.login(new_password)
+    assert session.read_notebook_source(NOTEBOOK) == SOURCE
+    again = lab.stack.up()
+    assert change_summary(again.output) == {}, "same password and salt: the same hash, nothing to change"
+    lab.password = new_password
+
