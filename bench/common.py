@@ -36,7 +36,14 @@ def log(msg: str) -> None:
 
 
 def arguments(description: str) -> argparse.Namespace:
+    return arguments_with(description, [])
+
+
+def arguments_with(description: str, extra: list[tuple[str, type, object, str]]) -> argparse.Namespace:
+    """The common options plus `extra` (flag, type, default, help) of one benchmark."""
     parser = argparse.ArgumentParser(description=description)
+    for flag, kind, default, help_text in extra:
+        parser.add_argument(flag, type=kind, default=default, help=help_text)
     parser.add_argument("-n", "--runs", type=int, default=int(os.environ.get("TFBOX_BENCH_RUNS", "3")),
                         help="timed runs per side (default 3, or TFBOX_BENCH_RUNS)")
     parser.add_argument("--docker-host", default="", help="use this daemon instead of starting scripts/dockerd.sh's `bench`")

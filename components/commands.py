@@ -79,16 +79,69 @@ def http_probe(*urls: str) -> list[str]:
     return ["CMD", "python3", "-c", code]
 
 
+def bash_http_check(port: int, path: str, tls: bool = False, host: str = "127.0.0.1") -> str:
+    """A bash snippet that succeeds when host:port answers GET path with 200, using only bash's /dev/tcp.
+
+    Why bash: a health probe runs for as long as the lab runs, and one in bash costs a third of
+    one in Python (bench/probe_cost.py: the image's Python starts for every probe). bash cannot
+    speak TLS, so with `tls` the check is that the port accepts connections: Jupyter listens
+    only once it can serve.
+    """
+    opened = f"exec 3<>/dev/tcp/{host}/{port}"
+    if tls:
+        return f"{opened} && exec 3>&-"
+    request = f"GET {path} HTTP/1.0\\r\\nHost: {host}:{port}\\r\\n\\r\\n"
+    return (f"{opened} && printf '{request}' >&3 && read -r -t 4 _ code _ <&3 && exec 3>&- && [ \"$code\" = 200 ]")
+
+
+# Docker health check timing, as the provider reads durations back (Go's format: "120s" would diff as
+# "2m0s" on every preview). Not what `up` waits on (components.ready), so a probe every 30 s is enough.
+HEALTHCHECK_INTERVAL = "30s"
+
+
+def bash_probe(*checks: str) -> list[str]:
+    return ["CMD", "bash", "-c", " && ".join(checks)]
+
+
 def notebook_probe(tensorboard_inside: bool = False, tls: bool = False) -> list[str]:
     # /api answers without login, so the probe needs no secret; in exec mode TensorBoard counts too.
-    urls = [f"{'https' if tls else 'http'}://127.0.0.1:{JUPYTER_PORT}/api"]
+    checks = [bash_http_check(JUPYTER_PORT, "/api", tls)]
     if tensorboard_inside:
-        urls.append(f"http://127.0.0.1:{TENSORBOARD_PORT}/data/logdir")
-    return http_probe(*urls)
+        checks.append(bash_http_check(TENSORBOARD_PORT, "/data/logdir"))
+    return bash_probe(*checks)
 
 
 def tensorboard_probe() -> list[str]:
-    return http_probe(f"http://127.0.0.1:{TENSORBOARD_PORT}/data/logdir")
+    return bash_probe(bash_http_check(TENSORBOARD_PORT, "/data/logdir"))
+
+
+def tensorboard_check(host: str = "127.0.0.1") -> str:
+    return bash_http_check(TENSORBOARD_PORT, "/data/logdir", host=host)
+
+
+def notebook_check(tls: bool = False) -> str:
+    return bash_http_check(JUPYTER_PORT, "/api", tls)
+
+
+READY_TIMEOUT = 300  # seconds `up` waits for the lab to answer (the old health-check wait_timeout)
+
+
+def ready_command(checks: dict[str, str], timeout: int = READY_TIMEOUT) -> list[str]:
+    """The ready container's command: poll `checks` (what -> bash_http_check snippet) every 0.1 s
+    until all pass, then exit 0; exit 1 naming what did not answer after `timeout` seconds.
+
+    Polling from inside a one-shot container costs nothing once the lab runs, and `up` learns
+    the moment the lab answers (Docker reports the exit at once), where the provider's wait for
+    a health check polls once a second and the check itself runs only every interval.
+    """
+    waits = []
+    for what, check in checks.items():
+        waits.append(
+            f"until ( {check} ) 2>/dev/null; do "
+            f"if [ $SECONDS -ge {timeout} ]; then echo {shlex.quote(f'{what} did not answer within {timeout} s')}; exit 1; fi; "
+            "sleep 0.1; done"
+        )
+    return ["bash", "-c", "; ".join([*waits, "echo ready"])]
 
 
 def gpu_check_command() -> list[str]:

@@ -421,9 +421,13 @@ class StackFile:
     tls_key_state: PasswordState = "missing"
 
 
+# libyaml's loader where PyYAML has it: every `up` reads the sibling stack files, ten times faster in C
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_stack_file(path: Path) -> StackFile:
     """Read `Pulumi.<stack>.yaml` the way Pulumi does: `config:` with namespaced keys."""
-    doc = yaml.safe_load(path.read_text()) or {}
+    doc = yaml.load(path.read_text(), Loader=_YAML_LOADER) or {}
     config = doc.get("config") or {}
     raw: dict[str, Any] = {}
     docker_host = None

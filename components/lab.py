@@ -14,6 +14,7 @@ from components.hardening import notebook_hardening
 from components.image import Image, ImageArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding
 from components.password import hash_password
+from components.ready import Ready, ReadyArgs
 from components.storage import Storage, StorageArgs
 from components.tensorboard import TensorBoard, TensorBoardArgs
 from components.tls import fingerprint_sha256
@@ -93,6 +94,17 @@ class Lab(pulumi.ComponentResource):
                 labels={**cfg.labels("tensorboard"), "tfbox.tensorboard-public": str(cfg.tensorboard_public).lower()},
             ), child)
 
+        # `up` returns when both answer (components.ready), re-checked whenever either container is new
+        tb_container = self.tensorboard.container if self.tensorboard is not None else None
+        self.ready = Ready("ready", ReadyArgs(
+            container_name=cfg.container_name("ready"), image_id=image.image_id, notebook_id=notebook.container_id,
+            notebook_tls=cfg.tls, tensorboard_inside=tb_inside,
+            tensorboard_id=tb_container.id if tb_container is not None else None,
+            tensorboard_ip=tb_container.network_datas.apply(lambda nets: (nets[0].ip_address or "") if nets else "")
+            if tb_container is not None else None,
+            labels=cfg.labels("ready"),
+        ), child)
+
         self.image = image
         self.notebook_url = pulumi.Output.from_input(
             service_url(cfg.docker_host, cfg.notebook_bind, cfg.notebook_port, scheme="https" if cfg.tls else "http"))
@@ -106,6 +118,7 @@ class Lab(pulumi.ComponentResource):
             names.append(cfg.container_name("tensorboard"))
         if cfg.gpu_check:
             names.append(cfg.container_name("gpu-check"))
+        names.append(cfg.container_name("ready"))
         self.container_names = names
         self.register_outputs({
             "notebookUrl": self.notebook_url, "notebookCertSha256": self.notebook_cert_sha256,

@@ -3,8 +3,8 @@
 Password login only (an argon2id hash in an uploaded Jupyter config file, never in env),
 HTTPS when the stack has a certificate (the key uploaded as a secret),
 the chosen GPUs, `/tf` on the notebooks volume, the logs directory shared with
-TensorBoard, the `capture` helper pre-installed, and a health check so `pulumi up`
-returns only when the notebook answers.
+TensorBoard, the `capture` helper pre-installed, and a health check for `docker ps`
+(`pulumi up` waits for the notebook to answer through components.ready).
 """
 
 from __future__ import annotations
@@ -128,12 +128,12 @@ class Notebook(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(file=commands.CAPTURE_STARTUP_PATH, content=CAPTURE_SOURCE),
                 *tls_uploads,
             ],
-            # durations as the provider reads them back (Go's format): "120s" would diff as "2m0s" on every preview
-            healthcheck=docker.ContainerHealthcheckArgs(tests=probe, interval="5s", timeout="5s", retries=5, start_period="2m0s"),
+            # For `docker ps` and monitoring only: `up` waits on components.ready instead, so the interval
+            # can be long (each probe is a docker exec, ~0.1 s of host CPU: bench/README.md).
+            # Durations as the provider reads them back (Go's format): "120s" would diff as "2m0s" on every preview.
+            healthcheck=docker.ContainerHealthcheckArgs(tests=probe, interval=commands.HEALTHCHECK_INTERVAL, timeout="5s", retries=3, start_period="2m0s"),
             restart="unless-stopped",
             must_run=True,
-            wait=True,
-            wait_timeout=300,
             destroy_grace_seconds=30,  # a graceful stop lets kernels flush before the container goes
             labels=labels_input,
             **hardening_args(args.hardening),

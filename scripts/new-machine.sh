@@ -87,6 +87,7 @@ if [[ -z ${TFBOX_NO_PULUMI:-} ]]; then
     have_pulumi=1
   elif [[ -x $repo/toolchain/ensure.sh ]] && bindir=$("$repo/toolchain/ensure.sh" | tail -n 1) && [[ -x $bindir/pulumi ]]; then
     export PATH="$bindir:$PATH"
+    "$repo/toolchain/register-provider.sh" "$bindir" && export PULUMI_IGNORE_AMBIENT_PLUGINS=1
     have_pulumi=1
   fi
 fi

@@ -18,7 +18,10 @@ stack=${1:-}
 shift
 [[ -f Pulumi.$stack.yaml ]] || { echo "preview: no Pulumi.$stack.yaml in $PWD" >&2; exit 2; }
 
-PATH="$(toolchain/ensure.sh | tail -n 1):$PATH"
+bindir=$(toolchain/ensure.sh | tail -n 1)
+PATH="$bindir:$PATH"
+# the built docker provider from Pulumi's plugin cache, not $PATH (which warns on every command)
+toolchain/register-provider.sh "$bindir" && export PULUMI_IGNORE_AMBIENT_PLUGINS=1
 [[ -d .venv/bin ]] && PATH="$PWD/.venv/bin:$PATH"
 export PATH PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=1
 export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PWD/.state}

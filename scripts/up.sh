@@ -19,6 +19,8 @@ action=${2:-}
 
 bindir=$(toolchain/ensure.sh | tail -n 1)
 export PATH="$bindir:$PWD/.venv/bin:$PATH"
+# the built docker provider from Pulumi's plugin cache, not $PATH (which warns on every command)
+toolchain/register-provider.sh "$bindir" && export PULUMI_IGNORE_AMBIENT_PLUGINS=1
 export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=1
 export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PWD/.state}
 # pulumi uses a PULUMI_CONFIG_PASSPHRASE that is set but empty (over _FILE): treat empty as unset.

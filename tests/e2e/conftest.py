@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
             if not READY and not IN_CI:
                 item.add_marker(pytest.mark.skip(reason=NOT_READY))
+
+
+PLUGIN_PROCESSES = ("pulumi-language-python", "pulumi-resource-docker")
+
+
+def pulumi_plugins_under(base: Path) -> list[str]:
+    """Language hosts and docker providers still running for a CLI of this session: their PULUMI_HOME
+    (inherited from the CLI) is under pytest's base temp dir, so other sessions' runs do not count."""
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            if not any(Path(arg.decode(errors="replace")).name in PLUGIN_PROCESSES for arg in cmdline[:1]):
+                continue
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        home = next((e.split(b"=", 1)[1].decode(errors="replace") for e in env if e.startswith(b"PULUMI_HOME=")), "")
+        if home.startswith(str(base)):
+            ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            left.append(f"pid {proc.name} (parent {ppid}): {b' '.join(cmdline).decode(errors='replace')[:200]}")
+    return left
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_plugin_left_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the session, no language host or provider of ours may still run (orphans pile up on a CI box)."""
+    yield
+    if not READY:
+        return
+    base = tmp_path_factory.getbasetemp()
+    deadline = time.monotonic() + 10  # a CLI that just exited may still be reaping its plugins
+    while (left := pulumi_plugins_under(base)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, "Pulumi plugin processes outlived their CLI:\n" + "\n".join(left)
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ TensorBoard's HTTP API. Plain helpers, no assertions of their own."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import http.cookiejar
 import json
@@ -13,9 +14,11 @@ import re
 import resource
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -125,6 +128,44 @@ class Docker:
         raise TimeoutError(f"{name} is not running after {timeout}s")
 
 
+def reap_session(proc: subprocess.Popen[str]) -> None:
+    """Kill what a CLI run (started in a session of its own, so its session id is its pid) left running.
+
+    The Pulumi CLI can exit without closing plugins it started: a command that fails early (e.g.
+    `validating stack config`) abandons the language host it started for the update's metadata
+    (`Language.About`), and a killed CLI abandons all of them. This project's language host does not
+    watch its engine, so such orphans would run forever (tests/e2e/conftest.py checks that none do).
+    """
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    # plugins run in process groups of their own (Pulumi's cmdutil), but stay in the CLI's session
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) == proc.pid:
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+_plugin_caches: dict[str, Path] = {}
+
+
+def plugin_cache(toolchain_bin: str) -> Path | None:
+    """A Pulumi plugin cache with the built docker provider registered (toolchain/register-provider.sh),
+    one per test session: every Project's PULUMI_HOME links its plugins/ here, so the engine takes the
+    provider from the cache and not from $PATH (which warns twice on every command)."""
+    if not toolchain_bin or not (Path(toolchain_bin) / "pulumi-resource-docker").exists():
+        return None
+    if toolchain_bin not in _plugin_caches:
+        home = Path(tempfile.mkdtemp(prefix="tfbox-plugins-"))
+        atexit.register(shutil.rmtree, home, True)
+        subprocess.run([str(ROOT / "toolchain" / "register-provider.sh"), toolchain_bin], env={**os.environ, "PULUMI_HOME": str(home)},
+                       capture_output=True, text=True, check=True, timeout=300)
+        _plugin_caches[toolchain_bin] = home / "plugins"
+    return _plugin_caches[toolchain_bin]
+
+
 class Project:
     """A copy of the repo with its own file state backend, passphrase and PULUMI_HOME."""
 
@@ -144,13 +185,19 @@ class Project:
         (self.dir / "policy" / ".venv").symlink_to(ROOT / ".venv")
         self.state = workdir / "state"
         self.state.mkdir()
+        home = workdir / "pulumi-home"
+        home.mkdir()
+        plugins = plugin_cache(toolchain_bin)
+        if plugins is not None:
+            (home / "plugins").symlink_to(plugins)
         self.passphrase = secrets.token_urlsafe(24)  # generated per run, never written to the repo
         self.env = {
             **os.environ,
             "PATH": f"{toolchain_bin}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
             "PULUMI_BACKEND_URL": f"file://{self.state}",
             "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
-            "PULUMI_HOME": str(workdir / "pulumi-home"),
+            "PULUMI_HOME": str(home),
+            "PULUMI_IGNORE_AMBIENT_PLUGINS": "1",  # providers from the plugin cache (plugin_cache), none from $PATH
             "PULUMI_SKIP_UPDATE_CHECK": "1",
             "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "1",
             **(extra_env or {}),
@@ -160,16 +207,21 @@ class Project:
 
     def run(self, *args: str, check: bool = True, timeout: float = 900, input: str | None = None,
             env: dict[str, str] | None = None) -> Result:
-        p = subprocess.run(list(args), cwd=self.dir, env={**self.env, **(env or {})}, capture_output=True, text=True,
-                           timeout=timeout, input=input, check=False)
-        res = Result(list(args), p.returncode, p.stdout, p.stderr)
+        with subprocess.Popen(list(args), cwd=self.dir, env={**self.env, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL, text=True, start_new_session=True) as p:
+            try:
+                stdout, stderr = p.communicate(input, timeout=timeout)
+            finally:
+                reap_session(p)
+        res = Result(list(args), p.returncode, stdout, stderr)
         self.transcript.append(f"$ {' '.join(args)}\n{res.output}")
         if check and p.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({p.returncode}):\n{res.output[-6000:]}")
         return res
 
-    def start(self, *args: str, new_session: bool = False) -> subprocess.Popen[str]:
-        """A CLI run in the background (interrupted or run in parallel by a test); finish it with `finish`."""
+    def start(self, *args: str, new_session: bool = True) -> subprocess.Popen[str]:
+        """A CLI run in the background (interrupted or run in parallel by a test); finish it with `finish`.
+        In a session of its own, so that `finish` can reap what it leaves behind (see reap_session)."""
         return subprocess.Popen(list(args), cwd=self.dir, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, start_new_session=new_session)
 
@@ -178,8 +230,7 @@ class Project:
         try:
             out, _ = proc.communicate(timeout=timeout)
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            reap_session(proc)
         self.transcript.append(f"$ {label}\n{out}")
         return out
 

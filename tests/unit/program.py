@@ -33,6 +33,7 @@ class Recorder(pulumi.runtime.Mocks):
         self.parents: dict[str, str] = {}
         self.output_secret: dict[str, bool] = {}
         self.gpu_check_result: tuple[int, str] = (0, GPU_LIST)
+        self.ready_result: tuple[int, str] = (0, "ready\n")
 
     def transformation(self, args: pulumi.ResourceTransformationArgs) -> None:
         """Records each resource's options as the program gave them (mocks do not see options)."""
@@ -50,7 +51,10 @@ class Recorder(pulumi.runtime.Mocks):
         if args.typ == "docker:index/remoteImage:RemoteImage":
             state.update(imageId="sha256:" + "ab" * 32, repoDigest=f"{args.inputs['name'].split(':')[0]}@sha256:" + "cd" * 32)
         if args.typ == "docker:index/container:Container" and not args.inputs.get("mustRun", True):
-            state.update(exitCode=self.gpu_check_result[0], containerLogs=self.gpu_check_result[1])
+            code, logs = self.ready_result if args.name == "ready" else self.gpu_check_result
+            state.update(exitCode=code, containerLogs=logs)
+        if args.typ == "docker:index/container:Container":
+            state.update(networkDatas=[{"ipAddress": f"10.213.0.{len(self.resources)}"}])
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:

@@ -1,6 +1,11 @@
+import http.server
 import json
 import subprocess
-import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
 
 from components import commands
 
@@ -32,9 +37,61 @@ def test_tensorboard_sidecar_binds_all():
     assert commands.tensorboard_command("/tf/logs") == ["tensorboard", "--logdir=/tf/logs", "--bind_all", "--port=6006"]
 
 
-def test_probes_are_valid_python_that_fail_when_nothing_listens():
-    probe = commands.notebook_probe(tensorboard_inside=True)
-    assert probe[:3] == ["CMD", "python3", "-c"]
-    compile(probe[3], "<probe>", "exec")
-    code = probe[3].replace("127.0.0.1:8888", "127.0.0.1:9")  # nothing listens on the discard port
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, check=False).returncode != 0
+class _Answers(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path in ("/api", "/data/logdir") else 404)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[int]:
+    """A local HTTP server answering 200 on the notebook's and TensorBoard's probe paths, 404 elsewhere."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_probes_run_in_bash_not_python():
+    # a probe runs every interval for as long as the lab runs: bash costs a third of Python (bench/probe_cost.py)
+    for probe in (commands.notebook_probe(tensorboard_inside=True), commands.tensorboard_probe()):
+        assert probe[:3] == ["CMD", "bash", "-c"]
+        assert run(["bash", "-n", "-c", probe[3]]).returncode == 0
+
+
+def test_http_check_passes_only_on_200(server: int):
+    assert run(["bash", "-c", commands.bash_http_check(server, "/api")]).returncode == 0
+    assert run(["bash", "-c", commands.bash_http_check(server, "/nothing-here")]).returncode != 0  # 404
+    assert run(["bash", "-c", commands.bash_http_check(9, "/api")]).returncode != 0  # nothing listens on discard
+    # TLS: bash cannot speak it, so the check is that the port accepts connections
+    assert run(["bash", "-c", commands.bash_http_check(server, "/", tls=True)]).returncode == 0
+    assert run(["bash", "-c", commands.bash_http_check(9, "/", tls=True)]).returncode != 0
+
+
+def test_notebook_probe_checks_tensorboard_too_in_exec_mode():
+    assert "/dev/tcp/127.0.0.1/6006" in commands.notebook_probe(tensorboard_inside=True)[3]
+    assert "6006" not in commands.notebook_probe(tensorboard_inside=False)[3]
+
+
+def test_ready_command_exits_once_everything_answers(server: int):
+    checks = {"the notebook": commands.bash_http_check(server, "/api"), "TensorBoard": commands.bash_http_check(server, "/data/logdir")}
+    done = run(commands.ready_command(checks, timeout=20))
+    assert done.returncode == 0 and done.stdout.strip() == "ready"
+
+
+def test_ready_command_names_what_did_not_answer(server: int):
+    checks = {"the notebook": commands.bash_http_check(server, "/api"), "TensorBoard": commands.bash_http_check(9, "/data/logdir")}
+    started = time.monotonic()
+    done = run(commands.ready_command(checks, timeout=2))
+    assert done.returncode == 1
+    assert done.stdout.strip() == "TensorBoard did not answer within 2 s"
+    assert 0.5 < time.monotonic() - started < 15  # bash counts whole seconds: 2 s is 1 to 2 s

@@ -46,6 +46,7 @@ def test_dev_stack_declares_exactly_these_resources():
         ("tfbox:index:Lab", "lab"), ("tfbox:index:Storage", "storage"), ("tfbox:index:Image", "image"),
         ("tfbox:index:Notebook", "notebook"), ("tfbox:index:TensorBoard", "tensorboard"),
         (VOLUME, "notebooks"), (VOLUME, "logs"), (IMAGE, "image"), (CONTAINER, "notebook"), (CONTAINER, "tensorboard"),
+        ("tfbox:index:Ready", "ready"), (CONTAINER, "ready"),
     ])
     # Pulumi's component style: every resource below the Lab, children with parent=self
     assert rec.parents[f"{CONTAINER}::notebook"] == "notebook"
@@ -70,10 +71,11 @@ def test_dev_notebook_container_inputs():
         {"target": "/tf/logs", "type": "volume", "source": "tfbox-dev-logs"},
     ]
     assert nb["restart"] == "unless-stopped"
-    assert nb["wait"] is True and nb["waitTimeout"] == 300 and nb["mustRun"] is True
+    # `up` waits on the ready container, not on the health check (polled once a second by the provider)
+    assert "wait" not in nb and nb["mustRun"] is True
     assert nb["destroyGraceSeconds"] == 30
-    assert nb["healthcheck"]["tests"][:3] == ["CMD", "python3", "-c"]
-    assert "http://127.0.0.1:8888/api" in nb["healthcheck"]["tests"][3]
+    assert nb["healthcheck"]["tests"][:3] == ["CMD", "bash", "-c"]
+    assert "/dev/tcp/127.0.0.1/8888" in nb["healthcheck"]["tests"][3] and "GET /api " in nb["healthcheck"]["tests"][3]
     assert "gpus" not in nb and "deviceRequests" not in nb and "runtime" not in nb
     assert nb["envs"] == ["TF_CPP_MIN_LOG_LEVEL=2"], "TensorFlow's import-time C++ info/warnings are quiet by default"
     assert labels(nb) == {"tfbox.project": "tfbox", "tfbox.stack": "dev", "tfbox.role": "notebook"}
@@ -168,7 +170,7 @@ def test_tensorboard_sidecar_inputs():
     assert tb["command"] == ["tensorboard", "--logdir=/tf/logs", "--bind_all", "--port=6006"]
     assert tb["mounts"] == [{"target": "/tf/logs", "type": "volume", "source": "tfbox-dev-logs", "readOnly": True}]
     assert tb["ports"] == [{"internal": 6006, "external": 6006, "ip": "127.0.0.1", "protocol": "tcp"}]
-    assert tb["restart"] == "unless-stopped" and tb["wait"] is True
+    assert tb["restart"] == "unless-stopped" and "wait" not in tb
     assert "/data/logdir" in tb["healthcheck"]["tests"][3]
     assert labels(tb)["tfbox.tensorboard-public"] == "false"
     assert rec.opts(CONTAINER, "tensorboard").delete_before_replace is True
@@ -185,7 +187,7 @@ def test_running_twice_gives_identical_inputs():
     second, out2 = run("gpu-box")
     # registration order is asynchronous; what matters is each resource's inputs
     assert {(r.type, r.name): r.inputs for r in first.resources} == {(r.type, r.name): r.inputs for r in second.resources}
-    assert len(first.resources) == len(second.resources) == 12
+    assert len(first.resources) == len(second.resources) == 14
     assert out1 == out2
 
 
@@ -209,7 +211,8 @@ def test_exec_mode_runs_tensorboard_inside_the_notebook():
 
 def test_tensorboard_off():
     rec, outputs = run(tensorboardMode="off")
-    assert [r.name for r in rec.by_type(CONTAINER)] == ["notebook"]
+    assert [r.name for r in rec.by_type(CONTAINER)] == ["notebook", "ready"]
+    assert "6006" not in rec.one(CONTAINER, "ready").inputs["command"][2]
     assert outputs["tensorboardUrl"] is None
 
 
@@ -232,7 +235,8 @@ def test_gpu_box_stack():
     assert outputs["notebookUrl"] == "https://gpu-box:8888/"
     assert outputs["notebookCertSha256"] == fingerprint_sha256(TLS.cert_pem)
     assert outputs["tensorboardUrl"] == "http://127.0.0.1:6006/"
-    assert outputs["containerNames"] == ["tfbox-gpu-box-notebook", "tfbox-gpu-box-tensorboard", "tfbox-gpu-box-gpu-check"]
+    assert outputs["containerNames"] == ["tfbox-gpu-box-notebook", "tfbox-gpu-box-tensorboard", "tfbox-gpu-box-gpu-check",
+                                          "tfbox-gpu-box-ready"]
 
 
 def test_legacy_nvidia_runtime_mode():
@@ -283,7 +287,38 @@ def test_health_check_durations_are_spelled_as_docker_reads_them_back(name):
     # The provider reads durations back in Go's spelling ("2m0s"); "120s" would be a perpetual diff.
     rec, _ = run()
     hc = rec.one(CONTAINER, name).inputs["healthcheck"]
-    assert (hc["interval"], hc["timeout"], hc["startPeriod"]) == ("5s", "5s", "2m0s")
+    assert (hc["interval"], hc["timeout"], hc["startPeriod"]) == ("30s", "5s", "2m0s")
+
+
+def test_ready_container_waits_for_both_and_reruns_when_either_is_new():
+    rec, _ = run()
+    ready = rec.one(CONTAINER, "ready").inputs
+    nb_ip = "10.213.0."  # the mocks give each container an address
+    assert ready["name"] == "tfbox-dev-ready" and ready["image"] == IMAGE_ID
+    assert ready["networkMode"] == "container:notebook-id", "it checks the notebook from inside its network namespace"
+    assert ready["envs"] == ["TFBOX_WAITS_FOR=notebook-id,tensorboard-id"], "a new notebook or TensorBoard container replaces it"
+    assert ready["attach"] is True and ready["mustRun"] is False and ready["restart"] == "no"
+    script = ready["command"][2]
+    assert "/dev/tcp/127.0.0.1/8888" in script and f"/dev/tcp/{nb_ip}" in script and "/6006" in script
+    assert labels(ready)["tfbox.role"] == "ready"
+    tb = rec.one(CONTAINER, "tensorboard").inputs
+    hardening = ("securityOpts", "user", "readOnly", "capabilities", "tmpfs")
+    assert {k: ready[k] for k in hardening} == {k: tb[k] for k in hardening}, "hardened like TensorBoard"
+    assert rec.opts(CONTAINER, "ready").delete_before_replace is True
+
+
+def test_exec_mode_ready_checks_tensorboard_inside_the_notebook():
+    rec, _ = run(tensorboardMode="exec")
+    ready = rec.one(CONTAINER, "ready").inputs
+    assert "/dev/tcp/127.0.0.1/6006" in ready["command"][2]
+    assert ready["envs"] == ["TFBOX_WAITS_FOR=notebook-id"]
+
+
+def test_a_lab_that_never_answers_fails_the_up():
+    rec = Recorder()
+    rec.ready_result = (1, "the notebook did not answer within 300 s\n")
+    with pytest.raises(Exception, match=r"the notebook did not answer within 300 s.*docker logs.*--replace"):
+        run_program(config_for("dev"), stack="dev", recorder=rec)
 
 
 def test_failed_gpu_check_says_how_to_reproduce_it_by_hand():
@@ -315,7 +350,9 @@ def test_gpu_box_serves_https_with_the_uploaded_pair():
     settings, files = jupyter_settings(nb)
     assert settings["ServerApp"]["certfile"] == TLS_CERT_PATH and settings["ServerApp"]["keyfile"] == TLS_KEY_PATH
     assert files[TLS_CERT_PATH] == TLS.cert_pem and files[TLS_KEY_PATH] == TLS.key_pem
-    assert "https://127.0.0.1:8888/api" in nb.inputs["healthcheck"]["tests"][3]
+    # bash cannot speak TLS: the probe and the ready check see that the TLS port accepts connections
+    assert nb.inputs["healthcheck"]["tests"][3] == "exec 3<>/dev/tcp/127.0.0.1/8888 && exec 3>&-"
+    assert "GET /api" not in rec.one(CONTAINER, "ready").inputs["command"][2].split("6006")[0]
     text = plaintext_inputs(rec)
     assert TLS.key_pem.splitlines()[1] not in text, "the key travels only inside the secret uploads"
     assert rec.output_secret["notebookCertSha256"] is False and outputs["notebookCertSha256"].count(":") == 31
