@@ -249,7 +249,7 @@ def check_notebooks_volume_kept(resource_type: str, props: Mapping[str, Any], pr
 
 
 NO_NEW_PRIVILEGES = "no-new-privileges"
-_HARDENED_ROLES = ("notebook", "tensorboard", "gpu-check")
+_HARDENED_ROLES = ("notebook", "tensorboard", "gpu-check", "ready")
 
 
 def _root_user(user: Any) -> bool:
