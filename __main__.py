@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pulumi
 from pulumi.runtime.config import get_config, get_config_env, is_config_secret
 
+from components import ssh
 from components.config import KEYS, NAMESPACE, ConfigError, PasswordState, cross_stack_problems, load_other_stacks, parse_config
 from components.lab import Lab, LabArgs
 
@@ -32,6 +35,23 @@ def read_config() -> tuple[dict[str, object], PasswordState]:
     return raw, state
 
 
+def check_ssh_host() -> None:
+    """An `ssh://` Docker host is tried (key login, strict host key, short timeout) before anything is
+    declared, so an unreachable box, an unknown host key or missing Docker rights give one line with the fix."""
+    docker_cfg = pulumi.Config("docker")
+    host = docker_cfg.get("host") or os.environ.get("DOCKER_HOST", "")
+    if not host.startswith("ssh://"):
+        return
+    raw_opts = docker_cfg.get("sshOpts")
+    try:
+        opts: object = json.loads(raw_opts) if raw_opts else None
+    except ValueError:
+        opts = raw_opts
+    problem = ssh.preflight(host, ssh.ssh_opts_from(opts))
+    if problem:
+        raise pulumi.RunError(problem)
+
+
 def main() -> None:
     raw, password_state = read_config()
     stack, project = pulumi.get_stack(), pulumi.get_project()
@@ -46,6 +66,7 @@ def main() -> None:
         raise pulumi.RunError(str(e)) from None
     for warning in cfg.warnings:
         pulumi.log.warn(warning)
+    check_ssh_host()
 
     lab = Lab("lab", LabArgs(config=cfg, password=pulumi.Config(NAMESPACE).require_secret("password")))
     pulumi.export("notebookUrl", lab.notebook_url)

@@ -11,6 +11,7 @@ from components.config import LabConfig
 from components.gpu_check import GpuCheck, GpuCheckArgs
 from components.gpus import container_gpu_settings
 from components.image import Image, ImageArgs
+from components.network import Network, NetworkArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding
 from components.password import derive_salt, hash_password
 from components.storage import Storage, StorageArgs
@@ -48,6 +49,7 @@ class Lab(pulumi.ComponentResource):
         ), child)
         image = Image("image", ImageArgs(str(cfg.image), cfg.keep_image, cfg.image_track_registry), child)
         gpu = container_gpu_settings(cfg.gpus, cfg.gpu_mode)
+        network = Network("network", NetworkArgs(name=cfg.container_name("net"), labels=cfg.labels("network")), child)
 
         gate: pulumi.Output[str] | None = None
         self.gpu_check_output = None
@@ -74,7 +76,7 @@ class Lab(pulumi.ComponentResource):
             jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, f"{cfg.project}/{cfg.stack}"),
             gpu=gpu, ports=ports, notebooks_type=storage.notebooks_type, notebooks_source=storage.notebooks_source,
             logs_source=storage.logs_source, logs_dir=cfg.logs_dir, tensorboard_inside=tb_inside,
-            labels=notebook_labels, gate=gate,
+            labels=notebook_labels, gate=gate, network=network.name,
         ), child)
         self.notebook = notebook
 
@@ -84,6 +86,7 @@ class Lab(pulumi.ComponentResource):
                 container_name=cfg.container_name("tensorboard"), image_id=image.image_id, port=tb_port,
                 logs_source=storage.logs_source, logs_dir=cfg.logs_dir,
                 labels={**cfg.labels("tensorboard"), "tfbox.tensorboard-public": str(cfg.tensorboard_public).lower()},
+                network=network.name,
             ), child)
 
         self.image = image

@@ -43,6 +43,7 @@ class NotebookArgs:
     tensorboard_inside: bool
     labels: dict[str, str]
     gate: pulumi.Input[str] | None = None  # e.g. the GPU check's verdict: no notebook before it passes
+    network: pulumi.Input[str] | None = None  # the stack's own network (components.network); None: Docker's default bridge
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -72,6 +73,8 @@ class Notebook(pulumi.ComponentResource):
             envs=list(args.gpu.envs) or None,
             device_requests=device_requests(args.gpu),
             runtime=args.gpu.runtime,
+            # on the stack's network only, never on the default bridge (read back as given: no diff)
+            network_mode=args.network,
             ports=container_ports(args.ports),
             mounts=[
                 docker.ContainerMountArgs(target=commands.NOTEBOOK_DIR, type=args.notebooks_type, source=args.notebooks_source),
