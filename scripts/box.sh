@@ -83,16 +83,18 @@ ensure_users() {
 
 # Pick (once, then remembered) N for 10.215.N.0/24, free on the host and among boxes under RUN_BASE.
 subnet_index() {
-  local n used
+  local n used all
+  # a captured listing: `ip | grep -q` under pipefail fails when ip gets SIGPIPE
+  all=$(ip -4 -o addr show)
   if [ -s "$B/subnet" ]; then
     n=$(cat "$B/subnet")
-    if ! ip -4 -o addr show | grep " 10\.215\.$n\.1/" | grep -vq " $VH "; then echo "$n"; return; fi
+    if ! grep " 10\.215\.$n\.1/" <<<"$all" | grep -vq " $VH "; then echo "$n"; return; fi
     rm -f "$B/subnet"
   fi
   used=$(cat "$RUN_BASE"/*/box/subnet 2>/dev/null || true)
   for n in $(seq 1 254); do
     grep -qx "$n" <<<"$used" && continue
-    ip -4 -o addr show | grep -q " 10\.215\.$n\." && continue
+    grep -q " 10\.215\.$n\." <<<"$all" && continue
     echo "$n" >"$B/subnet"
     echo "$n"
     return
@@ -112,13 +114,16 @@ setup_net() {
     ip link set "$VB" netns "$NS"
     ip -n "$NS" link set "$VB" name eth0
   fi
-  if ! ip -4 -o addr show dev "$VH" | grep -q " 10\.215\.$N\.1/24"; then
+  local have
+  have=$(ip -4 -o addr show dev "$VH")
+  if ! grep -q " 10\.215\.$N\.1/24" <<<"$have"; then
     ip addr flush dev "$VH"
     ip addr add "10.215.$N.1/24" dev "$VH"
   fi
   flock -u 8
   ip link set "$VH" up
-  if ! ip -n "$NS" -4 -o addr show dev eth0 | grep -q " 10\.215\.$N\.2/24"; then
+  have=$(ip -n "$NS" -4 -o addr show dev eth0)
+  if ! grep -q " 10\.215\.$N\.2/24" <<<"$have"; then
     ip -n "$NS" addr flush dev eth0
     ip -n "$NS" addr add "10.215.$N.2/24" dev eth0
   fi

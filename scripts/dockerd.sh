@@ -69,21 +69,28 @@ answers() {
 # A remembered N that another bridge took while this daemon was stopped is chosen again.
 # Callers hold the machine-wide lock (see start), so two daemons starting at once,
 # even under different RUN_BASEs, never pick the same N.
+# (grep reads a captured listing, never a pipe from `ip`: with pipefail, `ip | grep -q` fails
+# when grep exits first and ip gets SIGPIPE, which read as "free" and gave two bridges one subnet)
+addresses() { nsip -4 -o addr show; }
+
 subnet_taken_elsewhere() {
-  nsip -4 -o addr show | grep " 10\.213\.$1\.1/" | grep -vq " $BRIDGE "
+  local all
+  all=$(addresses)
+  grep " 10\.213\.$1\.1/" <<<"$all" | grep -vq " $BRIDGE "
 }
 
 subnet_index() {
-  local used n
+  local used n all
   if [ -s "$D/subnet" ]; then
     n=$(cat "$D/subnet")
     if ! subnet_taken_elsewhere "$n"; then echo "$n"; return; fi
     rm -f "$D/subnet"
   fi
   used=$(cat "$RUN_BASE"/*/subnet 2>/dev/null || true)
+  all=$(addresses)
   for n in $(seq 1 254); do
     grep -qx "$n" <<<"$used" && continue
-    nsip -4 -o addr show | grep -q " 10\.213\.$n\." && continue
+    grep -q " 10\.213\.$n\." <<<"$all" && continue
     echo "$n" > "$D/subnet"
     echo "$n"
     return
@@ -99,7 +106,9 @@ setup_bridge() {
   if subnet_taken_elsewhere "$n"; then
     die "10.213.$n.1 (remembered in $D/subnet) is taken by another interface; purge $NAME or free it"
   fi
-  if ! nsip -4 -o addr show dev "$BRIDGE" | grep -q " 10\.213\.$n\.1/24"; then
+  local mine
+  mine=$(nsip -4 -o addr show dev "$BRIDGE")
+  if ! grep -q " 10\.213\.$n\.1/24" <<<"$mine"; then
     nsip addr flush dev "$BRIDGE"
     nsip addr add "10.213.$n.1/24" dev "$BRIDGE"
   fi
