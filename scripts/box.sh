@@ -15,7 +15,8 @@
 # registry through the veth, so the same image reference works everywhere.
 #
 # Usage:
-#   scripts/box.sh start NAME [PUBKEY]  start what is not running (idempotent); prints KEY=VALUE lines:
+#   scripts/box.sh start NAME [PUBKEY]  start what is not running (idempotent; PUBKEY, once given, stays
+#                                       authorized with the box's own client key); prints KEY=VALUE lines:
 #                                       BOX_IP, SSH_PORT, HOST_KEY (public, for known_hosts), IDENTITY
 #                                       (the box's client key), DOCKER_HOST (the box daemon's socket,
 #                                       for the tests' own checks), NETNS
@@ -153,8 +154,10 @@ write_sshd_config() {
   keys=$(cat "$B/client_key.pub")
   if [ -n "$PUBKEY" ]; then
     [ -s "$PUBKEY" ] || die "no public key at $PUBKEY"
-    keys+=$'\n'$(cat "$PUBKEY")
+    cp "$PUBKEY" "$B/extra_key.pub"
   fi
+  # a key given once stays authorized across later starts without it (e.g. after docker-stop)
+  [ ! -s "$B/extra_key.pub" ] || keys+=$'\n'$(cat "$B/extra_key.pub")
   for u in "${USERS[@]}"; do printf '%s\n' "$keys" >"$B/authorized_keys/$u"; done
   chmod 644 "$B"/authorized_keys/*
   cat >"$B/sshd_config" <<EOF
