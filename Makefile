@@ -3,22 +3,27 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
+# Shell-quote a make variable's raw value: a STACK with spaces, quotes or `;` stays one argument.
+# $(value ...) keeps `$` from being expanded by make; quote's result is not expanded again.
+quote = '$(subst ','\'',$(value $(1)))'
+# Not into the recipes' environment either: make would expand their values there.
+unexport STACK NAME HOST
 
 .PHONY: up test unit lint e2e preview machine password destroy outputs local-docker reference
 
 # Runtime dependencies are all `make up` needs; the test tools come on top for `make test`.
 $(VENV)/.runtime: requirements.txt
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	python3 -m venv $(VENV) >&2
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt >&2
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt >&2
 	touch $@
 
 ## Deploy a stack (default: dev) with the state backend in .state/.
 up: $(VENV)/.runtime
-	scripts/up.sh $(STACK)
+	scripts/up.sh $(call quote,STACK)
 
 ## Everything CI runs: lint, type check, unit tests, then the real-engine tests.
 test: $(VENV)/.dev
@@ -36,14 +41,15 @@ e2e: $(VENV)/.dev
 
 ## Show what `pulumi up` would change on a machine, with the policy pack (make preview STACK=gpu-box).
 preview: $(VENV)/.runtime
-	scripts/preview.sh $(STACK)
+	scripts/preview.sh $(call quote,STACK)
 
 ## Add a machine: make machine NAME=gpu-box-2 HOST=ssh://me@gpu-box-2
 machine: $(VENV)/.runtime
-	scripts/new-machine.sh "$(NAME)" "$(HOST)"
+	scripts/new-machine.sh $(call quote,NAME) $(call quote,HOST)
 
+## `make password` prints the password alone on stdout (the recipe line is not echoed; logs go to stderr).
 password outputs destroy: $(VENV)/.runtime
-	scripts/up.sh $(STACK) --$@
+	@scripts/up.sh $(call quote,STACK) --$@
 
 ## A private Docker daemon, registry and a locally built TensorFlow image, for hosts that cannot reach Docker Hub.
 local-docker:

@@ -10,7 +10,7 @@ import pulumi
 from pulumi.runtime.config import get_config, get_config_env, is_config_secret
 
 from components import ssh
-from components.config import KEYS, NAMESPACE, ConfigError, PasswordState, cross_stack_problems, load_other_stacks, parse_config
+from components.config import DOCKER_TLS_KEYS, KEYS, NAMESPACE, ConfigError, PasswordState, cross_stack_problems, load_other_stacks, parse_config
 from components.lab import Lab, LabArgs
 
 
@@ -35,14 +35,19 @@ def read_config() -> tuple[dict[str, object], PasswordState]:
     return raw, state
 
 
-def check_ssh_host() -> None:
+def docker_provider() -> tuple[str | None, bool]:
+    """The docker provider's host (its config, else DOCKER_HOST as the provider does) and whether it has TLS material."""
+    host = get_config("docker:host") or os.environ.get("DOCKER_HOST") or None
+    tls = any(get_config(f"docker:{k}") for k in DOCKER_TLS_KEYS) or bool(os.environ.get("DOCKER_CERT_PATH"))
+    return host, tls
+
+
+def check_ssh_host(host: str | None) -> None:
     """An `ssh://` Docker host is tried (key login, strict host key, short timeout) before anything is
     declared, so an unreachable box, an unknown host key or missing Docker rights give one line with the fix."""
-    docker_cfg = pulumi.Config("docker")
-    host = docker_cfg.get("host") or os.environ.get("DOCKER_HOST", "")
-    if not host.startswith("ssh://"):
+    if not host or not host.startswith("ssh://"):
         return
-    raw_opts = docker_cfg.get("sshOpts")
+    raw_opts = get_config("docker:sshOpts")
     try:
         opts: object = json.loads(raw_opts) if raw_opts else None
     except ValueError:
@@ -56,8 +61,9 @@ def main() -> None:
     raw, password_state = read_config()
     stack, project = pulumi.get_stack(), pulumi.get_project()
     try:
+        docker_host, docker_tls = docker_provider()
         cfg = parse_config(raw, stack=stack, project=project, password_state=password_state,
-                           docker_host=pulumi.Config("docker").get("host"))
+                           docker_host=docker_host, docker_tls=docker_tls)
         clashes = cross_stack_problems(cfg, load_other_stacks(Path.cwd(), project, stack))
         if clashes:
             raise ConfigError(clashes)
@@ -66,7 +72,7 @@ def main() -> None:
         raise pulumi.RunError(str(e)) from None
     for warning in cfg.warnings:
         pulumi.log.warn(warning)
-    check_ssh_host()
+    check_ssh_host(docker_host)
 
     lab = Lab("lab", LabArgs(config=cfg, password=pulumi.Config(NAMESPACE).require_secret("password")))
     pulumi.export("notebookUrl", lab.notebook_url)

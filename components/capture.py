@@ -1,93 +1,224 @@
-"""capture(): bring output written straight to file descriptors 1 and 2 into the notebook.
+# capture(): bring output written straight to file descriptors 1 and 2 into the notebook, in order.
+#
+# TensorFlow's C++ runtime logs with write(2) on fds 1 and 2, bypassing `sys.stdout`. ipykernel 6+
+# forwards those fds to the cell by itself, but out of order with Python's own output and also copied
+# into the container log; older kernels drop them into the container log only. tfbox installs this file
+# as an IPython startup file in the notebook container, so every notebook can write
+#
+#     with capture():
+#         model.fit(...)
+#
+# and see those messages under the cell, in order, and not in `docker logs`. The same file is imported
+# by the tests (`from components.capture import capture`).
+#
+# Written to be safe wherever a startup file loads:
+# - startup files run in the user's namespace: everything lives inside one function and only `capture`
+#   is left behind (no docstring either: it would set the namespace's __doc__);
+# - where sys.stdout is fd 1 itself (terminal IPython, plain python), forwarding to it would feed the
+#   pipe back into itself: such a target gets the bytes on the original fd instead;
+# - the pump uses selectors (fds above 1023 are fine), never stops reading while the block runs (a
+#   target that raises sends the rest to the original fd, reported as a warning at the end);
+# - fds 1 and 2 are process-wide: one thread captures at a time (a second one waits), nesting in one
+#   thread works;
+# - a child process that keeps the pipe open (started in the block, still running) does not hold up the
+#   block's end: its later output goes to the original fds, and the pipe closes when it exits.
 
-TensorFlow's C++ runtime logs with write(2) on fds 1 and 2, bypassing `sys.stdout`, so
-its messages end up in the container's log instead of the cell. tfbox installs this file
-as an IPython startup file in the notebook container, so every notebook can write
-
-    with capture():
-        model.fit(...)
-
-and see those messages under the cell. The same file is imported by the tests.
-"""
-
-from __future__ import annotations
-
-import codecs
-import contextlib
-import ctypes
-import ctypes.util
-import os
-import select
-import sys
-import threading
-from collections.abc import Iterator
-from typing import TextIO
-
-__all__ = ["capture"]
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+import typing
 
 
-def _flush_all() -> None:
-    """Flush Python's and C stdio's buffers so nothing written before a switch lands after it."""
-    for stream in (sys.stdout, sys.stderr):
+def _tfbox_capture_factory() -> "typing.Callable[..., typing.ContextManager[None]]":
+    import codecs
+    import contextlib
+    import ctypes
+    import ctypes.util
+    import os
+    import selectors
+    import sys
+    import threading
+    import warnings
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+    lock = threading.RLock()  # fds 1 and 2 belong to the process: one capturing thread at a time
+    drain_timeout = 10.0  # seconds the block's end waits for the pump to pass on what is already written
+
+    def flush_all() -> None:
+        """Flush Python's and C stdio's buffers so nothing written before a switch lands after it."""
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
         with contextlib.suppress(Exception):
-            stream.flush()
-    with contextlib.suppress(Exception):
-        _libc.fflush(None)
+            libc.fflush(None)
+
+    def write_all(fd: int, data: bytes) -> None:
+        while data:
+            try:
+                data = data[os.write(fd, data):]
+            except InterruptedError:
+                continue
+            except OSError:
+                return  # the original fd is gone (closed terminal): nothing left to tell
+
+    class Source:
+        """One redirected fd: its pipe's read end, where text goes, and the original fd as a fallback."""
+
+        def __init__(self, read_end: int, target: "typing.TextIO", fallback: int, raw: bool) -> None:
+            self.read_end = read_end
+            self.target = target
+            self.fallback = fallback  # the pump's own dup of the original fd
+            self.raw = raw  # the target writes to a redirected fd: forwarding to it would loop
+            self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    class Pump(threading.Thread):
+        """Copies from the pipes to their targets in arrival order until every writer has closed."""
+
+        def __init__(self, sources: "list[Source]", wake: int) -> None:
+            super().__init__(name="tfbox-capture", daemon=True)
+            self.sources = sources
+            self.wake = wake
+            self.detached = False  # after the block: a child still writes; pass it to the original fds
+            self.drained = threading.Event()
+            self.errors: list[str] = []
+
+        def deliver(self, src: Source, chunk: bytes) -> None:
+            if self.detached or src.raw:
+                write_all(src.fallback, chunk)
+                return
+            text = src.decoder.decode(chunk)
+            try:
+                if text:
+                    src.target.write(text)
+                    src.target.flush()
+            except Exception as e:  # any failure of the target must not stop the pump
+                self.errors.append(f"writing to {src.target!r} failed ({e!r}); the rest went to the original fd")
+                src.raw = True
+                write_all(src.fallback, text.encode())
+
+        def run(self) -> None:
+            sel = selectors.DefaultSelector()
+            try:
+                by_fd = {s.read_end: s for s in self.sources}
+                for fd in by_fd:
+                    sel.register(fd, selectors.EVENT_READ)
+                sel.register(self.wake, selectors.EVENT_READ)
+                stopping = False
+                while by_fd:
+                    events = sel.select(0 if stopping and not self.detached else None)
+                    if stopping and not events and not self.detached:
+                        self.detached = True  # all that was written before the block ended is passed on
+                        self.drained.set()
+                        continue
+                    for key, _ in events:
+                        if key.fd == self.wake:
+                            sel.unregister(self.wake)
+                            stopping = True
+                            continue
+                        src = by_fd[key.fd]
+                        try:
+                            chunk = os.read(key.fd, 65536)
+                        except InterruptedError:
+                            continue
+                        if chunk:
+                            self.deliver(src, chunk)
+                            continue
+                        sel.unregister(key.fd)
+                        del by_fd[key.fd]
+                        tail = src.decoder.decode(b"", final=True)
+                        if tail and not self.detached and not src.raw:
+                            self.deliver(src, tail.encode())
+            except BaseException as e:  # reported by capture(), never silent
+                self.errors.append(f"the capture pump failed: {e!r}")
+                self.detached = True
+                self.drain_raw(sel)
+            finally:
+                sel.close()
+                for s in self.sources:
+                    with contextlib.suppress(OSError):
+                        os.close(s.read_end)
+                    with contextlib.suppress(OSError):
+                        os.close(s.fallback)
+                with contextlib.suppress(OSError):
+                    os.close(self.wake)
+                self.drained.set()
+
+        def drain_raw(self, sel: "selectors.BaseSelector") -> None:
+            """After an internal failure: keep the pipes empty (writers never block), bytes to the original fds."""
+            open_fds = {s.read_end: s for s in self.sources}
+            while open_fds:
+                try:
+                    ready = [k.fd for k, _ in sel.select(None) if k.fd in open_fds]
+                except Exception:
+                    return
+                for fd in ready:
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except OSError:
+                        chunk = b""
+                    if chunk:
+                        write_all(open_fds[fd].fallback, chunk)
+                    else:
+                        with contextlib.suppress(Exception):
+                            sel.unregister(fd)
+                        del open_fds[fd]
+
+    def target_fd(target: "typing.TextIO") -> "int | None":
+        try:
+            return target.fileno()
+        except Exception:  # StringIO, ipykernel's OutStream without a real fd, ...
+            return None
+
+    @contextlib.contextmanager
+    def capture(stdout: "typing.TextIO | None" = None, stderr: "typing.TextIO | None" = None) -> "typing.Iterator[None]":
+        """Redirect fds 1 and 2 while the block runs; forward to stdout/stderr (default: sys's).
+
+        Always restores both descriptors, also when the block raises; nests; one thread at a time.
+        """
+        targets = {1: stdout or sys.stdout, 2: stderr or sys.stderr}
+        lock.acquire()
+        flush_all()
+        saved: dict[int, int] = {}
+        sources: list[Source] = []
+        opened: list[int] = []
+        try:
+            for fd in targets:
+                saved[fd] = os.dup(fd)
+            for fd, target in targets.items():
+                # A target that is fd 1 or 2 itself gets the bytes on that fd's original instead.
+                tfd = target_fd(target)
+                raw = tfd in saved
+                fallback = os.dup(saved[tfd] if raw and tfd is not None else saved[fd])
+                opened.append(fallback)
+                read_end, write_end = os.pipe()
+                opened.append(read_end)
+                os.dup2(write_end, fd)
+                os.close(write_end)
+                sources.append(Source(read_end, target, fallback, raw))
+            wake_r, wake_w = os.pipe()
+        except BaseException:
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            for extra in opened:
+                os.close(extra)
+            lock.release()
+            raise
+        pump = Pump(sources, wake_r)
+        pump.start()
+        try:
+            yield
+        finally:
+            flush_all()
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)  # drops the block's reference to the pipe's write end: the pump sees EOF
+                os.close(copy)
+            os.close(wake_w)  # tells the pump the block is over
+            pump.drained.wait(drain_timeout)
+            lock.release()
+            for problem in pump.errors:
+                warnings.warn(f"capture(): {problem}", RuntimeWarning, stacklevel=3)
+
+    return capture
 
 
-def _pump(sources: dict[int, TextIO]) -> None:
-    """Copy from the pipes to their streams in arrival order until every writer has closed."""
-    decoders = {fd: codecs.getincrementaldecoder("utf-8")(errors="replace") for fd in sources}
-    open_fds = set(sources)
-    while open_fds:
-        ready, _, _ = select.select(list(open_fds), [], [])
-        for fd in ready:
-            chunk = os.read(fd, 65536)
-            text = decoders[fd].decode(chunk, final=not chunk)
-            if text:
-                sources[fd].write(text)
-                sources[fd].flush()
-            if not chunk:
-                open_fds.discard(fd)
-
-
-@contextlib.contextmanager
-def capture(stdout: TextIO | None = None, stderr: TextIO | None = None) -> Iterator[None]:
-    """Redirect fds 1 and 2 while the block runs; forward to stdout/stderr (default: sys's).
-
-    Always restores both descriptors, also when the block raises; nests.
-    """
-    targets = {1: stdout or sys.stdout, 2: stderr or sys.stderr}
-    _flush_all()
-    saved: dict[int, int] = {}
-    readers: dict[int, TextIO] = {}
-    try:
-        for fd, target in targets.items():
-            read_end, write_end = os.pipe()
-            saved[fd] = os.dup(fd)
-            os.dup2(write_end, fd)
-            os.close(write_end)
-            readers[read_end] = target
-    except BaseException:
-        for fd, copy in saved.items():
-            os.dup2(copy, fd)
-            os.close(copy)
-        for read_end in readers:
-            os.close(read_end)
-        raise
-    pump = threading.Thread(target=_pump, args=(readers,), name="tfbox-capture", daemon=True)
-    pump.start()
-    try:
-        yield
-    finally:
-        _flush_all()
-        for fd, copy in saved.items():
-            os.dup2(copy, fd)  # drops the last reference to the pipe's write end: the pump sees EOF
-            os.close(copy)
-        # A child process that inherited the pipe keeps it open; do not hang the cell for it.
-        pump.join(timeout=10)
-        if not pump.is_alive():
-            for read_end in readers:
-                os.close(read_end)
+capture = _tfbox_capture_factory()
+del _tfbox_capture_factory
+globals().pop("typing")  # only for the annotations; not left in the user's namespace

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import ipaddress
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -20,15 +19,19 @@ from typing import Any, Literal
 
 import yaml
 
+from components.binds import bind_problem, binds_overlap, is_loopback, normalise_bind
+from components.docker_host import LOCAL_DOCKER_HOST, docker_host_problems, normalise_docker_host
 from components.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
+from components.hardening import DEFAULT_SHM_SIZE, GPU_ULIMITS_TEXT, NotebookResources, parse_notebook_resources
 from components.image_ref import ImageRef, ImageRefError, parse_image_ref
 from components.password import valid_salt
+from components.paths import logs_dir_problems, notebooks_host_path_problems
 
 NAMESPACE = "tfbox"
 CPU_IMAGE = "tensorflow/tensorflow:latest-jupyter"
 GPU_IMAGE = "tensorflow/tensorflow:latest-gpu-jupyter"
 TENSORBOARD_MODES = ("sidecar", "exec", "off")
-LOCAL_DOCKER_HOST = "unix:///var/run/docker.sock"
+DOCKER_TLS_KEYS = ("certPath", "certMaterial", "keyMaterial")  # docker: provider keys that make tcp:// use TLS
 
 ConfigType = Literal["string", "integer", "boolean"]
 PasswordState = Literal["secret", "plaintext", "missing"]
@@ -60,23 +63,30 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("password", "string", None, "Notebook password; required, set with `pulumi config set --secret tfbox:password`.", secret=True),
     ConfigKey("passwordSalt", "string", "", "Salt for the password hash (8-64 letters or digits); empty derives a stable one."),
     ConfigKey("notebookPort", "integer", 8888, "Host port of the notebook."),
-    ConfigKey("notebookBind", "string", "127.0.0.1", "Host address the notebook port is published on (`0.0.0.0` for every interface)."),
+    ConfigKey("notebookBind", "string", "127.0.0.1", "Host IP address the notebook port is published on (`0.0.0.0` for every interface; `localhost` means `127.0.0.1`)."),
     ConfigKey("tensorboardMode", "string", "sidecar", "`sidecar` (own container), `exec` (inside the notebook container, as the recipe) or `off`."),
     ConfigKey("tensorboardPort", "integer", 6006, "Host port of TensorBoard."),
-    ConfigKey("tensorboardBind", "string", "127.0.0.1", "Host address TensorBoard is published on."),
+    ConfigKey("tensorboardBind", "string", "127.0.0.1", "Host IP address TensorBoard is published on (`localhost` means `127.0.0.1`)."),
     ConfigKey("tensorboardPublic", "boolean", False, "Must be `true` to publish TensorBoard (which has no login) beyond loopback."),
     ConfigKey("notebooksVolume", "string", "", "Docker volume for `/tf`; empty means `<namePrefix>-notebooks`."),
-    ConfigKey("notebooksHostPath", "string", "", "Absolute host directory to bind at `/tf` instead of a volume."),
+    ConfigKey("notebooksHostPath", "string", "", "Absolute host directory to bind at `/tf` instead of a volume (not `/`, a system directory or the Docker socket)."),
     ConfigKey("logsVolume", "string", "", "Docker volume for the TensorBoard logs; empty means `<namePrefix>-logs`."),
-    ConfigKey("logsDir", "string", "/tf/logs", "Where notebooks write logs and TensorBoard reads them, inside the containers."),
+    ConfigKey("logsDir", "string", "/tf/logs", "Where notebooks write logs and TensorBoard reads them, inside the containers; a directory below `/tf`."),
+    ConfigKey("tfLogLevel", "integer", 2, "`TF_CPP_MIN_LOG_LEVEL` in the notebook: 0 shows TensorFlow's C++ info and warnings, 2 only errors, 3 nothing."),
     ConfigKey("keepVolumes", "boolean", True, "Keep the Docker volumes when Pulumi deletes them (`retainOnDelete`)."),
     ConfigKey("protectVolumes", "boolean", False, "Refuse any delete of the volumes (`protect`)."),
     ConfigKey("namePrefix", "string", "", "Prefix of container and volume names; empty means `tfbox-<stack>`."),
+    ConfigKey("shmSize", "string", DEFAULT_SHM_SIZE,
+              "Size of the notebook's `/dev/shm` (`docker run --shm-size`, e.g. `2g`); TensorFlow input pipelines crash in Docker's 64m."),
+    ConfigKey("notebookMemory", "string", "", "Memory limit of the notebook (`docker run --memory`, e.g. `16g`; swap not limited); empty for none."),
+    ConfigKey("notebookCpus", "string", "", "CPU limit of the notebook (`docker run --cpus`, e.g. `4` or `1.5`); empty for none."),
+    ConfigKey("notebookUlimits", "string", "",
+              f"Notebook ulimits `name=soft[:hard],…` (`docker run --ulimit`); empty gives GPU stacks NVIDIA's `{GPU_ULIMITS_TEXT}` "
+              "and others Docker's defaults; `none` for Docker's defaults everywhere."),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class ConfigError(ValueError):
@@ -128,7 +138,9 @@ class LabConfig:
     keep_volumes: bool
     protect_volumes: bool
     name_prefix: str
-    docker_host: str = LOCAL_DOCKER_HOST
+    tf_log_level: int = 2
+    docker_host: str = LOCAL_DOCKER_HOST  # canonical (components.docker_host.normalise_docker_host)
+    notebook_resources: NotebookResources = field(default_factory=NotebookResources)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -180,25 +192,6 @@ class _Reader:
         self.problems.append(f"{NAMESPACE}:{name}: {problem}. Fix: {fix}.")
 
 
-def _valid_bind(addr: str) -> bool:
-    if addr == "localhost":
-        return True
-    try:
-        ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_loopback(addr: str) -> bool:
-    return addr in _LOOPBACK or (addr not in ("", "0.0.0.0", "::") and _valid_bind(addr) and ipaddress.ip_address(addr).is_loopback)
-
-
-def _binds_overlap(a: str, b: str) -> bool:
-    wildcard = ("0.0.0.0", "::")
-    return a == b or a in wildcard or b in wildcard
-
-
 def parse_config(
     raw: Mapping[str, Any],
     *,
@@ -206,12 +199,18 @@ def parse_config(
     project: str = "tfbox",
     password_state: PasswordState,
     docker_host: str | None = None,
+    docker_tls: bool = False,
 ) -> LabConfig:
     """Validate raw `tfbox:` values (keys without the namespace) and return the typed config.
 
+    `docker_host` is the provider's host (`docker:host` or DOCKER_HOST), `docker_tls` whether client
+    TLS material is configured for it (docker:certPath/certMaterial/keyMaterial or DOCKER_CERT_PATH).
     Raises ConfigError listing every problem.
     """
     r = _Reader(raw)
+    host_text = docker_host or LOCAL_DOCKER_HOST
+    r.problems.extend(f"docker:host: {p}" for p in docker_host_problems(host_text, tls=docker_tls))
+    host = normalise_docker_host(host_text, tls=docker_tls)
     warnings: list[str] = []
     for name in raw:
         if name not in KEYS_BY_NAME:
@@ -268,23 +267,29 @@ def parse_config(
             r.add(name, f"{port} is not a TCP port", "pick a port from 1 to 65535")
         ports[name] = port
     binds: dict[str, str] = {}
+    valid_binds = True
     for name in ("notebookBind", "tensorboardBind"):
         bind = r.value(name)
-        if not _valid_bind(bind):
-            r.add(name, f"{bind!r} is not an IP address", "write 127.0.0.1 for this machine only, or 0.0.0.0 for every interface")
+        problem = bind_problem(bind)
+        if problem:
+            valid_binds = False
+            r.add(name, problem, "write 127.0.0.1 for this machine only, or 0.0.0.0 for every interface")
+        else:
+            bind = normalise_bind(bind)
         binds[name] = bind
 
     tb_mode = r.value("tensorboardMode")
     if tb_mode not in TENSORBOARD_MODES:
         r.add("tensorboardMode", f"unknown mode {tb_mode!r}", "write sidecar, exec or off")
     tb_public = r.value("tensorboardPublic")
-    if tb_mode != "off" and _valid_bind(binds["tensorboardBind"]) and not _is_loopback(binds["tensorboardBind"]) and not tb_public:
+    if tb_mode != "off" and valid_binds and not is_loopback(binds["tensorboardBind"]) and not tb_public:
         r.add("tensorboardBind", f"TensorBoard has no login and {binds['tensorboardBind']} publishes it beyond this machine",
               "bind it to 127.0.0.1 (and use an SSH tunnel), or set tfbox:tensorboardPublic to true to accept that")
     if (tb_mode in TENSORBOARD_MODES and tb_mode != "off" and ports["notebookPort"] == ports["tensorboardPort"]
-            and _binds_overlap(binds["notebookBind"], binds["tensorboardBind"])):
-        r.add("tensorboardPort", f"host port {ports['notebookPort']} is also the notebook's port",
-              "give TensorBoard another port (6006 is usual)")
+            and binds_overlap(*(b if bind_problem(b) is None else "0.0.0.0"  # as Docker would read it
+                                for b in (binds["notebookBind"], binds["tensorboardBind"])))):
+        r.add("tensorboardPort", f"host port {ports['notebookPort']} is also the notebook's port, {NAMESPACE}:notebookPort",
+              f"give {NAMESPACE}:tensorboardPort and {NAMESPACE}:notebookPort different ports (6006 and 8888 are usual)")
 
     stack_slug = re.sub(r"[^a-zA-Z0-9_.-]", "-", stack)
     prefix = r.value("namePrefix") or f"tfbox-{stack_slug}"
@@ -299,11 +304,22 @@ def parse_config(
     if volumes["notebooksVolume"] == volumes["logsVolume"]:
         r.add("logsVolume", "is the same volume as notebooksVolume", "give the logs their own volume")
     host_path = r.value("notebooksHostPath")
-    if host_path and not host_path.startswith("/"):
-        r.add("notebooksHostPath", f"{host_path!r} is not an absolute path", "write the full path on the Docker host, e.g. /srv/notebooks")
-    logs_dir = r.value("logsDir").rstrip("/") or "/"
-    if not logs_dir.startswith("/") or logs_dir in ("/", "/tf"):
-        r.add("logsDir", f"{logs_dir!r} must be an absolute directory below / other than /tf itself", "use /tf/logs")
+    sockets = (host[len("unix://"):],) if host.startswith("unix://") else ()
+    for problem in notebooks_host_path_problems(host_path, (*sockets, LOCAL_DOCKER_HOST[len("unix://"):])) if host_path else []:
+        r.add("notebooksHostPath", problem, "bind a directory of its own such as /srv/notebooks or /home/<you>/notebooks, "
+              "or leave it empty for a Docker volume")
+    logs_dir = r.value("logsDir")
+    for problem in logs_dir_problems(logs_dir):
+        r.add("logsDir", problem, "use a directory below /tf such as /tf/logs")
+    logs_dir = logs_dir.rstrip("/")
+    tf_log_level = r.value("tfLogLevel")
+    if not 0 <= tf_log_level <= 3:
+        r.add("tfLogLevel", f"{tf_log_level} is not a TensorFlow log level", "write 0 (everything), 1, 2 (errors only) or 3 (nothing)")
+
+    resources, resource_problems = parse_notebook_resources(
+        r.value("shmSize"), r.value("notebookMemory"), r.value("notebookCpus"), r.value("notebookUlimits"), gpus.requested)
+    for p in resource_problems:
+        r.add(p.key, p.problem, p.fix)
 
     flags = {name: r.value(name) for name in ("imageTrackRegistry", "keepImage", "keepVolumes", "protectVolumes")}
     if r.problems:
@@ -318,8 +334,8 @@ def parse_config(
         tensorboard_port=ports["tensorboardPort"], tensorboard_bind=binds["tensorboardBind"],
         tensorboard_public=tb_public, notebooks_volume=volumes["notebooksVolume"], notebooks_host_path=host_path,
         logs_volume=volumes["logsVolume"], logs_dir=logs_dir, keep_volumes=flags["keepVolumes"],
-        protect_volumes=flags["protectVolumes"], name_prefix=prefix,
-        docker_host=docker_host or LOCAL_DOCKER_HOST, warnings=tuple(warnings),
+        protect_volumes=flags["protectVolumes"], name_prefix=prefix, tf_log_level=tf_log_level,
+        docker_host=host, notebook_resources=resources, warnings=tuple(warnings),
     )
 
 
@@ -333,6 +349,7 @@ class StackFile:
     raw: dict[str, Any]
     docker_host: str | None
     password_state: PasswordState
+    docker_tls: bool = False
 
 
 def read_stack_file(path: Path) -> StackFile:
@@ -341,11 +358,14 @@ def read_stack_file(path: Path) -> StackFile:
     config = doc.get("config") or {}
     raw: dict[str, Any] = {}
     docker_host = None
+    docker_tls = False
     state: PasswordState = "missing"
     for full, value in config.items():
         ns, _, name = str(full).partition(":")
         if ns == "docker" and name == "host":
             docker_host = str(value)
+        if ns == "docker" and name in DOCKER_TLS_KEYS and value:
+            docker_tls = True
         if ns != NAMESPACE:
             continue
         if name == "password":
@@ -353,7 +373,7 @@ def read_stack_file(path: Path) -> StackFile:
             continue
         raw[name] = value
     stack = path.name[len("Pulumi."):-len(".yaml")]
-    return StackFile(stack, path, raw, docker_host, state)
+    return StackFile(stack, path, raw, docker_host, state, docker_tls)
 
 
 def stack_files(project_dir: Path) -> list[Path]:
@@ -361,8 +381,9 @@ def stack_files(project_dir: Path) -> list[Path]:
 
 
 def _same_host(a: str, b: str) -> bool:
-    norm = {"unix:///var/run/docker.sock", "unix:///run/docker.sock", "npipe:////./pipe/docker_engine"}
-    return a == b or (a in norm and b in norm)
+    """Hosts are canonical in LabConfig; the local socket and Docker Desktop's pipe are the same local daemon."""
+    local = {LOCAL_DOCKER_HOST, normalise_docker_host("npipe:////./pipe/docker_engine")}
+    return a == b or (a in local and b in local)
 
 
 def cross_stack_problems(this: LabConfig, others: Iterable[LabConfig]) -> list[str]:
@@ -377,7 +398,7 @@ def cross_stack_problems(this: LabConfig, others: Iterable[LabConfig]) -> list[s
             continue
         for mine in this.published:
             for theirs in other.published:
-                if mine.port == theirs.port and _binds_overlap(mine.bind, theirs.bind):
+                if mine.port == theirs.port and binds_overlap(mine.bind, theirs.bind):
                     problems.append(
                         f"{NAMESPACE}:{mine.key}: host port {mine.port} on {this.docker_host} is also used by "
                         f"stack '{other.stack}' ({theirs.service}). Fix: pick another port for one of them."
@@ -397,7 +418,7 @@ def load_other_stacks(project_dir: Path, project: str, exclude: str) -> list[Lab
             continue
         try:
             out.append(parse_config(sf.raw, stack=sf.stack, project=project, password_state="secret",
-                                    docker_host=sf.docker_host))
+                                    docker_host=sf.docker_host, docker_tls=sf.docker_tls))
         except ConfigError:
             continue
     return out
@@ -411,7 +432,8 @@ def check_stack_file(path: Path, project: str = "tfbox") -> LabConfig:
     """
     sf = read_stack_file(path)
     state: PasswordState = "secret" if sf.password_state == "missing" else sf.password_state
-    cfg = parse_config(sf.raw, stack=sf.stack, project=project, password_state=state, docker_host=sf.docker_host)
+    cfg = parse_config(sf.raw, stack=sf.stack, project=project, password_state=state, docker_host=sf.docker_host,
+                       docker_tls=sf.docker_tls)
     problems = cross_stack_problems(cfg, load_other_stacks(path.parent, project, sf.stack))
     if problems:
         raise ConfigError(problems)

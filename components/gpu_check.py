@@ -16,7 +16,9 @@ import pulumi_docker as docker
 from components import commands
 from components.devices import device_requests
 from components.gpus import GpuSettings, GpuSpec, check_listed_gpus, docker_gpus_flag, parse_nvidia_smi_list, visible_devices
+from components.hardening import gpu_check_hardening
 from components.labels import docker_labels
+from components.notebook import hardening_args
 
 INSTALL_HINT = {
     "device-requests": (
@@ -89,6 +91,7 @@ class GpuCheck(pulumi.ComponentResource):
             logs=True,
             restart="no",
             labels=docker_labels(args.labels, docker.ContainerLabelArgs),
+            **hardening_args(gpu_check_hardening()),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         spec, mode = args.spec, args.mode

@@ -60,5 +60,11 @@ def parse_image_ref(text: str) -> ImageRef:
     path = m.group("path")
     # "host:port/repo" and "localhost/repo" are domains; "tensorflow/tensorflow" is a path.
     if domain and not ("." in domain or ":" in domain or domain == "localhost"):
+        if domain != domain.lower():
+            # Docker would take `UPPER/case` as a registry named UPPER; the user meant a repository.
+            raise ImageRefError(
+                f"{text!r}: a repository path is lower case ({domain!r} has capitals); write "
+                f"{domain.lower()}/{path}, or name a registry with its domain (registry.example.com/…)"
+            )
         path, domain = f"{domain}/{path}", None
     return ImageRef(domain, path, m.group("tag"), m.group("digest"))

@@ -10,6 +10,7 @@ from components import commands
 from components.config import LabConfig
 from components.gpu_check import GpuCheck, GpuCheckArgs
 from components.gpus import container_gpu_settings
+from components.hardening import notebook_hardening
 from components.image import Image, ImageArgs
 from components.network import Network, NetworkArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding
@@ -76,7 +77,9 @@ class Lab(pulumi.ComponentResource):
             jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, f"{cfg.project}/{cfg.stack}"),
             gpu=gpu, ports=ports, notebooks_type=storage.notebooks_type, notebooks_source=storage.notebooks_source,
             logs_source=storage.logs_source, logs_dir=cfg.logs_dir, tensorboard_inside=tb_inside,
-            labels=notebook_labels, gate=gate, network=network.name,
+            labels=notebook_labels, gate=gate, network=network.name, hardening=notebook_hardening(cfg.notebook_resources),
+            # TensorFlow's import-time C++ info/warnings read as errors in a cell; tfbox:tfLogLevel sets how many show
+            envs=[f"TF_CPP_MIN_LOG_LEVEL={cfg.tf_log_level}"],
         ), child)
         self.notebook = notebook
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
@@ -17,6 +18,7 @@ import pulumi_docker as docker
 from components import commands
 from components.devices import device_requests
 from components.gpus import GpuSettings
+from components.hardening import LOG_DRIVER, ContainerHardening, provider_cpus, provider_mib
 from components.labels import docker_labels
 
 CAPTURE_SOURCE = (Path(__file__).parent / "capture.py").read_text()
@@ -42,6 +44,8 @@ class NotebookArgs:
     logs_dir: str
     tensorboard_inside: bool
     labels: dict[str, str]
+    envs: list[str] = field(default_factory=list)  # plain settings, never secrets (`docker inspect` shows them)
+    hardening: ContainerHardening = field(default_factory=ContainerHardening)
     gate: pulumi.Input[str] | None = None  # e.g. the GPU check's verdict: no notebook before it passes
     network: pulumi.Input[str] | None = None  # the stack's own network (components.network); None: Docker's default bridge
     depends_on: list[pulumi.Resource] = field(default_factory=list)
@@ -49,6 +53,37 @@ class NotebookArgs:
 
 def container_ports(ports: list[PortBinding]) -> list[docker.ContainerPortArgs]:
     return [docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.ip, protocol="tcp") for p in ports]
+
+
+def hardening_args(h: ContainerHardening) -> dict[str, Any]:
+    """The docker provider's Container inputs for a hardening, spelled as the provider reads them back
+    (sizes in MiB, CPUs in its decimal form) so a second `up` sees no change; unset ones are left out."""
+    args: dict[str, Any] = {"security_opts": list(h.security_opts)}
+    if h.user is not None:
+        args["user"] = h.user
+    if h.read_only:
+        args["read_only"] = True
+    if h.tmpfs:
+        args["tmpfs"] = dict(h.tmpfs)
+    if h.cap_drop:
+        args["capabilities"] = docker.ContainerCapabilitiesArgs(drops=list(h.cap_drop))
+    if h.init is not None:
+        args["init"] = h.init
+    if h.log_opts:
+        args["log_driver"] = LOG_DRIVER
+        args["log_opts"] = dict(h.log_opts)
+    if h.shm_bytes is not None:
+        args["shm_size"] = provider_mib(h.shm_bytes)
+    if h.memory_bytes is not None:
+        args["memory"] = provider_mib(h.memory_bytes)
+        # Docker would set swap to twice the memory, or -1 on hosts without swap accounting: either reads
+        # back as a change on every `up`. -1 (swap not limited) is read back as -1 everywhere.
+        args["memory_swap"] = -1
+    if h.nano_cpus is not None:
+        args["cpus"] = provider_cpus(h.nano_cpus)
+    if h.ulimits:
+        args["ulimits"] = [docker.ContainerUlimitArgs(name=u.name, soft=u.soft, hard=u.hard) for u in h.ulimits]
+    return args
 
 
 class Notebook(pulumi.ComponentResource):
@@ -70,7 +105,7 @@ class Notebook(pulumi.ComponentResource):
             name=args.container_name,
             image=args.image_id,
             command=commands.notebook_command(args.logs_dir, args.tensorboard_inside),
-            envs=list(args.gpu.envs) or None,
+            envs=[*args.envs, *args.gpu.envs] or None,
             device_requests=device_requests(args.gpu),
             runtime=args.gpu.runtime,
             # on the stack's network only, never on the default bridge (read back as given: no diff)
@@ -92,6 +127,7 @@ class Notebook(pulumi.ComponentResource):
             wait_timeout=300,
             destroy_grace_seconds=30,  # a graceful stop lets kernels flush before the container goes
             labels=labels_input,
+            **hardening_args(args.hardening),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 delete_before_replace=True,  # fixed name and host ports: the old one must go first

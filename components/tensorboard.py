@@ -13,8 +13,9 @@ import pulumi
 import pulumi_docker as docker
 
 from components import commands
+from components.hardening import tensorboard_hardening
 from components.labels import docker_labels
-from components.notebook import PortBinding, container_ports
+from components.notebook import PortBinding, container_ports, hardening_args
 
 
 @dataclass
@@ -51,6 +52,7 @@ class TensorBoard(pulumi.ComponentResource):
             wait_timeout=300,
             destroy_grace_seconds=10,
             labels=docker_labels(args.labels, docker.ContainerLabelArgs),
+            **hardening_args(tensorboard_hardening()),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         self.register_outputs({"containerId": self.container.id, "name": self.container.name})

@@ -74,6 +74,11 @@ def build_policies() -> list[Policy]:
             "TensorBoard has no login: publish it beyond loopback only when the stack sets tfbox:tensorboardPublic.",
             rules.check_tensorboard_loopback,
         ),
+        _resource_policy(
+            "containers-hardened",
+            "Every tfbox container runs with no-new-privileges; TensorBoard as non-root, read-only, without capabilities.",
+            rules.check_container_hardening,
+        ),
         ResourceValidationPolicy(
             name="notebooks-volume-survives-destroy",
             description="The notebooks volume must be retained (retainOnDelete, seen as a label) or protected.",

@@ -71,12 +71,13 @@ def role_of(props: Mapping[str, Any]) -> str | None:
 
 
 def is_loopback(ip: str) -> bool:
-    """127.0.0.0/8, ::1 or `localhost`; anything else (and an empty ip, Docker's 0.0.0.0) is public."""
-    host = ip.strip().strip("[]")
-    if host.lower() == "localhost":
-        return True
+    """An IP literal in 127.0.0.0/8 or ::1; anything else (an empty ip is Docker's 0.0.0.0) is public.
+
+    Docker 20-28 publishes a port whose host IP it cannot parse (`localhost`, a host name, `[::1]`)
+    on 0.0.0.0, so such a spelling counts as public, not as loopback.
+    """
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(ip).is_loopback
     except ValueError:
         return False
 
@@ -202,6 +203,43 @@ def check_notebooks_volume_kept(resource_type: str, props: Mapping[str, Any], pr
         f"notebooks volume {props.get('name')!r} would be deleted with the stack: keep tfbox:keepVolumes true "
         f"(retain_on_delete, shown to policies by the label {RETAIN_LABEL}=true) or set tfbox:protectVolumes true"
     ]
+
+
+NO_NEW_PRIVILEGES = "no-new-privileges"
+_HARDENED_ROLES = ("notebook", "tensorboard", "gpu-check")
+
+
+def _root_user(user: Any) -> bool:
+    """No user (the image's, root in TensorFlow's images), `root` or uid 0."""
+    name = str(user or "").split(":", 1)[0].strip()
+    return name in ("", "root", "0")
+
+
+def check_container_hardening(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """Mandatory: every tfbox container runs with no-new-privileges; TensorBoard (no login, serves files)
+    as a non-root user on a read-only root filesystem with every capability dropped (README, "Hardening")."""
+    if resource_type != CONTAINER:
+        return []
+    role = role_of(props)
+    if role not in _HARDENED_ROLES:
+        return []
+    name = props.get("name")
+    problems: list[str] = []
+    opts = [str(o).replace("=", ":") for o in props.get("securityOpts") or []]
+    if NO_NEW_PRIVILEGES not in opts and f"{NO_NEW_PRIVILEGES}:true" not in opts:
+        problems.append(f"{role} container {name!r} may gain privileges through setuid programs: set security_opts "
+                        f"[{NO_NEW_PRIVILEGES!r}] (components/hardening.py)")
+    if role == "tensorboard":
+        drops = [str(c).upper() for c in (props.get("capabilities") or {}).get("drops") or []]
+        missing = [what for what, ok in (
+            ("a non-root user", not _root_user(props.get("user"))),
+            ("a read-only root filesystem", props.get("readOnly") is True),
+            ("all capabilities dropped", "ALL" in drops),
+        ) if not ok]
+        if missing:
+            problems.append(f"TensorBoard container {name!r} has no login and must run with {', '.join(missing)} "
+                            "(components/hardening.py: tensorboard_hardening)")
+    return problems
 
 
 def _known(props: Mapping[str, Any], key: str) -> Any:

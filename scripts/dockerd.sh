@@ -76,7 +76,7 @@ addresses() { nsip -4 -o addr show; }
 subnet_taken_elsewhere() {
   local all
   all=$(addresses)
-  grep " 10\.213\.$1\.1/" <<<"$all" | grep -vq " $BRIDGE "
+  grep " 10\.213\.$1\.1/" <<<"$all" | grep -v " $BRIDGE " >/dev/null
 }
 
 subnet_index() {

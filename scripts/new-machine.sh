@@ -16,6 +16,10 @@
 # repository; the tests point it at a temporary copy); PYTHON (the interpreter for the validator).
 set -euo pipefail
 
+# Read the password once and drop it from the environment, so no child (pulumi, sed, python) inherits it.
+password=${TFBOX_PASSWORD:-}
+unset TFBOX_PASSWORD
+
 repo=$(cd "$(dirname "$0")/.." && pwd)
 root=${TFBOX_ROOT:-$repo}
 name=${1:-}
@@ -81,17 +85,10 @@ if [[ -n $have_pulumi ]]; then
   cd "$root"
   export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=1
   [[ -d .venv ]] && export PATH="$PWD/.venv/bin:$PATH"
-  if [[ -z ${PULUMI_BACKEND_URL:-} ]]; then
-    export PULUMI_BACKEND_URL="file://$PWD/.state"
-    mkdir -p .state
-  fi
-  if [[ -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} && $PULUMI_BACKEND_URL == "file://$PWD/.state" ]]; then
-    if [[ ! -s .state/passphrase ]]; then
-      (umask 077 && head -c 32 /dev/urandom | base64 >.state/passphrase)
-      echo "new-machine: generated the secrets passphrase in .state/passphrase (keep it)" >&2
-    fi
-    export PULUMI_CONFIG_PASSPHRASE_FILE=$PWD/.state/passphrase
-  fi
+  export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PWD/.state}
+  # shellcheck source=scripts/passphrase.sh
+  source "$repo/scripts/passphrase.sh"
+  tfbox_passphrase "$PWD" new-machine || exit 1
   if ! pulumi whoami >/dev/null 2>&1; then
     have_pulumi=""
     echo "new-machine: the pulumi CLI cannot reach the backend ${PULUMI_BACKEND_URL}; not creating the stack" >&2
@@ -104,7 +101,6 @@ if [[ -n $have_pulumi ]]; then
 fi
 
 if [[ -n $have_pulumi ]]; then
-  password=${TFBOX_PASSWORD:-}
   if [[ -z $password && -t 0 ]]; then
     read -r -s -p "Notebook password for $name (empty: generate one): " password
     echo

@@ -6,7 +6,7 @@
 #   scripts/up.sh [STACK] [--password|--outputs|--destroy]
 #
 # Environment: PULUMI_BACKEND_URL (default file://<project>/.state), PULUMI_CONFIG_PASSPHRASE
-# or _FILE (default: a generated .state/passphrase, mode 600), TFBOX_IMAGE (sets
+# or _FILE (default for the .state backend only: a generated .state/passphrase, mode 600), TFBOX_IMAGE (sets
 # tfbox:image on the stack first, e.g. an image from your own registry), DOCKER_HOST
 # (the docker provider's default host).
 set -euo pipefail
@@ -18,17 +18,12 @@ bindir=$(toolchain/ensure.sh | tail -n 1)
 export PATH="$bindir:$PWD/.venv/bin:$PATH"
 export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=1
 export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PWD/.state}
-mkdir -p .state
 # pulumi uses a PULUMI_CONFIG_PASSPHRASE that is set but empty (over _FILE): treat empty as unset.
 [[ -n ${PULUMI_CONFIG_PASSPHRASE:-} ]] || unset PULUMI_CONFIG_PASSPHRASE
 [[ -n ${PULUMI_CONFIG_PASSPHRASE_FILE:-} ]] || unset PULUMI_CONFIG_PASSPHRASE_FILE
-if [[ -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} ]]; then
-  if [[ ! -s .state/passphrase ]]; then
-    (umask 077 && head -c 32 /dev/urandom | base64 > .state/passphrase)
-    echo "tfbox: generated the secrets passphrase in .state/passphrase (keep it; it decrypts this stack's secrets)" >&2
-  fi
-  export PULUMI_CONFIG_PASSPHRASE_FILE=$PWD/.state/passphrase
-fi
+# shellcheck source=scripts/passphrase.sh
+source scripts/passphrase.sh
+tfbox_passphrase "$PWD" tfbox
 
 pulumi stack select "$stack" >/dev/null 2>&1 || pulumi stack init "$stack" --secrets-provider passphrase >/dev/null
 

@@ -10,6 +10,7 @@ import json
 import os
 import random
 import re
+import resource
 import secrets
 import shutil
 import socket
@@ -47,6 +48,17 @@ def free_port() -> int:
         _given.add(port)
         return port
     raise RuntimeError("no free port in 20000-32000")
+
+
+def gpu_ulimits_here() -> dict[str, str]:
+    """Config for GPU stacks on a machine whose daemon cannot raise `memlock` (no CAP_SYS_RESOURCE, as in
+    this project's sandboxed CI): GPU stacks default to NVIDIA's memlock=-1, which such a daemon refuses with
+    "error setting rlimit type 8". The daemons the tests start inherit this process's limits; where the hard
+    limit is unlimited the default itself is tested."""
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    if hard == resource.RLIM_INFINITY:
+        return {}
+    return {"tfbox:notebookUlimits": f"memlock={hard},stack=67108864"}
 
 
 # The 'Resources:' counts the CLI prints: '- 1 deleted', '+ 2 created', '+-1 replaced', '~ 1 updated'.

@@ -3,7 +3,9 @@ and the host is unchanged: containers, volumes and images compared before and af
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -27,7 +29,9 @@ CASES = [
 @pytest.fixture(scope="module")
 def lab(project: Project, docker_a: Docker, cpu_image: str, password: str) -> Iterator[SimpleNamespace]:
     port = free_port()
-    original = {"image": cpu_image, "notebookPort": str(port), "tensorboardPort": str(free_port())}
+    # `localhost` binds from the first up: Docker 20-28 would publish them on 0.0.0.0; tfbox hands it 127.0.0.1
+    original = {"image": cpu_image, "notebookPort": str(port), "tensorboardPort": str(free_port()),
+                "notebookBind": "localhost", "tensorboardBind": "localhost"}
     stack = project.stack("bad", {"docker:host": docker_a.host, **{f"tfbox:{k}": v for k, v in original.items()}}, password)
     stack.up()
     yield SimpleNamespace(stack=stack, docker=docker_a, port=port, image=cpu_image, original=original)
@@ -69,3 +73,68 @@ def test_missing_and_plaintext_password(project: Project, docker_a: Docker, cpu_
     plain = stack.preview(check=False)
     assert plain.returncode != 0 and "plaintext" in plain.output
     assert docker_a.snapshot() == before
+
+
+# Every new refusal of issue 7 §5 in one config: one preview and one up report all of them at once.
+ALL_AT_ONCE = {
+    "tfbox:tensorboardBind": "gpu-box",  # Docker would publish a host name it cannot parse on 0.0.0.0
+    "tfbox:image": "UPPER/case",
+    "tfbox:notebooksHostPath": "/var/run",  # holds the Docker socket
+    "tfbox:logsDir": "/etc/jupyter",  # over the uploaded Jupyter config
+    "tfbox:tensorboardPort": "SAME",
+    "docker:host": "tcp://127.0.0.1:2375",  # unauthenticated root API, config in cleartext
+}
+NAMED = ["tfbox:tensorboardBind", "tfbox:image", "tfbox:notebooksHostPath", "tfbox:logsDir", "tfbox:tensorboardPort",
+         "tfbox:notebookPort", "docker:host", "6 problems"]
+
+
+def test_every_unsafe_input_is_refused_at_once_before_anything_changes(lab: SimpleNamespace) -> None:
+    before = lab.docker.snapshot()
+    project, name = lab.stack.project, lab.stack.name
+    for key, value in ALL_AT_ONCE.items():
+        project.pulumi("config", "set", key, str(lab.port) if value == "SAME" else value, "--stack", name)
+    try:
+        for run in (lab.stack.preview, lab.stack.up):
+            result = run(check=False)
+            assert result.returncode != 0
+            missing = [n for n in NAMED if n not in result.output]
+            assert not missing, result.output[-4000:]
+            assert "ssh://" in result.output and "docker:certPath" in result.output, "the tcp:// fix is spelled out"
+        assert lab.docker.snapshot() == before, "a refused config changed the host"
+    finally:
+        lab.stack.set_docker_host(lab.docker.host)
+        for key in ALL_AT_ONCE:
+            short = key.removeprefix("tfbox:")
+            if key.startswith("tfbox:") and short in lab.original:
+                lab.stack.set(short, lab.original[short])
+            elif key.startswith("tfbox:"):
+                project.pulumi("config", "rm", key, "--stack", name, check=False)
+    lab.stack.preview("--expect-no-changes")
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Addresses the host listens on for TCP `port` (docker-proxy runs in the host's network namespace)."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr_hex, port_hex = local.split(":")
+            if state != "0A" or int(port_hex, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(addr_hex)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
+def test_localhost_binds_listen_on_loopback_and_change_nothing(lab: SimpleNamespace) -> None:
+    """The stack was brought up with `localhost` binds: both services listen on 127.0.0.1 only (not 0.0.0.0
+    and [::] as Docker makes of `localhost`), and the next preview wants no change (no replacement)."""
+    for role, port in (("notebook", lab.port), ("tensorboard", int(lab.original["tensorboardPort"]))):
+        info = lab.docker.inspect(f"tfbox-bad-{role}")
+        assert info is not None
+        host_ips = {b["HostIp"] for bindings in info["NetworkSettings"]["Ports"].values() if bindings for b in bindings}
+        assert host_ips == {"127.0.0.1"}, (role, info["NetworkSettings"]["Ports"])
+        assert listening_addresses(port) == {"127.0.0.1"}, (role, port)
+    lab.stack.preview("--expect-no-changes")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Docker, Jupyter, Project, Result, free_port, http_get
+from tests.e2e.harness import Docker, Jupyter, Project, Result, free_port, gpu_ulimits_here, http_get
 
 NB, TB, CHECK = "tfbox-gpus-notebook", "tfbox-gpus-tensorboard", "tfbox-gpus-gpu-check"
 # what the stand-in nvidia-smi (like a real one) cannot know: a GPU that is not on the host
@@ -37,6 +37,7 @@ def lab(project: Project, docker_a: Docker, gpu_image: str, password: str) -> It
         "docker:host": docker_a.host, "tfbox:image": gpu_image,
         "tfbox:gpus": "0,1", "tfbox:gpuMode": "device-requests", "tfbox:gpuCheck": True,
         "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": free_port(), "tfbox:tensorboardMode": "sidecar",
+        **gpu_ulimits_here(),
     }, password)
     first = stack.up()
     yield SimpleNamespace(stack=stack, first=first, docker=docker_a, password=password, nb=f"http://127.0.0.1:{nb_port}")
@@ -95,6 +96,10 @@ def test_1_gpus_0_1_by_device_request(lab: SimpleNamespace) -> None:
     assert [r["DeviceIDs"] for r in requests] == [["0", "1"]]
     assert requests[0]["Capabilities"] == [["gpu"]]
     assert not info["HostConfig"]["Runtime"] or info["HostConfig"]["Runtime"] == "runc"
+    # NVIDIA's recommended ulimits on GPU stacks (memlock as far as this host's daemon may raise it)
+    limits = {u["Name"]: (u["Soft"], u["Hard"]) for u in info["HostConfig"]["Ulimits"]}
+    assert limits["stack"] == (67108864, 67108864) and "memlock" in limits
+    assert lab.docker.inspect(CHECK)["HostConfig"]["SecurityOpt"] == ["no-new-privileges"]
     gpus = gpu_check_ran(lab, 2)
     # host GPUs 0 and 1 (the stand-in's UUIDs end in 60 + host index)
     assert [uuid[-2:] for _, uuid in gpus] == ["60", "61"]

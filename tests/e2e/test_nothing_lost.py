@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import push_variant
-from tests.e2e.harness import Docker, Jupyter, Project, free_port, http_get
+from tests.e2e.harness import Docker, Jupyter, Project, free_port, gpu_ulimits_here, http_get
 
 NOTEBOOK = "tfbox-e2e-keep.ipynb"
 SOURCE = "print('my precious notebook')"
@@ -27,7 +27,7 @@ def lab(project: Project, docker_a: Docker, gpu_image: str, registry: str, passw
         "docker:host": docker_a.host,
         "docker:registryAuth": [{"address": f"http://{registry}", "authDisabled": True}],
         "tfbox:image": gpu_image, "tfbox:imageTrackRegistry": True,
-        "tfbox:gpus": "0", "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": free_port(),
+        "tfbox:gpus": "0", "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": free_port(), **gpu_ulimits_here(),
     }, password)
     stack.up()
     session = Jupyter(f"http://127.0.0.1:{nb_port}")

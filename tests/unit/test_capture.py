@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,152 @@ def test_defaults_to_sys_streams():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == repr("via fd\n")
+
+
+# --- safe wherever the startup file loads (issue 7 §6) --------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CAPTURE_FILE = os.path.join(ROOT, "components", "capture.py")
+
+
+def run_python(code, timeout=60, **kw):
+    """A fresh interpreter whose fd 1 is a real pipe and sys.stdout is fd 1, as in terminal IPython."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=timeout, **kw)
+
+
+def open_fds():
+    return sorted(int(n) for n in os.listdir("/proc/self/fd"))
+
+
+def test_startup_file_leaves_only_capture_in_the_users_namespace():
+    # IPython runs startup files with the user namespace as globals; so does this.
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    with open(CAPTURE_FILE) as f:
+        exec(compile(f.read(), CAPTURE_FILE, "exec"), namespace)
+    assert set(namespace) - {"__builtins__", "__name__"} == {"capture"}
+    out = io.StringIO()
+    with namespace["capture"](out, io.StringIO()):
+        os.write(1, b"works from the namespace\n")
+    assert out.getvalue() == "works from the namespace\n"
+
+
+def test_one_mib_to_the_real_stdout_neither_hangs_nor_loops():
+    """sys.stdout is fd 1 itself: forwarding to it must not feed the pipe back into itself."""
+    code = (
+        "import os, sys, time\n"
+        "from components.capture import capture\n"
+        "with capture():\n"
+        "    os.write(1, b'x' * (1 << 20))\n"
+        "    print('py', flush=True)\n"
+        "    os.write(2, b'err\\n')\n"
+        "    t0 = time.process_time(); time.sleep(0.5); busy = time.process_time() - t0\n"
+        "print('busy', busy, file=sys.stderr)\n"
+    )
+    done = run_python(code, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"x" * (1 << 20) + b"py\n", "everything once, in order"
+    err = done.stderr.decode()
+    assert err.startswith("err\n")
+    busy = float(err.split("busy ")[1])
+    assert busy < 0.05, f"the pump spun a core for {busy:.2f}s CPU during a 0.5s sleep"
+
+
+def test_a_small_write_to_the_real_stdout_does_not_spin():
+    code = (
+        "import os, sys, time\n"
+        "from components.capture import capture\n"
+        "with capture():\n"
+        "    os.write(1, b'small\\n')\n"
+        "    t0 = time.process_time(); time.sleep(1.0); busy = time.process_time() - t0\n"
+        "print('busy', busy, file=sys.stderr)\n"
+    )
+    done = run_python(code, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"small\n"
+    busy = float(done.stderr.decode().split("busy ")[1])
+    assert busy < 0.03, f"the pump used {busy:.2f}s CPU while the block slept 1s"
+
+
+def test_fds_above_1023_work():
+    code = (
+        "import os, io, resource\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))\n"
+        "filler = [os.open('/dev/null', os.O_RDONLY) for _ in range(1100)]\n"
+        "assert max(filler) > 1023\n"
+        "from components.capture import capture\n"
+        "out = io.StringIO()\n"
+        "with capture(out, io.StringIO()):\n"
+        "    r, w = os.pipe(); assert r > 1023; os.close(r); os.close(w)\n"
+        "    os.write(1, b'high fds\\n')\n"
+        "print(repr(out.getvalue()))\n"
+    )
+    done = run_python(code, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().strip() == repr("high fds\n")
+
+
+def test_a_target_that_raises_does_not_stop_the_pump_and_is_reported():
+    code = (
+        "import os, io, warnings\n"
+        "from components.capture import capture\n"
+        "class Exploding(io.StringIO):\n"
+        "    def write(self, s): raise OSError('target broke')\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    with capture(Exploding(), io.StringIO()):\n"
+        "        os.write(1, b'y' * (1 << 20))  # would block forever if the pump had died\n"
+        "os.write(2, ('\\n'.join(str(w.message) for w in caught) + '\\n').encode())\n"
+    )
+    done = run_python(code, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"y" * (1 << 20), "nothing lost: it went to the original fd"
+    assert "target broke" in done.stderr.decode() and "capture()" in done.stderr.decode()
+
+
+def test_two_threads_do_not_corrupt_each_others_fds():
+    import threading
+
+    before = fd_identity(1), fd_identity(2)
+    fds_before = open_fds()
+    results = {}
+    start = threading.Barrier(2)
+
+    def worker(name):
+        out = io.StringIO()
+        start.wait()
+        for _ in range(20):
+            with capture(out, io.StringIO()):
+                os.write(1, f"{name}\n".encode())
+        results[name] = out.getvalue()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == {"a": "a\n" * 20, "b": "b\n" * 20}
+    assert (fd_identity(1), fd_identity(2)) == before
+    assert open_fds() == fds_before
+
+
+def test_a_child_that_keeps_the_pipe_open_does_not_stall_the_block_or_leak_fds():
+    code = (
+        "import os, io, subprocess, sys, time\n"
+        "from components.capture import capture\n"
+        "def fds(): return sorted(os.listdir('/proc/self/fd'))\n"
+        "before = fds(); out = io.StringIO()\n"
+        "t0 = time.monotonic()\n"
+        "with capture(out, io.StringIO()):\n"
+        "    os.write(1, b'in block\\n')\n"
+        "    child = subprocess.Popen(['sh', '-c', 'sleep 1.5; echo late from child'])\n"
+        "took = time.monotonic() - t0\n"
+        "child.wait()\n"
+        "deadline = time.monotonic() + 5\n"
+        "while fds() != before and time.monotonic() < deadline: time.sleep(0.05)\n"
+        "print(repr(out.getvalue()), took < 1.0, fds() == before, file=sys.stderr)\n"
+    )
+    done = run_python(code, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.decode().strip() == f"{'in block' + chr(10)!r} True True"
+    assert done.stdout == b"late from child\n", "the child's later output goes where it would have gone without capture()"

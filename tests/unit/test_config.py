@@ -64,6 +64,12 @@ def test_gpu_stack_defaults_to_gpu_image():
         ({"passwordSalt": "x"}, "secret", "tfbox:passwordSalt", "8 to 64"),
         ({"gpus": "count=2", "gpuMode": "nvidia-runtime"}, "secret", "tfbox:gpuMode", "indices"),
         ({"logsVolume": "v", "notebooksVolume": "v"}, "secret", "tfbox:logsVolume", "own volume"),
+        ({"shmSize": "64 megs"}, "secret", "tfbox:shmSize", "such as 1g"),
+        ({"shmSize": "4g", "notebookMemory": "4g"}, "secret", "tfbox:shmSize", "counts against the memory limit"),
+        ({"notebookMemory": "64m"}, "secret", "tfbox:notebookMemory", "at least 512m"),
+        ({"notebookCpus": "two"}, "secret", "tfbox:notebookCpus", "such as 4 or 1.5"),
+        ({"notebookCpus": "0.05"}, "secret", "tfbox:notebookCpus", "replace the notebook on every up"),
+        ({"notebookUlimits": "memlock=unlimited"}, "secret", "tfbox:notebookUlimits", "memlock=-1,stack=67108864"),
     ],
 )
 def test_each_bad_input_names_key_and_fix(raw, password, key, words):
@@ -92,6 +98,15 @@ def test_engine_strings_and_yaml_types_parse_alike():
     as_strings = parse({"notebookPort": "9999", "keepVolumes": "false", "gpus": "0,1"})
     as_yaml = parse({"notebookPort": 9999, "keepVolumes": False, "gpus": [0, 1]})
     assert as_strings == as_yaml
+
+
+def test_notebook_resources_from_yaml_numbers_and_engine_strings():
+    as_yaml = parse({"notebookCpus": 1.5, "notebookMemory": 8589934592, "shmSize": "2g"}).notebook_resources
+    as_strings = parse({"notebookCpus": "1.5", "notebookMemory": "8g", "shmSize": "2048m"}).notebook_resources
+    assert as_yaml == as_strings
+    assert (as_yaml.nano_cpus, as_yaml.memory_bytes, as_yaml.shm_bytes) == (1_500_000_000, 8 << 30, 2 << 30)
+    assert parse().notebook_resources.shm_bytes == 1 << 30 and parse().notebook_resources.ulimits == ()
+    assert [str(u) for u in parse({"gpus": "0"}).notebook_resources.ulimits] == ["memlock=-1", "stack=67108864"]
 
 
 def test_moving_tag_on_gpus_warns():

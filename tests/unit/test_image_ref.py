@@ -35,3 +35,14 @@ def test_cpu_only_tags():
     assert not parse_image_ref("tensorflow/tensorflow:latest-gpu-jupyter").cpu_only
     assert parse_image_ref("127.0.0.1:5000/tensorflow/tensorflow:latest-jupyter").cpu_only
     assert not parse_image_ref("nvcr.io/nvidia/tensorflow:24.01-tf2-py3").cpu_only
+
+
+@pytest.mark.parametrize("text", ["UPPER/case", "Tensorflow/tensorflow:latest-jupyter", "Me/lab@" + DIGEST, "LOCALHOST/lab"])
+def test_capitals_in_the_repository_path_are_refused_with_the_lower_case_spelling(text):
+    with pytest.raises(ImageRefError, match="lower case") as e:
+        parse_image_ref(text)
+    assert text.split("/")[0].lower() + "/" in str(e.value)
+
+
+def test_capitals_in_a_registry_domain_are_fine():
+    assert parse_image_ref("Registry.Example.com:5000/team/lab:1").repository == "Registry.Example.com:5000/team/lab"

@@ -56,6 +56,7 @@ def container(
         "labels": [{"label": k, "value": v} for k, v in sorted(label_map.items())],
         "ports": ports if ports is not None else [{"internal": 8888, "external": 8888, "ip": "0.0.0.0", "protocol": "tcp"}],
         "uploads": uploads if uploads is not None else [{"file": rules.JUPYTER_CONFIG_PATH, "content": jupyter_config()}],
+        "securityOpts": ["no-new-privileges"],
         **props,
     }
 
@@ -128,7 +129,15 @@ def test_host_network_counts_as_public() -> None:
     assert rules.check_public_notebook_password(rules.CONTAINER, props)
 
 
-@pytest.mark.parametrize("ip", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+@pytest.mark.parametrize("ip", ["localhost", "LOCALHOST", "gpu-box", "[::1]", " 127.0.0.1"])
+def test_a_bind_docker_cannot_parse_counts_as_public(ip: str) -> None:
+    """Docker 20-28 publishes on 0.0.0.0 when it cannot parse the host IP: `localhost` is not loopback."""
+    props = container(ports=[{"internal": 8888, "external": 8888, "ip": ip}], uploads=[])
+    assert rules.check_public_notebook_password(rules.CONTAINER, props)
+    assert rules.check_tensorboard_loopback(rules.CONTAINER, tensorboard(ip))
+
+
+@pytest.mark.parametrize("ip", ["127.0.0.1", "127.0.0.2", "::1"])
 def test_loopback_notebook_is_not_public(ip: str) -> None:
     props = container(ports=[{"internal": 8888, "external": 8888, "ip": ip}], uploads=[])
     assert rules.check_public_notebook_password(rules.CONTAINER, props) == []
@@ -143,11 +152,15 @@ def test_public_notebook_with_password_passes() -> None:
 # --- tensorboard-loopback-unless-public -----------------------------------------------------------
 
 
+TENSORBOARD_HARDENING: dict[str, Any] = {"user": "65534:65534", "readOnly": True, "capabilities": {"drops": ["ALL"]}}
+
+
 def tensorboard(ip: str | None, public: str = "false") -> dict[str, Any]:
     port: dict[str, Any] = {"internal": 6006, "external": 6006}
     if ip is not None:
         port["ip"] = ip
-    return container(name=TENSORBOARD, role="tensorboard", ports=[port], uploads=[], extra_labels={rules.TENSORBOARD_PUBLIC_LABEL: public})
+    return container(name=TENSORBOARD, role="tensorboard", ports=[port], uploads=[], extra_labels={rules.TENSORBOARD_PUBLIC_LABEL: public},
+                     **TENSORBOARD_HARDENING)
 
 
 @pytest.mark.parametrize("ip", ["0.0.0.0", None, "10.0.0.5"])
@@ -184,6 +197,33 @@ def test_exec_mode_tensorboard_port_on_the_notebook_is_checked() -> None:
 
 def test_public_notebook_port_alone_is_not_tensorboard() -> None:
     assert rules.check_tensorboard_loopback(rules.CONTAINER, container()) == []
+
+
+# --- containers-hardened --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["notebook", "tensorboard", "gpu-check"])
+def test_container_without_no_new_privileges_is_refused(role: str) -> None:
+    props = {**(tensorboard("127.0.0.1") if role == "tensorboard" else container(role=role)), "securityOpts": []}
+    messages = rules.check_container_hardening(rules.CONTAINER, props)
+    assert len(messages) == 1 and "no-new-privileges" in messages[0]
+    props["securityOpts"] = ["no-new-privileges:true"]  # Docker's other spelling
+    assert rules.check_container_hardening(rules.CONTAINER, props) == []
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"user": None}, "a non-root user"), ({"user": "0:0"}, "a non-root user"), ({"user": "root"}, "a non-root user"),
+    ({"readOnly": False}, "a read-only root filesystem"), ({"capabilities": {"drops": ["NET_RAW"]}}, "all capabilities dropped"),
+])
+def test_tensorboard_must_stay_unprivileged(change: dict[str, Any], named: str) -> None:
+    assert rules.check_container_hardening(rules.CONTAINER, tensorboard("127.0.0.1")) == []
+    messages = rules.check_container_hardening(rules.CONTAINER, {**tensorboard("127.0.0.1"), **change})
+    assert len(messages) == 1 and named in messages[0]
+
+
+def test_hardening_rule_ignores_other_containers() -> None:
+    assert rules.check_container_hardening(rules.CONTAINER, container(role=None, securityOpts=[])) == []
+    assert rules.check_container_hardening(rules.VOLUME, volume()) == []
 
 
 # --- notebooks-volume-survives-destroy ------------------------------------------------------------
@@ -444,6 +484,7 @@ docker.Container(
     name="tfbox-bad-notebook",
     image="tensorflow/tensorflow:latest-jupyter",
     labels=[docker.ContainerLabelArgs(label="tfbox.role", value="notebook")],
+    security_opts=["no-new-privileges"],
     ports=[docker.ContainerPortArgs(internal=8888, external=8888, ip=None if not secure else ip),
            docker.ContainerPortArgs(internal=6006, external=6006, ip=ip)],
     uploads=[docker.ContainerUploadArgs(file="/etc/jupyter/jupyter_server_config.json", content=config)] if secure else None,

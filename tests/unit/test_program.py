@@ -1,10 +1,11 @@
 """The whole program under Pulumi's mocks: exactly what each stack asks Docker for."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from components.capture import __doc__ as capture_doc
+import components.capture
 from components.commands import CAPTURE_STARTUP_PATH, JUPYTER_CONFIG_PATH
 from components.password import check_password
 from tests.unit.program import Recorder, is_secret_value, run_program, stack_config
@@ -74,10 +75,32 @@ def test_dev_notebook_container_inputs():
     assert nb["destroyGraceSeconds"] == 30
     assert nb["healthcheck"]["tests"][:3] == ["CMD", "python3", "-c"]
     assert "http://127.0.0.1:8888/api" in nb["healthcheck"]["tests"][3]
-    assert "gpus" not in nb and "deviceRequests" not in nb and "runtime" not in nb and "envs" not in nb
+    assert "gpus" not in nb and "deviceRequests" not in nb and "runtime" not in nb
+    assert nb["envs"] == ["TF_CPP_MIN_LOG_LEVEL=2"], "TensorFlow's import-time C++ info/warnings are quiet by default"
     assert labels(nb) == {"tfbox.project": "tfbox", "tfbox.stack": "dev", "tfbox.role": "notebook"}
     assert "jupyter notebook --notebook-dir=/tf" in nb["command"][2]
     assert rec.opts(CONTAINER, "notebook").delete_before_replace is True
+
+
+def test_dev_notebook_is_hardened_and_sized_for_tensorflow():
+    rec, _ = run()
+    nb = rec.one(CONTAINER, "notebook").inputs
+    assert nb["securityOpts"] == ["no-new-privileges"]
+    assert nb["init"] is True, "an init process reaps the zombies kernels leave"
+    assert sorted(nb["capabilities"]["drops"]) == ["CAP_AUDIT_WRITE", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SYS_CHROOT"]
+    assert "user" not in nb and "readOnly" not in nb  # root in /tf: see the README's Hardening part
+    assert nb["logDriver"] == "json-file" and nb["logOpts"] == {"max-size": "10m", "max-file": "3"}
+    assert nb["shmSize"] == 1024, "1 GiB, in the MiB the provider reads back"
+    assert "ulimits" not in nb, "NVIDIA's ulimits are for GPU stacks"
+    assert "memory" not in nb and "memorySwap" not in nb and "cpus" not in nb
+
+
+def test_memory_and_cpu_limits_are_spelled_as_the_provider_reads_them_back():
+    rec, _ = run(notebookMemory="16g", notebookCpus="2", shmSize="2g", notebookUlimits="nofile=4096:8192")
+    nb = rec.one(CONTAINER, "notebook").inputs
+    assert (nb["memory"], nb["memorySwap"], nb["shmSize"]) == (16384, -1, 2048)
+    assert nb["cpus"] == "2.0"
+    assert nb["ulimits"] == [{"name": "nofile", "soft": 4096, "hard": 8192}]
 
 
 def test_password_reaches_jupyter_only_as_a_salted_hash():
@@ -87,7 +110,7 @@ def test_password_reaches_jupyter_only_as_a_salted_hash():
     hashed = settings["PasswordIdentityProvider"]["hashed_password"]
     assert check_password(hashed, PASSWORD) and PASSWORD not in hashed
     assert settings["IdentityProvider"]["token"] == ""
-    assert capture_doc and "def capture" in files[CAPTURE_STARTUP_PATH]
+    assert files[CAPTURE_STARTUP_PATH] == Path(components.capture.__file__).read_text(), "the capture() startup file"
     # the recipe's PASSWORD env var is ignored by current images and visible in docker inspect
     assert not any("PASSWORD" in e for e in nb.get("envs", []))
 
@@ -150,6 +173,11 @@ def test_tensorboard_sidecar_inputs():
     assert labels(tb)["tfbox.tensorboard-public"] == "false"
     assert rec.opts(CONTAINER, "tensorboard").delete_before_replace is True
     assert not rec.opts(CONTAINER, "tensorboard").depends_on
+    # unprivileged, read-only, no capabilities: it only serves the logs
+    assert tb["user"] == "65534:65534" and tb["readOnly"] is True
+    assert tb["tmpfs"] == {"/tmp": "rw,noexec,nosuid,nodev,size=64m"}
+    assert tb["capabilities"] == {"drops": ["ALL"]} and tb["securityOpts"] == ["no-new-privileges"]
+    assert "shmSize" not in tb and "init" not in tb
 
 
 def test_running_twice_gives_identical_inputs():
@@ -196,6 +224,8 @@ def test_gpu_box_stack():
     assert check["deviceRequests"] == nb["deviceRequests"] and check["image"] == nb["image"]
     assert check["command"] == ["nvidia-smi", "-L"]
     assert check["mustRun"] is False and check["attach"] is True and check["logs"] is True
+    assert check["securityOpts"] == ["no-new-privileges"]
+    assert nb["ulimits"] == [{"name": "memlock", "soft": -1, "hard": -1}, {"name": "stack", "soft": 67108864, "hard": 67108864}]
     assert labels(nb)["tfbox.gpu-check"] == "passed"
     assert outputs["gpus"] == "0,1"
     assert outputs["gpuCheck"].startswith("GPU 0: NVIDIA H200")
@@ -263,6 +293,19 @@ def test_failed_gpu_check_says_how_to_reproduce_it_by_hand():
         verdict(parse_gpus("0,1"), "device-requests", 9, "")
     with pytest.raises(GpuCheckFailed, match="--runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=0,1"):
         verdict(parse_gpus("0,1"), "nvidia-runtime", 9, "")
+
+
+def test_localhost_binds_reach_docker_as_127_0_0_1():
+    """Docker turns a host IP it cannot parse (`localhost`) into 0.0.0.0: the program hands it the IP."""
+    rec, _ = run(notebookBind="localhost", tensorboardBind="LOCALHOST")
+    for name in ("notebook", "tensorboard"):
+        ports = rec.one(CONTAINER, name).inputs["ports"]
+        assert [p["ip"] for p in ports] == ["127.0.0.1"], name
+
+
+def test_tf_log_level_reaches_the_notebook_env():
+    rec, _ = run(tfLogLevel="0")
+    assert "TF_CPP_MIN_LOG_LEVEL=0" in rec.one(CONTAINER, "notebook").inputs["envs"]
 
 
 def test_each_stack_gets_its_own_network_and_its_containers_only_that():
