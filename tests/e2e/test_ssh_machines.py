@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.e2e.boxes import NO_DOCKER_USER, Box, SshClient, keygen, restart_docker, stop_docker
-from tests.e2e.harness import Docker, Jupyter, Project, Stack, change_summary, free_port, http_get, wait_http
+from tests.e2e.harness import Docker, Jupyter, Project, Stack, change_summary, free_port, gpu_ulimits_here, http_get, wait_http
 
 STACKS = ("ssh-a", "ssh-b")
 OTHER = "ssh-a-other"  # a second stack on box a: the isolation test
@@ -48,7 +48,8 @@ def machines(project: Project, ssh_boxes: tuple[list[Box], SshClient], gpu_image
         made = project.run("make", "machine", f"NAME={name}", f"HOST={box.ssh_host()}", env={"TFBOX_PASSWORD": password})
         path = project.dir / f"Pulumi.{name}.yaml"
         doc = yaml.safe_load(path.read_text())
-        doc["config"].update({"tfbox:image": gpu_image, "docker:sshOpts": client.ssh_opts})
+        # ...and, where this machine's daemons cannot raise memlock, what the README's troubleshooting says
+        doc["config"].update({"tfbox:image": gpu_image, "docker:sshOpts": client.ssh_opts, **gpu_ulimits_here()})
         path.write_text(yaml.safe_dump(doc))
         out[name] = SimpleNamespace(stack=Stack(project, name), box=box, made=made, nb=f"http://{box.ip}:8888")
     yield out
