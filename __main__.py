@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pulumi
 from pulumi.runtime.config import get_config, get_config_env, is_config_secret
 
+from components import ssh
 from components.config import (
     DOCKER_TLS_KEYS,
     KEYS,
@@ -54,6 +56,21 @@ def docker_provider() -> tuple[str | None, bool]:
     return host, tls
 
 
+def check_ssh_host(host: str | None) -> None:
+    """An `ssh://` Docker host is tried (key login, strict host key, short timeout) before anything is
+    declared, so an unreachable box, an unknown host key or missing Docker rights give one line with the fix."""
+    if not host or not host.startswith("ssh://"):
+        return
+    raw_opts = get_config("docker:sshOpts")
+    try:
+        opts: object = json.loads(raw_opts) if raw_opts else None
+    except ValueError:
+        opts = raw_opts
+    problem = ssh.preflight(host, ssh.ssh_opts_from(opts))
+    if problem:
+        raise pulumi.RunError(problem)
+
+
 def main() -> None:
     raw, password_state = read_config()
     stack, project = pulumi.get_stack(), pulumi.get_project()
@@ -71,6 +88,7 @@ def main() -> None:
         raise pulumi.RunError(str(e)) from None
     for warning in cfg.warnings:
         pulumi.log.warn(warning)
+    check_ssh_host(docker_host)
 
     tls_key = pulumi.Config(NAMESPACE).require_secret("tlsKey") if cfg.tls else None
     lab = Lab("lab", LabArgs(config=cfg, password=pulumi.Config(NAMESPACE).require_secret("password"), tls_key=tls_key))

@@ -85,6 +85,7 @@ class GpuCheck(pulumi.ComponentResource):
             envs=list(args.gpu.envs) or None,
             device_requests=device_requests(args.gpu),
             runtime=args.gpu.runtime,
+            network_mode="none",  # nvidia-smi needs no network, and nothing else may reach this container
             must_run=False,  # it exits by design; refresh must not delete it for that
             attach=True,
             logs=True,

@@ -12,6 +12,7 @@ from components.gpu_check import GpuCheck, GpuCheckArgs
 from components.gpus import container_gpu_settings
 from components.hardening import notebook_hardening
 from components.image import Image, ImageArgs
+from components.network import Network, NetworkArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding
 from components.password import hash_password
 from components.ready import Ready, ReadyArgs
@@ -51,6 +52,7 @@ class Lab(pulumi.ComponentResource):
         ), child)
         image = Image("image", ImageArgs(str(cfg.image), cfg.keep_image, cfg.image_track_registry), child)
         gpu = container_gpu_settings(cfg.gpus, cfg.gpu_mode)
+        network = Network("network", NetworkArgs(name=cfg.container_name("net"), labels=cfg.labels("network")), child)
 
         gate: pulumi.Output[str] | None = None
         self.gpu_check_output = None
@@ -79,7 +81,7 @@ class Lab(pulumi.ComponentResource):
             jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, tls=cfg.tls),
             gpu=gpu, ports=ports, notebooks_type=storage.notebooks_type, notebooks_source=storage.notebooks_source,
             logs_source=storage.logs_source, logs_dir=cfg.logs_dir, tensorboard_inside=tb_inside,
-            labels=notebook_labels, gate=gate, hardening=notebook_hardening(cfg.notebook_resources),
+            labels=notebook_labels, gate=gate, network=network.name, hardening=notebook_hardening(cfg.notebook_resources),
             tls_cert=cfg.tls_cert, tls_key=args.tls_key,
             # TensorFlow's import-time C++ info/warnings read as errors in a cell; tfbox:tfLogLevel sets how many show
             envs=[f"TF_CPP_MIN_LOG_LEVEL={cfg.tf_log_level}"],
@@ -92,6 +94,7 @@ class Lab(pulumi.ComponentResource):
                 container_name=cfg.container_name("tensorboard"), image_id=image.image_id, port=tb_port,
                 logs_source=storage.logs_source, logs_dir=cfg.logs_dir,
                 labels={**cfg.labels("tensorboard"), "tfbox.tensorboard-public": str(cfg.tensorboard_public).lower()},
+                network=network.name,
             ), child)
 
         # `up` returns when both answer (components.ready), re-checked whenever either container is new

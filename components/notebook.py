@@ -50,6 +50,7 @@ class NotebookArgs:
     gate: pulumi.Input[str] | None = None  # e.g. the GPU check's verdict: no notebook before it passes
     tls_cert: str = ""  # PEM: serve HTTPS with it (the config then names the uploaded files)
     tls_key: pulumi.Input[str] | None = None  # secret: the certificate's private key
+    network: pulumi.Input[str] | None = None  # the stack's own network (components.network); None: Docker's default bridge
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -118,6 +119,8 @@ class Notebook(pulumi.ComponentResource):
             envs=[*args.envs, *args.gpu.envs] or None,
             device_requests=device_requests(args.gpu),
             runtime=args.gpu.runtime,
+            # on the stack's network only, never on the default bridge (read back as given: no diff)
+            network_mode=args.network,
             ports=container_ports(args.ports),
             mounts=[
                 docker.ContainerMountArgs(target=commands.NOTEBOOK_DIR, type=args.notebooks_type, source=args.notebooks_source),

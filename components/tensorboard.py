@@ -26,6 +26,7 @@ class TensorBoardArgs:
     logs_source: pulumi.Input[str]
     logs_dir: str
     labels: dict[str, str]
+    network: pulumi.Input[str] | None = None  # the stack's own network (components.network)
 
 
 class TensorBoard(pulumi.ComponentResource):
@@ -38,6 +39,7 @@ class TensorBoard(pulumi.ComponentResource):
             name=args.container_name,
             image=args.image_id,
             command=commands.tensorboard_command(args.logs_dir),
+            network_mode=args.network,  # the stack's network only, so other stacks' containers cannot reach it
             ports=container_ports([args.port]),
             mounts=[docker.ContainerMountArgs(target=args.logs_dir, type="volume", source=args.logs_source, read_only=True)],
             # for `docker ps` and monitoring; `up` waits on components.ready (see notebook.py)

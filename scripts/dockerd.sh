@@ -16,14 +16,20 @@
 #   scripts/dockerd.sh status NAME  exit 0 if it answers
 # Everything lives under ${TFBOX_RUN:-/tmp/tfbox-run}/NAME/ (keep it short: unix
 # socket paths are limited to ~100 chars). Each daemon has its own bridge
-# (tfb-<hash>, 10.213.N.1/24) and address pool; iptables are off, published ports
+# (tfb-<hash>, 10.213.N.1/24) and address pool; iptables are off (unless TFBOX_NETNS), published ports
 # go through docker-proxy on the host, so 127.0.0.1:PORT answers from the host.
-# Environment: TFBOX_RUN, TFBOX_DOCKERD_TIMEOUT (seconds to wait, default 60).
+# Environment: TFBOX_RUN, TFBOX_DOCKERD_TIMEOUT (seconds to wait, default 60),
+#   TFBOX_NETNS: run the daemon inside that (existing) network namespace, with its bridge there and
+#     iptables ON (Docker's inter-network isolation needs them; they change only that namespace's
+#     tables). scripts/box.sh uses it for the SSH "boxes".
+#   TFBOX_DOCKERD_GROUP: the group that owns the daemon's socket (who may use it; default docker).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RUN_BASE=${TFBOX_RUN:-/tmp/tfbox-run}
 TIMEOUT=${TFBOX_DOCKERD_TIMEOUT:-60}
+NETNS=${TFBOX_NETNS:-}
+SOCK_GROUP=${TFBOX_DOCKERD_GROUP:-}
 
 die() { echo "dockerd.sh: $*" >&2; exit 1; }
 usage() { awk '/^# Usage:/ { on = 1 } /^set -euo/ { on = 0 } on' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -40,6 +46,11 @@ LOG=$D/dockerd.log
 # Bridge names are limited to 15 chars.
 BRIDGE=tfb-$(printf '%s' "$D" | sha256sum | cut -c1-10)
 [ ${#SOCK} -lt 100 ] || die "socket path too long (${#SOCK} chars): $SOCK; set a shorter TFBOX_RUN"
+
+# `ip` on the host, or inside the daemon's network namespace.
+nsip() {
+  if [ -n "$NETNS" ]; then ip -n "$NETNS" "$@"; else ip "$@"; fi
+}
 
 daemon_pid() {
   local pid
@@ -58,25 +69,28 @@ answers() {
 # A remembered N that another bridge took while this daemon was stopped is chosen again.
 # Callers hold the machine-wide lock (see start), so two daemons starting at once,
 # even under different RUN_BASEs, never pick the same N.
-# The address list is read whole first: with pipefail, `ip ... | grep -q` fails when grep exits early and
-# ip gets SIGPIPE, which made a taken subnet look free.
+# (grep reads a captured listing, never a pipe from `ip`: with pipefail, `ip | grep -q` fails
+# when grep exits first and ip gets SIGPIPE, which read as "free" and gave two bridges one subnet)
+addresses() { nsip -4 -o addr show; }
+
 subnet_taken_elsewhere() {
-  local addrs
-  addrs=$(ip -4 -o addr show)
-  grep " 10\.213\.$1\.1/" <<<"$addrs" | grep -v " $BRIDGE " >/dev/null
+  local all
+  all=$(addresses)
+  grep " 10\.213\.$1\.1/" <<<"$all" | grep -v " $BRIDGE " >/dev/null
 }
 
 subnet_index() {
-  local used n
+  local used n all
   if [ -s "$D/subnet" ]; then
     n=$(cat "$D/subnet")
     if ! subnet_taken_elsewhere "$n"; then echo "$n"; return; fi
     rm -f "$D/subnet"
   fi
   used=$(cat "$RUN_BASE"/*/subnet 2>/dev/null || true)
+  all=$(addresses)
   for n in $(seq 1 254); do
     grep -qx "$n" <<<"$used" && continue
-    grep -q " 10\.213\.$n\." <<<"$(ip -4 -o addr show)" && continue
+    grep -q " 10\.213\.$n\." <<<"$all" && continue
     echo "$n" > "$D/subnet"
     echo "$n"
     return
@@ -86,17 +100,19 @@ subnet_index() {
 
 setup_bridge() {
   local n=$1
-  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
-    ip link add name "$BRIDGE" type bridge || die "cannot create bridge $BRIDGE (need root)"
+  if ! nsip link show "$BRIDGE" >/dev/null 2>&1; then
+    nsip link add name "$BRIDGE" type bridge || die "cannot create bridge $BRIDGE (need root)"
   fi
   if subnet_taken_elsewhere "$n"; then
     die "10.213.$n.1 (remembered in $D/subnet) is taken by another interface; purge $NAME or free it"
   fi
-  if ! ip -4 -o addr show dev "$BRIDGE" | grep -q " 10\.213\.$n\.1/24"; then
-    ip addr flush dev "$BRIDGE"
-    ip addr add "10.213.$n.1/24" dev "$BRIDGE"
+  local mine
+  mine=$(nsip -4 -o addr show dev "$BRIDGE")
+  if ! grep -q " 10\.213\.$n\.1/24" <<<"$mine"; then
+    nsip addr flush dev "$BRIDGE"
+    nsip addr add "10.213.$n.1/24" dev "$BRIDGE"
   fi
-  ip link set "$BRIDGE" up
+  nsip link set "$BRIDGE" up
 }
 
 install_standins() {
@@ -150,17 +166,21 @@ cmd_start() {
   install_standins
   write_config "$n"
   mkdir -p "$D/data" "$D/exec"
+  # Outside a namespace of its own the daemon must leave the host's firewall alone; inside one,
+  # iptables on as on a real host (published ports, masquerading, isolation between networks).
+  local net_flags=(--iptables=false --ip-masq=false) wrap=()
+  if [ -n "$NETNS" ]; then net_flags=(--iptables=true --ip-masq=true); wrap=(nsenter "--net=/run/netns/$NETNS"); fi
+  [ -z "$SOCK_GROUP" ] || net_flags+=(--group "$SOCK_GROUP")
   # The stand-in hook must be on the daemon's PATH when it starts.
   PATH="$D/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    setsid dockerd \
+    setsid "${wrap[@]}" dockerd \
       --config-file "$D/daemon.json" \
       --host "unix://$SOCK" \
       --data-root "$D/data" \
       --exec-root "$D/exec" \
       --pidfile "$PIDFILE" \
       --bridge "$BRIDGE" \
-      --iptables=false \
-      --ip-masq=false \
+      "${net_flags[@]}" \
       --cgroup-parent "tfbox-$NAME" \
       --storage-driver overlay2 \
       </dev/null >>"$LOG" 2>&1 8>&- 9>&- &
@@ -198,7 +218,7 @@ stop_daemon() {
   # Leftovers of this daemon only: processes whose command line names our exec-root.
   for pid in $(pgrep -f -- "$D/exec/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
   rm -f "$PIDFILE" "$SOCK"
-  if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link del "$BRIDGE" 2>/dev/null || true; fi
+  if nsip link show "$BRIDGE" >/dev/null 2>&1; then nsip link del "$BRIDGE" 2>/dev/null || true; fi
 }
 
 unmount_all() {

@@ -5,7 +5,8 @@
 # scripts/dockerd.sh, scripts/registry.sh and scripts/tf-image.sh need a Docker
 # daemon (Debian's docker.io: dockerd, containerd, runc, docker-proxy), Debian's
 # docker-registry, debootstrap, busybox-static, iptables/iproute2, zstd, curl and a
-# docker CLI. Installs with apt only what is missing; runs `apt-get update` only
+# docker CLI; scripts/box.sh (the SSH boxes) needs openssh-server and -client, socat,
+# nsenter. Installs with apt only what is missing; runs `apt-get update` only
 # then. Quiet on success. Needs root (or sudo).
 set -euo pipefail
 
@@ -30,6 +31,11 @@ declare -A NEED=(
   [chromedriver]=chromium-driver
   [pgrep]=procps
   [chroot]=coreutils
+  [nsenter]=util-linux
+  [sshd]=openssh-server
+  [ssh]=openssh-client
+  [ssh-keygen]=openssh-client
+  [socat]=socat
 )
 
 missing=()

@@ -33,6 +33,12 @@ export TFBOX_RUN=${TFBOX_RUN:-/tmp/tfbox-run}
 started=()
 cleanup() {
   local status=$?
+  # SSH boxes (scripts/box.sh) the tests started and did not purge, e.g. after Ctrl-C
+  local box
+  for box in "$TFBOX_RUN"/box-*/box; do
+    [[ -d $box ]] || continue
+    box=${box%/box}; scripts/box.sh purge "${box##*/box-}" >/dev/null 2>&1 || true
+  done
   for item in "${started[@]}"; do
     case $item in
       registry) scripts/registry.sh purge >/dev/null 2>&1 || true ;;

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.boxes import Box, SshClient, start_boxes, stop_boxes
 from tests.e2e.harness import ROOT, Docker, Project
 
 READY = os.environ.get("TFBOX_E2E") == "1"
@@ -101,6 +102,16 @@ def docker_b() -> Iterator[Docker]:
     docker = start_daemon("e2e-b")
     yield docker
     stop_daemon("e2e-b")
+
+
+@pytest.fixture(scope="module")
+def ssh_boxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Box], SshClient]]:
+    """Two SSH boxes (scripts/box.sh: own address, dockerd with iptables, sshd on :22) and one client
+    (key, known_hosts, ssh_config) for both; stacks use `box.ssh_host()` and `client.ssh_opts` as
+    `docker:host` and `docker:sshOpts`. Purged after the module (tests/e2e/boxes.py has the API)."""
+    boxes, client = start_boxes(["ssh-a", "ssh-b"], tmp_path_factory.mktemp("ssh"))
+    yield boxes, client
+    stop_boxes(boxes)
 
 
 @pytest.fixture(scope="session")

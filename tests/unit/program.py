@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from components import ssh
 from components.tls import generate_self_signed, subject_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,8 @@ class Recorder(pulumi.runtime.Mocks):
         self.output_secret: dict[str, bool] = {}
         self.gpu_check_result: tuple[int, str] = (0, GPU_LIST)
         self.ready_result: tuple[int, str] = (0, "ready\n")
+        self.ssh_probes: list[list[str]] = []  # the ssh commands the program ran for an ssh:// docker host
+        self.ssh_probe_result: tuple[int, str] = (0, "")
 
     def transformation(self, args: pulumi.ResourceTransformationArgs) -> None:
         """Records each resource's options as the program gave them (mocks do not see options)."""
@@ -122,14 +125,21 @@ def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[s
     outputs: dict[str, Any] = {}
     secrets: dict[str, Any] = {}
 
+    def fake_probe(cmd: list[str]) -> tuple[int, str]:
+        recorder.ssh_probes.append(cmd)
+        return recorder.ssh_probe_result
+
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def _run() -> pulumi.Output[Any]:
         pulumi.runtime.register_stack_transformation(recorder.transformation)
         cwd = os.getcwd()
         os.chdir(ROOT)
+        real_probe = ssh.run_probe
+        ssh.run_probe = fake_probe  # no ssh from unit tests: the probe's answer is the recorder's
         try:
             runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
         finally:
+            ssh.run_probe = real_probe
             os.chdir(cwd)
         stack_resource = pulumi.runtime.settings.get_root_resource()
         exported = stack_resource.outputs if stack_resource is not None else {}  # type: ignore[attr-defined]

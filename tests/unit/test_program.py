@@ -14,6 +14,7 @@ from tests.unit.program import TLS, Recorder, is_secret_value, run_program, stac
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
 IMAGE = "docker:index/remoteImage:RemoteImage"
+NETWORK = "docker:index/network:Network"
 IMAGE_ID = "sha256:" + "ab" * 32
 PASSWORD = "correct horse battery staple"
 
@@ -45,6 +46,7 @@ def test_dev_stack_declares_exactly_these_resources():
     assert sorted((r.type, r.name) for r in rec.resources) == sorted([
         ("tfbox:index:Lab", "lab"), ("tfbox:index:Storage", "storage"), ("tfbox:index:Image", "image"),
         ("tfbox:index:Notebook", "notebook"), ("tfbox:index:TensorBoard", "tensorboard"),
+        ("tfbox:index:Network", "network"), (NETWORK, "network"),
         (VOLUME, "notebooks"), (VOLUME, "logs"), (IMAGE, "image"), (CONTAINER, "notebook"), (CONTAINER, "tensorboard"),
         ("tfbox:index:Ready", "ready"), (CONTAINER, "ready"),
     ])
@@ -187,7 +189,7 @@ def test_running_twice_gives_identical_inputs():
     second, out2 = run("gpu-box")
     # registration order is asynchronous; what matters is each resource's inputs
     assert {(r.type, r.name): r.inputs for r in first.resources} == {(r.type, r.name): r.inputs for r in second.resources}
-    assert len(first.resources) == len(second.resources) == 14
+    assert len(first.resources) == len(second.resources) == 16
     assert out1 == out2
 
 
@@ -379,3 +381,33 @@ def test_dev_stack_stays_plain_http_on_loopback():
     assert outputs["notebookUrl"] == "http://127.0.0.1:8888/"
     settings, files = jupyter_settings(rec.one(CONTAINER, "notebook"))
     assert "certfile" not in settings["ServerApp"] and TLS_KEY_PATH not in files
+def test_each_stack_gets_its_own_network_and_its_containers_only_that():
+    rec, _ = run("gpu-box")
+    net = rec.one(NETWORK, "network").inputs
+    assert net["name"] == "tfbox-gpu-box-net" and net["driver"] == "bridge"
+    assert labels(net) == {"tfbox.project": "tfbox", "tfbox.stack": "gpu-box", "tfbox.role": "network"}
+    assert rec.parents[f"{NETWORK}::network"] == "network" and rec.parents["tfbox:index:Network::network"] == "lab"
+    for name in ("notebook", "tensorboard"):
+        c = rec.one(CONTAINER, name).inputs
+        assert c["networkMode"] == "tfbox-gpu-box-net", f"{name} must be on the stack's network, not the default bridge"
+        assert "networksAdvanced" not in c
+    assert rec.one(CONTAINER, "gpu-check").inputs["networkMode"] == "none"
+
+
+def test_ssh_host_is_checked_once_strictly_before_anything_is_declared():
+    rec, _ = run("gpu-box")
+    assert len(rec.ssh_probes) == 1
+    cmd = rec.ssh_probes[0]
+    assert cmd[:7] == ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=8"]
+    assert cmd[-8:] == ["-l", "tfbox", "--", "gpu-box", "docker", "version", "--format", "{{.Server.Version}}"]
+    dev, _ = run()
+    assert dev.ssh_probes == [], "a local socket needs no ssh"
+
+
+def test_ssh_problem_stops_the_program_with_one_line():
+    rec = Recorder()
+    rec.ssh_probe_result = (255, "No ED25519 host key is known for gpu-box and you have requested strict checking.\r\n"
+                                 "Host key verification failed.\r\n")
+    with pytest.raises(Exception, match="host key is not in known_hosts"):
+        run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)
+    assert [r for r in rec.resources if r.type.startswith("docker:")] == []
