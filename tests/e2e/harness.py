@@ -303,20 +303,22 @@ class Stack:
         self.project.pulumi(*self._args("config", "set", "docker:host", host))
 
 
-def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+def http_get(url: str, timeout: float = 10, cert_pem: str | None = None) -> tuple[int, bytes]:
+    """GET a URL; for https give the stack's certificate, the only one trusted then."""
+    context = ssl.create_default_context(cadata=cert_pem) if cert_pem is not None else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
 
 
-def wait_http(url: str, timeout: float = 120) -> tuple[int, bytes]:
+def wait_http(url: str, timeout: float = 120, cert_pem: str | None = None) -> tuple[int, bytes]:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            return http_get(url)
+            return http_get(url, cert_pem=cert_pem)
         except (OSError, urllib.error.URLError) as e:
             last = e
             time.sleep(1)

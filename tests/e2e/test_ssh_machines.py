@@ -51,7 +51,9 @@ def machines(project: Project, ssh_boxes: tuple[list[Box], SshClient], gpu_image
         # ...and, where this machine's daemons cannot raise memlock, what the README's troubleshooting says
         doc["config"].update({"tfbox:image": gpu_image, "docker:sshOpts": client.ssh_opts, **gpu_ulimits_here()})
         path.write_text(yaml.safe_dump(doc))
-        out[name] = SimpleNamespace(stack=Stack(project, name), box=box, made=made, nb=f"http://{box.ip}:8888")
+        # `make machine` made the stack's self-signed certificate: the notebook on the LAN speaks HTTPS
+        cert = doc["config"]["tfbox:tlsCert"]
+        out[name] = SimpleNamespace(stack=Stack(project, name), box=box, made=made, nb=f"https://{box.ip}:8888", cert=cert)
     yield out
     for m in out.values():
         m.stack.destroy(check=False)
@@ -92,8 +94,8 @@ def test_1_make_machine_then_two_ups_over_ssh_at_once(project: Project, machines
         outputs = m.stack.outputs()
         assert outputs["notebookUrl"] == m.nb + "/"
         assert "GPU 0: NVIDIA H200" in outputs["gpuCheck"]  # the box's NVIDIA stand-ins, reached over SSH
-        assert http_get(m.nb + "/api")[0] == 200
-        assert Jupyter(m.nb).login(password)
+        assert http_get(m.nb + "/api", cert_pem=m.cert)[0] == 200
+        assert Jupyter(m.nb, m.cert).login(password)
         # TensorBoard stays on the box's loopback (the template): reachable there, not from the LAN
         assert m.box.inside("curl", "-sf", "http://127.0.0.1:6006/data/logdir").returncode == 0
         with pytest.raises(OSError):
@@ -137,7 +139,7 @@ def test_3_another_stack_on_the_same_box_cannot_reach_this_one(project: Project,
     assert probe(docker, b_nb, a_tb["IPAddress"], 6006) != "open", "stack B's notebook reaches stack A's TensorBoard"
     # A's own parts still work: its notebook reaches its TensorBoard, users log in
     assert probe(docker, "tfbox-ssh-a-notebook", "tfbox-ssh-a-tensorboard", 6006) == "open"
-    assert Jupyter(a.nb).login(password)
+    assert Jupyter(a.nb, a.cert).login(password)
     other.preview("--expect-no-changes")
     other.destroy()
 
@@ -206,7 +208,7 @@ def test_5_docker_not_running_on_the_box(project: Project, machines: dict[str, S
     finally:
         restart_docker(b.box)
     # the lab comes back with the daemon (restart unless-stopped) and still converges
-    wait_http(b.nb + "/api", timeout=180)
+    wait_http(b.nb + "/api", timeout=180, cert_pem=b.cert)
     b.stack.preview("--expect-no-changes")
 
 
@@ -218,6 +220,6 @@ def test_6_destroy_over_ssh_leaves_the_other_box_alone(machines: dict[str, Simpl
     assert {"tfbox-ssh-a-notebooks", "tfbox-ssh-a-logs"} <= set(a.box.docker.snapshot()["volumes"]), "notebooks are kept"
     assert "tfbox-ssh-a-net" not in a.box.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
     assert b.box.docker.snapshot() == b_before
-    assert Jupyter(b.nb).login(password)
+    assert Jupyter(b.nb, b.cert).login(password)
     b.stack.destroy()
     assert tfbox_stacks_on(b.box.docker) == set()
