@@ -76,11 +76,13 @@ def test_1_tensorboard_only_change_does_not_touch_the_notebook(lab: SimpleNamesp
     user_data_is_there(lab)
 
 
-def test_2_gpu_change_replaces_only_the_notebook(lab: SimpleNamespace) -> None:
+def test_2_gpu_change_replaces_only_the_notebook_and_its_ready_check(lab: SimpleNamespace) -> None:
     before_nb, before_tb = started(lab, NB), started(lab, TB)
     lab.stack.set("gpus", "0,1")
     ops = steps(lab.stack.preview_json())
-    assert ops == {"notebook/docker:index/container:Container": "replace"}, ops
+    # the notebook, and the one-shot ready check that waits for every new notebook (nothing of TensorBoard)
+    assert ops == {"notebook/docker:index/container:Container": "replace",
+                   "ready/docker:index/container:Container": "replace"}, ops
     lab.stack.up()
     assert started(lab, NB)[0] != before_nb[0]
     assert started(lab, TB) == before_tb
