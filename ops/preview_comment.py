@@ -24,7 +24,10 @@ FAILURES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("unreachable machine", re.compile(
         r"Cannot connect to the Docker daemon|error during connect|failed to connect to (the )?docker|"
         r"ssh: connect to host|ssh: Could not resolve|Host key verification failed|connection refused|"
-        r"no such host|i/o timeout|dial unix", re.IGNORECASE),
+        r"no such host|i/o timeout|dial unix|"
+        # tfbox's own one-line SSH preflight messages (components/ssh.py classify) for ssh:// machines
+        r"Docker is not running on the box|unreachable over SSH|host key is not in known_hosts|host key has CHANGED|"
+        r"SSH login as '[^']*' was refused|may log in but not use Docker", re.IGNORECASE),
      "the machine's Docker daemon did not answer: check that it runs, that `docker:host` is right and that the runner reaches it"),
     ("invalid configuration", re.compile(r"tfbox configuration has \d+ problem"),
      "the stack's configuration is invalid: each problem below names the key and the fix"),

@@ -40,6 +40,9 @@ def test_changes_and_results() -> None:
     assert changes_text({}) == "none"
     assert classify_error("error: Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?") == "unreachable"
     assert classify_error("ssh: connect to host gpu-box port 22: Connection timed out") == "unreachable"
+    # tfbox's SSH preflight replaces the provider's words with one line (components/ssh.py)
+    assert classify_error("error: docker:host ssh://me@gpu-box: Docker is not running on the box. Start it there") == "unreachable"
+    assert classify_error("error: docker:host ssh://me@gpu-box: the box is unreachable over SSH (no answer)") == "unreachable"
     assert classify_error("  - tfbox:password: is not set. Fix: run ...") == "no password"
     assert classify_error("error: no stack named 'x' found") == "no stack"
     assert classify_error("[mandatory]  public-notebook-requires-password") == "policy violation"

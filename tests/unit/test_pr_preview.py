@@ -73,6 +73,9 @@ def test_failure_comments_name_what_failed_with_the_log_tail() -> None:
     body = render(down)
     assert "preview failed (unreachable machine)" in body and "unix:///tmp/r/e2e-b/docker.sock" in body
     assert "no longer valid" in body  # the earlier diff on the PR must not be trusted
+    ssh_down = classify("box-2", 255, "error: docker:host ssh://tfbox@10.215.2.2:22: Docker is not running on the box. "
+                                      "Start it there: `sudo systemctl start docker`\n")
+    assert ssh_down.reason == "unreachable machine" and "Docker is not running on the box" in render(ssh_down)
     policy = classify("gpu-box", 255, POLICY)
     assert policy.reason == "policy violation" and "public-notebook-requires-password" in render(policy)
     drift = classify("gpu-box", 255, "error: no changes were expected for preview but changes were proposed\n")
