@@ -282,7 +282,7 @@ def parse_config(
         r.add("password", why, f"choose a longer one: `pulumi config set --secret tfbox:password --stack {stack}` "
               "(reads it from stdin; leave it unset on the dev stack and `make up` generates one)")
     salt = r.value("passwordSalt")
-    salt_fix = f"run `pulumi config set tfbox:passwordSalt $(python -m components.password salt) --stack {stack}` (`make up` does it by itself)"
+    salt_fix = f"run `pulumi config set --plaintext tfbox:passwordSalt $(python -m components.password salt) --stack {stack}` (`make up` does it by itself)"
     if not salt and require_salt:
         r.add("passwordSalt", "is not set (the password hash needs a random salt made once per stack)", salt_fix)
     elif salt and not valid_salt(salt):
@@ -379,7 +379,7 @@ def _check_tls(r: _Reader, stack: str, bind: str, key_state: PasswordState | Non
     cert = str(r.value("tlsCert")).strip()
     cert = cert + "\n" if cert else ""  # the engine drops a value's final newline; a PEM file ends with one
     make_tls = f"run `make tls STACK={stack}` (a self-signed certificate kept in the stack config)"
-    own = (f"or give your own: `pulumi config set tfbox:tlsCert --stack {stack} < cert.pem` and "
+    own = (f"or give your own: `pulumi config set --plaintext tfbox:tlsCert --stack {stack} < cert.pem` and "
            f"`pulumi config set --secret tfbox:tlsKey --stack {stack} < key.pem`")
     if key_state == "plaintext":
         r.add("tlsKey", "is stored in plaintext in the stack file",
@@ -398,7 +398,7 @@ def _check_tls(r: _Reader, stack: str, bind: str, key_state: PasswordState | Non
                 r.add(name, text, f"{make_tls}, {own}")
         return cert
     if key_state in ("secret", "plaintext"):
-        r.add("tlsCert", "is not set but tfbox:tlsKey is", f"`pulumi config set tfbox:tlsCert --stack {stack} < cert.pem`, or {make_tls}")
+        r.add("tlsCert", "is not set but tfbox:tlsKey is", f"`pulumi config set --plaintext tfbox:tlsCert --stack {stack} < cert.pem`, or {make_tls}")
     elif key_state == "missing" and not bind_problem(bind) and not is_loopback(bind) and not r.value("allowPlainHttpOnLan"):
         r.add("notebookBind", f"{bind} publishes the notebook beyond this machine over plain HTTP, so the password and "
               "session cookie cross the network in cleartext",

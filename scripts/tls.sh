@@ -25,6 +25,6 @@ trap 'rm -rf "$dir"' EXIT
 PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" "$python" -m components.tls selfsigned --docker-host "${docker_host:-unix:///var/run/docker.sock}" \
   --bind "${bind:-127.0.0.1}" --cert "$dir/cert.pem" --key "$dir/key.pem" | sed 's/^/tls: /'
 # from stdin: the key never shows in `ps`; the certificate is public
-pulumi config set tfbox:tlsCert --stack "$stack" <"$dir/cert.pem"
+pulumi config set --plaintext tfbox:tlsCert --stack "$stack" <"$dir/cert.pem"
 pulumi config set --secret tfbox:tlsKey --stack "$stack" <"$dir/key.pem"
 echo "tls: stack $stack serves HTTPS with it from the next up; pin the fingerprint: pulumi stack output notebookCertSha256 --stack $stack"

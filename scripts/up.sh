@@ -42,7 +42,7 @@ case $action in
 esac
 
 if [[ -n ${TFBOX_IMAGE:-} ]]; then
-  pulumi config set tfbox:image "$TFBOX_IMAGE" --stack "$stack"
+  pulumi config set --plaintext tfbox:image "$TFBOX_IMAGE" --stack "$stack"
 fi
 if ! pulumi config get tfbox:password --stack "$stack" >/dev/null 2>&1; then
   if [[ $stack != dev ]]; then
@@ -54,7 +54,7 @@ if ! pulumi config get tfbox:password --stack "$stack" >/dev/null 2>&1; then
   echo "tfbox: generated a notebook password for the dev stack; read it with: make password" >&2
 fi
 if [[ -z $(pulumi config get tfbox:passwordSalt --stack "$stack" 2>/dev/null) ]]; then
-  pulumi config set tfbox:passwordSalt "$(python -m components.password salt)" --stack "$stack"
+  pulumi config set --plaintext tfbox:passwordSalt "$(python -m components.password salt)" --stack "$stack"
   echo "tfbox: made the password salt of stack $stack (tfbox:passwordSalt, in Pulumi.$stack.yaml)" >&2
 fi
 pulumi up --yes --stack "$stack"

@@ -147,7 +147,7 @@ def test_with_a_cli_it_creates_the_stack_and_sets_the_password_from_stdin(root: 
     assert all("s3cret" not in c for c in calls if c.startswith("ARGS")), "the password never goes on a command line"
     stdin, cert, key = [c for c in calls if c.startswith("STDIN ")]
     # then the self-signed certificate (scripts/tls.sh), the key as a secret, both from stdin
-    assert calls[-4:-2] == ["ARGS config set tfbox:tlsCert --stack box-1", cert]
+    assert calls[-4:-2] == ["ARGS config set --plaintext tfbox:tlsCert --stack box-1", cert]
     assert calls[-2:] == ["ARGS config set --secret tfbox:tlsKey --stack box-1", key]
     assert cert.startswith("STDIN -----BEGIN CERTIFICATE-----") and key.startswith("STDIN -----BEGIN PRIVATE KEY-----")
     assert "PRIVATE KEY" not in done.stdout + done.stderr
