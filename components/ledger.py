@@ -88,9 +88,8 @@ def _overlap(a: list[LedgerGpu], b: list[LedgerGpu]) -> list[LedgerGpu]:
     return [g for g in a if g.key in keys]
 
 
-def _fix(first: Claim, second: Claim) -> str:
-    return ("give each seat GPUs of its own (indices such as 0 and 1, or UUIDs), or set shareGpus: true on "
-            "both seats to share them (each TensorFlow kernel then allocates GPU memory as it grows)")
+SHARE_FIX = ("give each seat GPUs of its own (indices such as 0 and 1, or UUIDs), or set shareGpus: true on "
+             "both seats to share them (each TensorFlow kernel then allocates GPU memory as it grows)")
 
 
 def ledger_problems(mine: Sequence[Claim], others: Iterable[Claim] = (), listing: Sequence[ListedGpu] | None = None) -> list[str]:
@@ -125,7 +124,7 @@ def ledger_problems(mine: Sequence[Claim], others: Iterable[Claim] = (), listing
             both = _overlap(taken[id(a)], taken[id(b)])
             if both and not (a.shared and b.shared):
                 names = ", ".join(g.describe() for g in both)
-                problems.append(f"{b.key or 'tfbox:seats'}: {a.who()} and {b.who()} both ask for {names}. Fix: {_fix(a, b)}")
+                problems.append(f"{b.key or 'tfbox:seats'}: {a.who()} and {b.who()} both ask for {names}. Fix: {SHARE_FIX}")
     this_stack = mine[0].stack if mine else None
     for other in others:
         if not other.gpus.requested or other.stack == this_stack:
