@@ -100,8 +100,11 @@ def test_2_second_up_changes_nothing(box: SimpleNamespace) -> None:
 
 def test_3_changing_seat_b_replaces_only_seat_b(box: SimpleNamespace) -> None:
     ids = {(seat, role): box.docker.inspect(name(seat, role))["Id"] for seat in "ab" for role in ("notebook", "tensorboard")}
+    port = free_port()
+    box.project.pulumi("config", "set", "--path", "tfbox:seats[1].notebookPort", str(port), "--stack", STACK)
     box.project.pulumi("config", "set", "--path", "tfbox:seats[1].memory", "1g", "--stack", STACK)
     box.stack.up()
+    box.url["b"] = f"http://127.0.0.1:{port}"
     after = {key: box.docker.inspect(name(*key))["Id"] for key in ids}
     assert after[("a", "notebook")] == ids[("a", "notebook")] and after[("a", "tensorboard")] == ids[("a", "tensorboard")]
     assert after[("b", "notebook")] != ids[("b", "notebook")]

@@ -3,6 +3,7 @@
 import json
 import re
 
+import pulumi
 import pytest
 import yaml
 from jupyter_server.auth.security import passwd_check
@@ -165,6 +166,8 @@ def seat_config(seats=None, passwords=None, **overrides):
 
 
 def run_seats(seats=None, passwords=None, **overrides):
+    # A fresh root stack: the mocks keep one per process, whose outputs would carry over from earlier runs.
+    pulumi.runtime.settings.ROOT.set(None)
     return run_program(seat_config(seats, passwords, **overrides), secret_keys=("tfbox:passwords",))
 
 
