@@ -11,12 +11,14 @@ Plain Python: no Pulumi, no Docker (a Kubernetes backend reads the same ledger).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from components.gpus import GpuSpec, ListedGpu
+from components.gpus import NO_GPUS, GpuSpec, GpuSpecError, ListedGpu, parse_gpus
 
 ALL = "*"  # the key of an `all` claim when no listing says which GPUs that is
+SHARE_LABEL = "tfbox.share-gpus"  # on seat notebooks: "true" when the seat opted in to sharing its GPUs
 
 
 @dataclass(frozen=True)
@@ -151,3 +153,34 @@ def ledger_table(claims: Sequence[Claim], listing: Sequence[ListedGpu] | None = 
             assert isinstance(seats, list)
             seats.append(claim.seat or claim.stack)
     return dict(sorted(rows.items(), key=lambda kv: (not kv[0].isdigit(), int(kv[0]) if kv[0].isdigit() else 0, kv[0])))
+
+
+def claim_from_inspect(info: Mapping[str, Any]) -> Claim | None:
+    """The claim a running tfbox notebook makes, from its `docker inspect` (for the live cross-stack check).
+
+    GPUs come from HostConfig.DeviceRequests (`--gpus`), or from NVIDIA_VISIBLE_DEVICES under the
+    `nvidia` runtime; the stack, seat and sharing from the labels. None for anything that is not a
+    tfbox notebook with GPUs. Pure: the caller does the Docker call.
+    """
+    config = info.get("Config") or {}
+    host = info.get("HostConfig") or {}
+    labels = config.get("Labels") or {}
+    if labels.get("tfbox.role") != "notebook" or not labels.get("tfbox.stack"):
+        return None
+    spec = NO_GPUS
+    for req in host.get("DeviceRequests") or []:
+        if ["gpu"] not in (req.get("Capabilities") or []):
+            continue
+        ids = req.get("DeviceIDs") or []
+        count = req.get("Count") or 0
+        spec = parse_gpus(",".join(ids)) if ids else (GpuSpec("all") if count < 0 else parse_gpus(f"count={count}") if count else NO_GPUS)
+    if not spec.requested and host.get("Runtime") == "nvidia":
+        env = dict(e.split("=", 1) for e in config.get("Env") or [] if "=" in e)
+        try:
+            spec = parse_gpus(env.get("NVIDIA_VISIBLE_DEVICES", ""))
+        except GpuSpecError:  # e.g. `void`: no GPUs
+            spec = NO_GPUS
+    if not spec.requested:
+        return None
+    return Claim(stack=labels["tfbox.stack"], seat=labels.get("tfbox.seat", ""), gpus=spec,
+                 shared=labels.get(SHARE_LABEL) == "true")

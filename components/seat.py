@@ -19,6 +19,7 @@ from components import commands
 from components.config import LabConfig
 from components.gpus import container_gpu_settings
 from components.hardening import notebook_hardening
+from components.ledger import SHARE_LABEL
 from components.network import Network, NetworkArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding
 from components.password import hash_password
@@ -80,7 +81,7 @@ class Seat(pulumi.ComponentResource):
         tb_port = PortBinding(commands.TENSORBOARD_PORT, seat.tensorboard_port, seat.tensorboard_bind)
         if tb_inside:
             ports.append(tb_port)
-        notebook_labels = labels("notebook")
+        notebook_labels = {**labels("notebook"), SHARE_LABEL: str(seat.share_gpus).lower()}  # read by claim_from_inspect
         if tb_inside:
             notebook_labels["tfbox.tensorboard-public"] = str(cfg.tensorboard_public).lower()
         if cfg.allow_plain_http_on_lan and not cfg.tls:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from components.gpus import GpuSpec, parse_gpus, parse_nvidia_smi_list
-from components.ledger import Claim, ledger_problems, ledger_table, resolve
+from components.ledger import Claim, claim_from_inspect, ledger_problems, ledger_table, resolve
 
 TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "nvidia-smi"
 LISTING = parse_nvidia_smi_list(
@@ -94,3 +94,23 @@ def test_a_real_nvidia_smi_list_resolves_indices_to_uuids():
     [problem] = ledger_problems([seat("a", str(last.index)), seat("b", last.uuid.upper(), index=1)],
                                 listing=listing)
     assert f"both ask for GPU {last.index} ({last.uuid})" in problem
+
+
+def inspect(labels, device_requests=None, env=(), runtime="runc"):
+    return {"Config": {"Labels": labels, "Env": list(env)},
+            "HostConfig": {"DeviceRequests": device_requests, "Runtime": runtime}}
+
+
+def test_claims_read_back_from_docker_inspect():
+    seat_labels = {"tfbox.stack": "team", "tfbox.role": "notebook", "tfbox.seat": "carol", "tfbox.share-gpus": "false"}
+    gpu = [{"Driver": "nvidia", "Count": 0, "DeviceIDs": ["1"], "Capabilities": [["gpu"]]}]
+    assert claim_from_inspect(inspect(seat_labels, gpu)) == Claim("team", "carol", parse_gpus("1"), shared=False)
+    every = [{"Driver": "nvidia", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]]}]
+    legacy = {"tfbox.stack": "old", "tfbox.role": "notebook"}
+    assert claim_from_inspect(inspect(legacy, every)) == Claim("old", "", GpuSpec("all"))
+    shared = claim_from_inspect(inspect({**seat_labels, "tfbox.share-gpus": "true"},
+                                        env=["NVIDIA_VISIBLE_DEVICES=0,1"], runtime="nvidia"))
+    assert shared == Claim("team", "carol", parse_gpus("0,1"), shared=True)
+    assert claim_from_inspect(inspect(seat_labels)) is None, "no GPUs, no claim"
+    assert claim_from_inspect(inspect({**seat_labels, "tfbox.role": "tensorboard"}, gpu)) is None
+    assert claim_from_inspect(inspect({"tfbox.role": "notebook"}, gpu)) is None, "not a tfbox stack's container"

@@ -187,7 +187,8 @@ def test_each_seat_gets_its_own_containers_volumes_network_and_labels():
     for seat, gpu, port in (("alice", "0", 8888), ("bob", "1", 8889)):
         nb = rec.one(CONTAINER, f"{seat}-notebook").inputs
         assert nb["name"] == f"tfbox-dev-{seat}-notebook"
-        assert labels(nb) == {"tfbox.project": "tfbox", "tfbox.stack": "dev", "tfbox.role": "notebook", "tfbox.seat": seat}
+        assert labels(nb) == {"tfbox.project": "tfbox", "tfbox.stack": "dev", "tfbox.role": "notebook", "tfbox.seat": seat,
+                              "tfbox.share-gpus": "false"}
         assert nb["mounts"] == [{"target": "/tf", "type": "volume", "source": f"tfbox-dev-{seat}-notebooks"},
                                 {"target": "/tf/logs", "type": "volume", "source": f"tfbox-dev-{seat}-logs"}]
         assert nb["deviceRequests"][0]["deviceIds"] == [gpu]
@@ -253,6 +254,7 @@ def test_shared_seats_let_tensorflow_grow_its_gpu_memory():
     rec, out = run_seats(seats)
     for seat in ("alice", "bob"):
         assert "TF_FORCE_GPU_ALLOW_GROWTH=true" in rec.one(CONTAINER, f"{seat}-notebook").inputs["envs"]
+        assert labels(rec.one(CONTAINER, f"{seat}-notebook").inputs)["tfbox.share-gpus"] == "true", "for the live ledger"
     assert out["gpuLedger"]["0"]["seats"] == ["alice", "bob"]
 
 
