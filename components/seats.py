@@ -29,8 +29,6 @@ SEAT_KEYS = ("name", "gpus", "notebookPort", "tensorboardPort", "notebookBind", 
 # Seat names end up in container, volume and network names and in URNs: short, lower case, no dots.
 _SEAT_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
 MAX_SEAT_NAME = 32
-# Stack keys that are per seat once seats are declared; set at stack level they would be silently unused.
-PER_SEAT_STACK_KEYS = {"gpus": "gpus", "notebooksVolume": None, "logsVolume": None, "notebooksHostPath": None}
 
 
 @dataclass(frozen=True)
