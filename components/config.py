@@ -572,7 +572,8 @@ def load_other_stacks(project_dir: Path, project: str, exclude: str) -> list[Lab
             continue
         try:
             out.append(parse_config(sf.raw, stack=sf.stack, project=project, password_state=_unset_password(sf),
-                                    docker_host=sf.docker_host, docker_tls=sf.docker_tls, require_salt=False))
+                                    docker_host=sf.docker_host, docker_tls=sf.docker_tls, require_salt=False,
+                                    require_seat_passwords=False))
         except ConfigError:
             continue
     return out

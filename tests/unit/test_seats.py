@@ -282,3 +282,12 @@ def test_bad_seats_stop_the_program_before_anything_is_declared():
     with pytest.raises(Exception, match=re.escape("tfbox:seats[1].gpus: seat 'alice' and seat 'bob' both ask for GPU 0")):
         run_program(seat_config(two_seats(gpus="0")), secret_keys=("tfbox:passwords",), recorder=rec)
     assert rec.resources == []
+
+
+def test_a_committed_seats_stack_counts_in_its_siblings_port_check(tmp_path):
+    (tmp_path / "Pulumi.box.yaml").write_text(yaml.safe_dump({"config": {"tfbox:seats": two_seats()}}))
+    (tmp_path / "Pulumi.other.yaml").write_text(yaml.safe_dump({"config": {"tfbox:notebookPort": 8889,
+                                                                          "tfbox:tensorboardPort": 7000}}))
+    with pytest.raises(ConfigError) as info:
+        check_stack_file(tmp_path / "Pulumi.other.yaml")
+    assert "stack 'box' (seat 'bob' notebook)" in info.value.problems[0]
