@@ -429,7 +429,7 @@ def parse_config(
     flags = {name: r.value(name) for name in ("imageTrackRegistry", "keepImage", "keepVolumes", "protectVolumes")}
     if r.problems:
         raise ConfigError(r.problems)
-    if image.tag == "latest" or (not image.pinned and gpus.requested):
+    if image.tag == "latest" or (not image.pinned and any_gpus):
         warnings.append(f"{NAMESPACE}:image: {image} is a moving tag; pin a digest (repo@sha256:…) so every machine runs the same bits")
     return LabConfig(
         stack=stack, project=project, image=image, image_track_registry=flags["imageTrackRegistry"],
@@ -623,7 +623,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for w in cfg.warnings:
             print(f"{path}: warning: {w}", file=sys.stderr)
-        print(f"{path}: ok ({cfg.gpus.describe()} GPUs, image {cfg.image}, TensorBoard {cfg.tensorboard_mode})")
+        gpus = (", ".join(f"seat {s.name}: {s.gpus.describe()}" for s in cfg.seats) if cfg.seats
+                else f"{cfg.gpus.describe()} GPUs")
+        print(f"{path}: ok ({gpus}, image {cfg.image}, TensorBoard {cfg.tensorboard_mode})")
     return status
 
 
