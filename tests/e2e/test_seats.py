@@ -7,6 +7,7 @@ UUIDs end in 60 + the host index); the tests run in order on it."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Iterator
@@ -92,6 +93,10 @@ def test_1_each_seat_has_its_own_password_gpu_and_volumes(box: SimpleNamespace) 
     assert outputs["seats"]["a"]["notebookUrl"] == box.url["a"] + "/"
     assert outputs["seats"]["b"]["containerNames"] == [name("b", "notebook"), name("b", "tensorboard"), name("b", "ready")]
     assert "password" not in outputs
+    # the passwords are in plaintext nowhere: state, outputs, docker inspect, the CLI's output
+    inspected = box.docker("inspect", name("a", "notebook"), name("b", "notebook")).stdout
+    seen = box.stack.export() + json.dumps(box.stack.outputs(show_secrets=True)) + inspected + "\n".join(box.project.transcript)
+    assert not any(pw in seen for pw in box.passwords.values())
 
 
 def test_2_second_up_changes_nothing(box: SimpleNamespace) -> None:

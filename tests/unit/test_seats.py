@@ -291,3 +291,19 @@ def test_a_committed_seats_stack_counts_in_its_siblings_port_check(tmp_path):
     with pytest.raises(ConfigError) as info:
         check_stack_file(tmp_path / "Pulumi.other.yaml")
     assert "stack 'box' (seat 'bob' notebook)" in info.value.problems[0]
+
+
+@pytest.mark.parametrize("stack", ["dev", "gpu-box"])
+def test_a_stack_without_seats_declares_what_it_did_before_the_seats_key(stack):
+    """Pulumi.yaml's new `seats: []` default reaches every existing stack: it must change nothing."""
+    from tests.unit.test_program import config_for
+
+    with_default = config_for(stack)
+    assert with_default["tfbox:seats"] == []
+    without = {k: v for k, v in with_default.items() if k != "tfbox:seats"}
+    pulumi.runtime.settings.ROOT.set(None)
+    a, out_a = run_program(with_default, stack=stack)
+    pulumi.runtime.settings.ROOT.set(None)
+    b, out_b = run_program(without, stack=stack)
+    assert by_name(a) == by_name(b) and out_a == out_b
+    assert not any(r.type == "tfbox:index:Seat" for r in a.resources)
