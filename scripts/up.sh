@@ -41,7 +41,7 @@ pulumi stack select "$stack" >/dev/null 2>&1 || pulumi stack init "$stack" --sec
 
 # The seats' names, one per line (none on a single-seat stack).
 seat_names() {
-  pulumi config get tfbox:seats --stack "$stack" 2>/dev/null |
+  { pulumi config get tfbox:seats --stack "$stack" 2>/dev/null || true; } |
     python -c 'import json, sys
 try:
     seats = json.load(sys.stdin)
