@@ -23,7 +23,9 @@ from components.config import (
     parse_config,
     read_stack_file,
 )
+from components.host_state import read_live_ledger
 from components.lab import Lab, LabArgs
+from components.ledger import ledger_problems
 from components.seats import SeatPasswordState, parse_passwords
 
 
@@ -79,19 +81,42 @@ def docker_provider() -> tuple[str | None, bool]:
     return host, tls
 
 
-def check_ssh_host(host: str | None) -> None:
-    """An `ssh://` Docker host is tried (key login, strict host key, short timeout) before anything is
-    declared, so an unreachable box, an unknown host key or missing Docker rights give one line with the fix."""
-    if not host or not host.startswith("ssh://"):
-        return
+def docker_ssh_opts() -> list[str]:
+    """`docker:sshOpts` (a list in config, as the provider reads it), else DOCKER_SSH_OPTS."""
     raw_opts = get_config("docker:sshOpts")
     try:
         opts: object = json.loads(raw_opts) if raw_opts else None
     except ValueError:
         opts = raw_opts
-    problem = ssh.preflight(host, ssh.ssh_opts_from(opts))
+    return ssh.ssh_opts_from(opts)
+
+
+def check_ssh_host(host: str | None) -> None:
+    """An `ssh://` Docker host is tried (key login, strict host key, short timeout) before anything is
+    declared, so an unreachable box, an unknown host key or missing Docker rights give one line with the fix."""
+    if not host or not host.startswith("ssh://"):
+        return
+    problem = ssh.preflight(host, docker_ssh_opts())
     if problem:
         raise pulumi.RunError(problem)
+
+
+def check_live_ledger(cfg: LabConfig, docker_host: str | None) -> None:
+    """GPUs this stack asks for that another stack's notebook on the same host already has, read from the
+    host itself (components.host_state) before anything is declared; every clash at once, naming the other
+    stack and seat. A host that cannot be read (no docker CLI here) skips the check with a warning."""
+    mine = cfg.claims()
+    if not any(c.gpus.requested for c in mine):
+        return
+    host = docker_host or cfg.docker_host
+    live = read_live_ledger(host, docker_ssh_opts(), cfg.project, cfg.stack)
+    if live.problem:
+        pulumi.log.warn(f"GPU ledger: could not read which GPUs other stacks use on {host} ({live.problem}); "
+                        "the cross-stack GPU check was skipped")
+        return
+    problems = ledger_problems(mine, live.claims, live.listing)
+    if problems:
+        raise pulumi.RunError(str(ConfigError(problems)))
 
 
 def main() -> None:
@@ -117,6 +142,7 @@ def main() -> None:
     for warning in cfg.warnings:
         pulumi.log.warn(warning)
     check_ssh_host(docker_host)
+    check_live_ledger(cfg, docker_host)
 
     tls_key = pulumi.Config(NAMESPACE).require_secret("tlsKey") if cfg.tls else None
     if cfg.seats:

@@ -136,9 +136,9 @@ def ledger_problems(mine: Sequence[Claim], others: Iterable[Claim] = (), listing
             both = _overlap(taken[id(c)], theirs)
             if both and not (c.shared and other.shared):
                 names = ", ".join(g.describe() for g in both)
+                share = ", or set shareGpus: true on both seats to share them" if c.seat and other.seat else ""
                 problems.append(f"{c.key or 'tfbox:gpus'}: {c.who()} asks for {names}, which {other.who(this_stack)} on the "
-                                f"same Docker host already has. Fix: pick other GPUs, or set shareGpus: true on both "
-                                "seats to share them")
+                                f"same Docker host already has. Fix: pick other GPUs{share}")
     return problems
 
 

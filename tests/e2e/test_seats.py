@@ -140,3 +140,21 @@ def test_5_two_seats_on_one_gpu_are_refused_before_anything_changes(box: SimpleN
     assert "seat 'a' and seat 'c' both ask for GPU 0" in result.output, result.output[-3000:]
     assert "tfbox:seats[1].gpus" in result.output and "shareGpus: true" in result.output
     assert box.docker.snapshot() == before
+
+
+def test_6_another_stack_on_the_same_host_cannot_take_a_seats_gpu(box: SimpleNamespace, gpu_image: str) -> None:
+    """Two stacks may share a box: the second one's GPUs are checked against what the host runs now
+    (components/host_state.py reads every tfbox notebook's GPUs), before anything changes."""
+    before = box.docker.snapshot()
+    other = box.project.stack("other-team", {
+        "docker:host": box.docker.host, "tfbox:image": gpu_image, "tfbox:gpus": "2,0",
+        "tfbox:notebookPort": free_port(), "tfbox:tensorboardPort": free_port(), **gpu_ulimits_here(),
+    }, "other-team-" + secrets.token_urlsafe(12))
+    for run in (other.preview, other.up):
+        result = run(check=False)
+        assert result.returncode != 0
+        assert ("tfbox:gpus: stack 'other-team' asks for GPU 0, which stack 'seats' seat 'a' on the same Docker host "
+                "already has. Fix: pick other GPUs") in result.output, result.output[-3000:]
+        assert box.docker.snapshot() == before
+    box.project.pulumi("config", "set", "tfbox:gpus", "2,3", "--stack", "other-team")
+    assert other.preview(check=False).returncode == 0, "GPUs nobody has pass"
