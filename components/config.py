@@ -24,6 +24,7 @@ from components.docker_host import LOCAL_DOCKER_HOST, docker_host_problems, norm
 from components.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
 from components.hardening import DEFAULT_SHM_SIZE, GPU_ULIMITS_TEXT, NotebookResources, parse_notebook_resources
 from components.image_ref import ImageRef, ImageRefError, parse_image_ref
+from components.kernels import parse_cull_idle
 from components.password import password_problem, valid_salt
 from components.paths import logs_dir_problems, notebooks_host_path_problems
 from components.tls import TlsError, check_pair, load_cert
@@ -90,6 +91,9 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("notebookUlimits", "string", "",
               f"Notebook ulimits `name=soft[:hard],…` (`docker run --ulimit`); empty gives GPU stacks NVIDIA's `{GPU_ULIMITS_TEXT}` "
               "and others Docker's defaults; `none` for Docker's defaults everywhere."),
+    ConfigKey("cullIdleKernels", "string", "",
+              "Shut down kernels idle this long with no browser tab connected (`3600`, `30m`, `1h`; `off`), so a closed tab "
+              "frees its GPU memory; empty: `1h` on GPU stacks, `off` otherwise."),
     ConfigKey("stackKind", "string", "machine", "`machine` (previewed on PRs, drift-checked, in `make fleet`) or `local` (your own Docker; CI never runs it)."),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
@@ -152,6 +156,7 @@ class LabConfig:
     warnings: tuple[str, ...] = field(default=(), compare=False)
     tls_cert: str = ""  # PEM; the key stays a secret outside the config
     allow_plain_http_on_lan: bool = False
+    cull_idle_kernels: int = 0  # seconds (components.kernels); 0: never
 
     @property
     def tls(self) -> bool:
@@ -351,6 +356,11 @@ def parse_config(
         r.value("shmSize"), r.value("notebookMemory"), r.value("notebookCpus"), r.value("notebookUlimits"), gpus.requested)
     for p in resource_problems:
         r.add(p.key, p.problem, p.fix)
+    cull_idle = 0
+    try:
+        cull_idle = parse_cull_idle(r.value("cullIdleKernels"), gpus.requested)
+    except ValueError as e:
+        r.add("cullIdleKernels", str(e), "write seconds or a duration such as 3600, 30m or 1h, or off")
     if r.value("stackKind") not in STACK_KINDS:
         r.add("stackKind", f"unknown kind {r.value('stackKind')!r}",
               "write machine (a shared machine CI previews) or local (your own Docker, never run by CI)")
@@ -370,7 +380,7 @@ def parse_config(
         logs_volume=volumes["logsVolume"], logs_dir=logs_dir, keep_volumes=flags["keepVolumes"],
         protect_volumes=flags["protectVolumes"], name_prefix=prefix, tf_log_level=tf_log_level,
         docker_host=host, notebook_resources=resources, warnings=tuple(warnings), tls_cert=tls_cert,
-        allow_plain_http_on_lan=allow_plain,
+        allow_plain_http_on_lan=allow_plain, cull_idle_kernels=cull_idle,
     )
 
 
