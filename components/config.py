@@ -61,7 +61,8 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("keepImage", "boolean", True, "Leave the image on the host at `pulumi destroy`."),
     ConfigKey("gpus", "string", "", "`all`, `count=N`, a list of indices `0,1`, or UUIDs `GPU-…`; empty for none."),
     ConfigKey("gpuMode", "string", "device-requests", "`device-requests` (`docker run --gpus`) or `nvidia-runtime` (`--runtime=nvidia` + `NVIDIA_VISIBLE_DEVICES`)."),
-    ConfigKey("gpuCheck", "boolean", False, "Run `nvidia-smi -L` with the same GPUs before the notebook starts; its output becomes the `gpuCheck` output."),
+    ConfigKey("gpuCheck", "boolean", False, "Run `nvidia-smi -L` with the same GPUs before the notebook starts and check the image's CUDA against the "
+              "driver; its output becomes the `gpuCheck` output."),
     ConfigKey("gpuCheckImage", "string", "", "Image for the GPU check; empty uses the notebook image."),
     ConfigKey("password", "string", None, "Notebook password; required, set with `pulumi config set --secret tfbox:password`.", secret=True),
     ConfigKey("passwordSalt", "string", "", "Random salt of the password's argon2id hash (16-64 letters or digits); `make up`, `make machine` or "

@@ -81,8 +81,8 @@ def verdict(spec: GpuSpec, mode: str, exit_code: int | None, logs: str | None, c
         raise GpuCheckFailed(
             f"GPU check for tfbox:gpus={spec.describe()}: CUDA does not fit: {why}.\n"
             f"The check saw: {output}\n"
-            "Nothing was changed on the host: the notebook is not created or replaced. After a driver upgrade "
-            "run `pulumi up --replace <the gpu-check container URN>` to check again."
+            "The notebook was not created or touched. After a driver upgrade run "
+            "`pulumi up --replace <the gpu-check container URN>` to check again."
         )
     return "passed"
 

@@ -214,3 +214,13 @@ def test_the_stand_in_hook_and_tfbox_agree(tmp_path: Path, require: str):
     # without brand conditions (which tfbox counts as met and the stand-in judges for its `nvidia` GPUs)
     done = run_hook(tmp_path, [f"NVIDIA_REQUIRE_CUDA={require}"])
     assert (done.returncode == 0) == fits(parse_requirement(require), H200)
+
+
+def test_the_injected_nvidia_smi_keeps_the_containers_devices(tmp_path: Path):
+    # `docker exec` (a health probe) has no NVIDIA_VISIBLE_DEVICES in device-requests mode; a real nvidia-smi
+    # still sees the container's devices, and so does the stand-in's copy in the container
+    assert run_hook(tmp_path, []).returncode == 0
+    injected = tmp_path / "bundle" / "rootfs" / "usr" / "bin" / "nvidia-smi"
+    env = {"PATH": "/usr/bin:/bin", "TFBOX_NVIDIA_LOST": str(tmp_path / "lost")}
+    done = subprocess.run([str(injected), "-L"], env=env, capture_output=True, text=True, check=False, timeout=30)
+    assert done.returncode == 0 and [g.index for g in parse_nvidia_smi_list(done.stdout)] == [0]
