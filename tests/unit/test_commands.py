@@ -145,8 +145,10 @@ def test_gpu_probe_checks_gpus_first_then_jupyter():
 
 def test_cpu_probe_and_config_are_unchanged():
     # existing CPU labs must not be replaced by the GPU health check or culling: same probe, same config file
-    assert commands.notebook_probe() == commands.notebook_probe(gpus=None)
-    assert "nvidia-smi" not in commands.notebook_probe()[3]
+    # the probe as released before GPU health (a different one would replace every existing CPU notebook)
+    assert commands.notebook_probe() == ["CMD", "bash", "-c", (
+        "exec 3<>/dev/tcp/127.0.0.1/8888 && printf 'GET /api HTTP/1.0\\r\\nHost: 127.0.0.1:8888\\r\\n\\r\\n' >&3 && "
+        "read -r -t 4 _ code _ <&3 && exec 3>&- && [ \"$code\" = 200 ]")]
     assert set(json.loads(commands.jupyter_config("h"))) == {"IdentityProvider", "PasswordIdentityProvider", "ServerApp"}
     assert commands.jupyter_config("h") == commands.jupyter_config("h", cull_idle_seconds=0)
 
