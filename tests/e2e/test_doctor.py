@@ -3,6 +3,7 @@
 On a daemon of its own (it gets SIGKILLed), two GPU labs on the NVIDIA stand-ins, one per stack
 (`LABS`: when seats land, the same checks run on two seats of one stack):
 
+0. A lab from before (restart policy `unless-stopped`) is upgraded by an update in place: same containers.
 1. dockerd (with the containerd it runs as its child) gets SIGKILL and is started again: both labs come
    back by themselves (restart policy `always`; `unless-stopped` left them exited), same containers,
    nothing for Pulumi to do, and doctor finds nothing wrong.
@@ -27,7 +28,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.e2e.conftest import start_daemon, stop_daemon
-from tests.e2e.harness import ROOT, Docker, Project, Result, Stack, free_port, gpu_ulimits_here, http_get, wait_http
+from tests.e2e.harness import ROOT, Docker, Project, Result, Stack, change_summary, free_port, gpu_ulimits_here, http_get, wait_http
 
 DAEMON = "e2e-doc"
 DAEMON_DIR = Path(os.environ.get("TFBOX_RUN", "/tmp/tfbox-run")) / DAEMON
@@ -99,6 +100,20 @@ def lab_answers(host: Docker, lab: SimpleNamespace, timeout: float = 180) -> Non
         time.sleep(1)
         status, _ = wait_http(lab.nb + "/api", timeout=timeout)
     assert status == 200
+
+
+def test_0_upgrade_from_unless_stopped_is_an_update_in_place(project: Project, host: Docker, labs: dict[str, SimpleNamespace]) -> None:
+    """A lab made before this change has `unless-stopped`: the next `up` updates the policy in place (no new container)."""
+    nb, tb = labs["docb"].names
+    before = ids(host, labs)
+    for c in (nb, tb):
+        host("update", "--restart", "unless-stopped", c)
+    up = labs["docb"].stack.up("--refresh")
+    assert change_summary(up.output) == {"updated": 2}, up.output[-3000:]
+    assert ids(host, labs) == before, "the upgrade replaced a container"
+    for c in (nb, tb):
+        assert (host.inspect(c) or {})["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    labs["docb"].stack.preview("--expect-no-changes")
 
 
 def test_1_daemon_killed_labs_come_back_by_themselves(project: Project, host: Docker, labs: dict[str, SimpleNamespace]) -> None:
