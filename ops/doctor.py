@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LONG_RUNNING = ("notebook", "tensorboard")  # the roles that must run; the others are one-shots
 ONE_SHOTS_OK = 0
 # a container that stopped this close after the daemon (re)started was ended by that restart
-RESTART_WINDOW = timedelta(seconds=120)
+RESTART_WINDOW = timedelta(seconds=60)
 
 # What a GPU container that lost its GPUs says (nvidia-container-toolkit#48), and tfbox's own probe line.
 NVML_LOST = "failed to initialize nvml: unknown error"
@@ -231,14 +231,19 @@ def classify_container(info: Mapping[str, Any], daemon_started: datetime | None 
     code = st.get("ExitCode", 0)
     f.state = f"{status} ({code})"
     finished = parse_time(str(st.get("FinishedAt", "")))
+    policy = (info.get("HostConfig", {}).get("RestartPolicy") or {}).get("Name", "")
     if status == "created":
         f.cause = "created but never started (the Docker daemon went away while `up` was starting it?)"
+        f.fix = f"fix a stale port named here first; then `make up STACK={stack}` (or `make repair STACK={stack}`)"
+        return f
     elif st.get("OOMKilled"):
         f.cause = f"not running: killed for running out of memory (OOM, exit {code})"
         f.fix = f"raise `tfbox:notebookMemory` or use less memory; {repair}"
         return f
-    elif daemon_started is not None and finished is not None and abs(finished - daemon_started) <= RESTART_WINDOW:
-        policy = (info.get("HostConfig", {}).get("RestartPolicy") or {}).get("Name", "")
+    elif (policy != "always" and daemon_started is not None and finished is not None
+          and timedelta(seconds=-5) <= finished - daemon_started <= RESTART_WINDOW):
+        # the restarted daemon records a crashed daemon's containers as exited while it starts; `always` ones it
+        # starts again, so an exited `always` container was stopped later, by someone
         f.cause = (f"not running: exited (exit {code}) when the Docker daemon restarted at {_hm(daemon_started)}; the daemon "
                    f"had died (killed or crashed) and its restart policy `{policy or 'no'}` does not start it again")
         f.fix = f"{repair}; upgrading tfbox gives the lab restart policy `always`, which comes back by itself"
@@ -438,8 +443,9 @@ class HostReport:
     error: str = ""
 
 
-def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_command) -> HostReport:
-    """Ask one Docker host about the given stacks' containers and its stale ports."""
+def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_command, every_port: bool = True) -> HostReport:
+    """Ask one Docker host about the given stacks' containers and its stale ports (all of them, or with
+    `every_port` False only those on the stacks' own ports: `make doctor STACK=…` is about that lab)."""
     argv, env = host.argv(["docker", "ps", "-aq", "--no-trunc"])
     code, out, err = run(argv, env)
     if code != 0:
@@ -475,6 +481,8 @@ def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_comma
                    if (i.get("Config", {}).get("Labels") or {}).get("tfbox.stack") == s.name):
             findings += missing_findings(s.name, s.expected_roles, mine)
     by_port = {p: s.name for s in stacks for p in s.ports if s.name in names}
+    if not every_port:
+        stale = [p for p in stale if p.host_port in by_port]
     findings += stale_port_findings(stale, by_port, host.docker_host)
     restart = daemon_restart_finding(daemon_started, findings, host.docker_host)
     if restart is not None:
@@ -490,7 +498,7 @@ def doctor(root: Path, only: str | None = None, run: Runner = run_command) -> tu
     findings: list[Finding] = []
     errors: list[str] = []
     for stacks in by_host.values():
-        rep = examine_host(stacks[0].host, stacks, run)
+        rep = examine_host(stacks[0].host, stacks, run, every_port=only is None)
         findings += rep.findings
         if rep.error:
             errors.append(rep.error)

@@ -94,6 +94,14 @@ def test_a_container_stopped_long_after_the_daemon_started_is_not_blamed_on_it()
     assert "daemon" not in f.cause and "killed (exit 137" in f.cause
 
 
+def test_an_always_container_killed_just_after_a_daemon_restart_is_not_blamed_on_it() -> None:
+    """The daemon starts `always` containers again: one that is down was stopped by someone, however soon."""
+    info = inspect("crash-legacy-nb")
+    info["HostConfig"]["RestartPolicy"]["Name"] = "always"
+    f = d.classify_container(info, daemon_start("crash-ps.txt"))
+    assert "daemon" not in f.cause and "killed (exit 137" in f.cause
+
+
 def test_stale_docker_proxy_is_found_and_attributed_to_its_daemon() -> None:
     _, procs = ps("stale-ps.txt")
     dockerd = d.find_dockerd(procs, "/tmp/hd/crash/docker.sock")
@@ -109,7 +117,7 @@ def test_stale_docker_proxy_is_found_and_attributed_to_its_daemon() -> None:
     assert "stale docker-proxy (pid 17817)" in f.cause and "127.0.0.1:29801" in f.cause and "port is already allocated" in f.cause
     assert "restart the Docker daemon once, gracefully" in f.fix
     half = d.classify_container(next(i for i in infos if i["Name"] == "/tt"))
-    assert half.state == "created (0)" and "never started" in half.cause
+    assert half.state == "created (0)" and "never started" in half.cause and "stale port" in half.fix
 
 
 def test_find_dockerd_on_the_default_socket() -> None:
@@ -122,10 +130,13 @@ def test_find_dockerd_on_the_default_socket() -> None:
 
 
 # What a killed `up` prints: the Docker API errors the provider passes on (captured from the docker CLI
-# and the provider against a dockerd killed mid-way; stale-run.txt, stale-start.txt).
+# and from `pulumi up` against a dockerd killed mid-way).
+# pulumi-up-*.txt: tests/e2e/test_doctor.py's `up` killed with its daemon, and the next `up` after the restart.
 @pytest.mark.parametrize(("capture", "meaning"), [
     ("stale-run.txt", "the Docker daemon went away during `up`"),
     ("stale-start.txt", "stale docker-proxy"),
+    ("pulumi-up-dockerd-killed.txt", "the Docker daemon went away during `up`"),
+    ("pulumi-up-after-restart.txt", "stale docker-proxy"),
 ])
 def test_killed_up_errors_are_explained(capture: str, meaning: str) -> None:
     explained = d.explain_up_error((DATA / capture).read_text())
@@ -219,3 +230,6 @@ def test_doctor_over_a_stand_in_host(tmp_path: Path) -> None:
     assert by[("half", "tt")].state == "created (0)"
     assert by[("half", "port")].state == "127.0.0.1:29801 stale"
     assert len(calls) == 3  # one host: asked once for both stacks
+    # one stack: its own problems only (the stale port is on the other stack's port)
+    only, _ = d.doctor(tmp_path, "s1", run=run)
+    assert [(f.stack, f.container or f.role) for f in only if not f.ok] == [("s1", "gpu-nb")]
