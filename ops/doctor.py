@@ -10,7 +10,7 @@ fixes; and per host, a stale docker-proxy: a published port held by the daemon w
 it, which makes every `up` fail with "port is already allocated" until Docker is restarted once, gracefully.
 
 `repair` replaces exactly the broken notebook/TensorBoard containers through Pulumi
-(`pulumi up --replace <urn>` for those only), so the stack's state stays true; notebooks and logs are
+(`pulumi up --refresh --replace <urn>` for those only), so the stack's state stays true; notebooks and logs are
 volumes and are kept; other containers and stacks are not touched.
 
 Everything that decides (classification, parsing `ps` and `docker inspect` output, the report) is a
@@ -548,7 +548,10 @@ def repair(root: Path, findings: Sequence[Finding]) -> int:
     status = 0
     for s, targets in plan.items():
         print(f"repair: stack {s}: replacing {', '.join(u.rsplit('::', 1)[1] for u in targets)}", flush=True)
-        cmd = ["pulumi", "--non-interactive", "up", "--yes", "--skip-preview", "--stack", s]
+        # --refresh: the state must see the host as it is now. After a daemon restart the running containers
+        # have new addresses (the ready check would poll TensorBoard's old one), and a stopped one must not
+        # be taken for running.
+        cmd = ["pulumi", "--non-interactive", "up", "--yes", "--skip-preview", "--refresh", "--stack", s]
         for u in targets:
             cmd += ["--replace", u]
         p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
@@ -556,7 +559,8 @@ def repair(root: Path, findings: Sequence[Finding]) -> int:
         if p.returncode != 0:
             status = 1
             meaning = explain_up_error(p.stdout + p.stderr)
-            print(f"repair: `pulumi up` of stack {s} failed: {_one_line(p.stderr)[-600:]}", file=sys.stderr)
+            print(p.stderr[-4000:], end="", file=sys.stderr)
+            print(f"repair: `pulumi up` of stack {s} failed", file=sys.stderr)
             if meaning:
                 print(f"repair: {meaning}", file=sys.stderr)
     return status

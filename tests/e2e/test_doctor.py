@@ -70,6 +70,11 @@ def ids(host: Docker, labs: dict[str, SimpleNamespace]) -> dict[str, str]:
     return {c: (host.inspect(c) or {}).get("Id", "") for lab in labs.values() for c in lab.names}
 
 
+def addresses(host: Docker, labs: dict[str, SimpleNamespace]) -> dict[str, list[str]]:
+    return {c: [n["IPAddress"] for n in ((host.inspect(c) or {}).get("NetworkSettings", {}).get("Networks") or {}).values()]
+            for lab in labs.values() for c in lab.names}
+
+
 def doctor(project: Project, stack: str, *extra: str) -> Result:
     return project.run(".venv/bin/python", "scripts/doctor.py", "--stack", stack, *extra, check=False, timeout=900)
 
@@ -118,6 +123,7 @@ def test_0_upgrade_from_unless_stopped_is_an_update_in_place(project: Project, h
 
 def test_1_daemon_killed_labs_come_back_by_themselves(project: Project, host: Docker, labs: dict[str, SimpleNamespace]) -> None:
     before = ids(host, labs)
+    addresses_before = addresses(host, labs)
     assert all(before.values())
     for c in before:
         assert (host.inspect(c) or {})["HostConfig"]["RestartPolicy"]["Name"] == "always"
@@ -128,6 +134,7 @@ def test_1_daemon_killed_labs_come_back_by_themselves(project: Project, host: Do
     for lab in labs.values():
         lab_answers(host, lab)
     assert ids(host, labs) == before, "the containers came back as new ones"
+    print("addresses before/after the crash:", addresses_before, addresses(host, labs))
     for name, lab in labs.items():
         lab.stack.preview("--expect-no-changes")
         report = doctor(project, name)
