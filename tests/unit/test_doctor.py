@@ -51,9 +51,10 @@ def test_gpus_lost_names_nvml_and_the_host_fixes() -> None:
 
 def test_tfbox_probe_line_is_gpus_lost_too() -> None:
     info = inspect("plain-nb")
-    info["State"]["Health"]["Log"][-1]["Output"] = "tfbox: GPUs lost: asked for 2, nvidia-smi -L lists 0\n"
+    # the line the notebook's GPU probe (components/commands.py, branch gpuhealth) prints
+    info["State"]["Health"]["Log"][-1]["Output"] = "tfbox: GPUs lost: nvidia-smi -L exited 0 listing 1 GPUs (2 given): GPU 0: …\n"
     f = d.classify_container(info)
-    assert f.cause.startswith("GPUs lost") and "asked for 2" in f.cause
+    assert f.cause.startswith("GPUs lost") and "(2 given)" in f.cause and "nvidia-ctk" in f.fix
 
 
 def test_unhealthy_gives_the_health_checks_last_output_and_the_seat_is_the_stack_for_legacy_labs() -> None:
