@@ -7,7 +7,7 @@ STACK ?= dev
 # $(value ...) keeps `$` from being expanded by make; quote's result is not expanded again.
 quote = '$(subst ','\'',$(value $(1)))'
 # Not into the recipes' environment either: make would expand their values there.
-unexport STACK NAME HOST
+unexport STACK NAME HOST SEAT
 
 .PHONY: up test unit lint e2e preview pr-preview fleet machine password destroy outputs tls local-docker reference doctor repair
 
@@ -66,9 +66,10 @@ repair: $(VENV)/.runtime
 machine: $(VENV)/.runtime
 	scripts/new-machine.sh $(call quote,NAME) $(call quote,HOST)
 
-## `make password` prints the password alone on stdout (the recipe line is not echoed; logs go to stderr).
+## `make password` prints the password alone on stdout (the recipe line is not echoed; logs go to stderr);
+## on a stack with seats: make password STACK=gpu-box SEAT=alice.
 password outputs destroy: $(VENV)/.runtime
-	@scripts/up.sh $(call quote,STACK) --$@
+	@scripts/up.sh $(call quote,STACK) --$@ $(if $(SEAT),$(call quote,SEAT))
 
 ## A self-signed certificate for a stack's notebook, made once and kept in its config (make tls STACK=gpu-box).
 tls: $(VENV)/.runtime

@@ -16,12 +16,17 @@ from components.config import (
     KEYS_BY_NAME,
     NAMESPACE,
     ConfigError,
+    LabConfig,
     PasswordState,
     cross_stack_problems,
     load_other_stacks,
     parse_config,
+    read_stack_file,
 )
+from components.host_state import read_live_ledger
 from components.lab import Lab, LabArgs
+from components.ledger import ledger_problems
+from components.seats import SeatPasswordState, parse_passwords
 
 
 def read_config() -> tuple[dict[str, object], PasswordState]:
@@ -49,6 +54,26 @@ def secret_state(name: str) -> PasswordState:
     return "secret" if is_config_secret(full) else "plaintext"
 
 
+def seat_passwords(stack: str) -> tuple[dict[str, str] | None, dict[str, SeatPasswordState]]:
+    """`tfbox:passwords` (seat -> password) and how each entry was given.
+
+    The engine passes the map as JSON text with its secrets decrypted, and says only whether the key
+    holds a secret at all; the stack file, where it is here, says it per entry (`secure:` or not).
+    """
+    full = f"{NAMESPACE}:passwords"
+    values = parse_passwords(get_config(full))
+    if not values:
+        return values, {}
+    state: SeatPasswordState = "secret" if is_config_secret(full) else "plaintext"
+    states: dict[str, SeatPasswordState] = {seat: state for seat in values}
+    stack_file = Path.cwd() / f"Pulumi.{stack}.yaml"
+    if stack_file.is_file():
+        for seat, given in read_stack_file(stack_file).seat_password_states.items():
+            if seat in states and given == "plaintext":
+                states[seat] = "plaintext"
+    return values, states
+
+
 def docker_provider() -> tuple[str | None, bool]:
     """The docker provider's host (its config, else DOCKER_HOST as the provider does) and whether it has TLS material."""
     host = get_config("docker:host") or os.environ.get("DOCKER_HOST") or None
@@ -56,30 +81,58 @@ def docker_provider() -> tuple[str | None, bool]:
     return host, tls
 
 
-def check_ssh_host(host: str | None) -> None:
-    """An `ssh://` Docker host is tried (key login, strict host key, short timeout) before anything is
-    declared, so an unreachable box, an unknown host key or missing Docker rights give one line with the fix."""
-    if not host or not host.startswith("ssh://"):
-        return
+def docker_ssh_opts() -> list[str]:
+    """`docker:sshOpts` (a list in config, as the provider reads it), else DOCKER_SSH_OPTS."""
     raw_opts = get_config("docker:sshOpts")
     try:
         opts: object = json.loads(raw_opts) if raw_opts else None
     except ValueError:
         opts = raw_opts
-    problem = ssh.preflight(host, ssh.ssh_opts_from(opts))
+    return ssh.ssh_opts_from(opts)
+
+
+def check_ssh_host(host: str | None) -> None:
+    """An `ssh://` Docker host is tried (key login, strict host key, short timeout) before anything is
+    declared, so an unreachable box, an unknown host key or missing Docker rights give one line with the fix."""
+    if not host or not host.startswith("ssh://"):
+        return
+    problem = ssh.preflight(host, docker_ssh_opts())
     if problem:
         raise pulumi.RunError(problem)
+
+
+def check_live_ledger(cfg: LabConfig, docker_host: str | None) -> None:
+    """GPUs this stack asks for that another stack's notebook on the same host already has, read from the
+    host itself (components.host_state) before anything is declared; every clash at once, naming the other
+    stack and seat. A host that cannot be read (no docker CLI here) skips the check with a warning."""
+    mine = cfg.claims()
+    if not any(c.gpus.requested for c in mine):
+        return
+    host = docker_host or cfg.docker_host
+    live = read_live_ledger(host, docker_ssh_opts(), cfg.project, cfg.stack)
+    if live.problem:
+        pulumi.log.warn(f"GPU ledger: could not read which GPUs other stacks use on {host} ({live.problem}); "
+                        "the cross-stack GPU check was skipped")
+        return
+    problems = ledger_problems(mine, live.claims, live.listing)
+    if problems:
+        raise pulumi.RunError(str(ConfigError(problems)))
 
 
 def main() -> None:
     raw, password_state = read_config()
     stack, project = pulumi.get_stack(), pulumi.get_project()
+    passwords, password_states = seat_passwords(stack)
     try:
+        if passwords is None:
+            raise ConfigError([f"{NAMESPACE}:passwords: is not a map of seat name to password. Fix: set each with "
+                               f"`pulumi config set --secret --path '{NAMESPACE}:passwords.<seat>' --stack {stack}`."])
         docker_host, docker_tls = docker_provider()
         # the secrets' values are checked here (length, key matches certificate), never printed
         cfg = parse_config(raw, stack=stack, project=project, password_state=password_state,
                            docker_host=docker_host, docker_tls=docker_tls, password=get_config(f"{NAMESPACE}:password"),
-                           tls_key_state=secret_state("tlsKey"), tls_key=get_config(f"{NAMESPACE}:tlsKey"))
+                           tls_key_state=secret_state("tlsKey"), tls_key=get_config(f"{NAMESPACE}:tlsKey"),
+                           seat_password_states=password_states, seat_passwords=passwords)
         clashes = cross_stack_problems(cfg, load_other_stacks(Path.cwd(), project, stack))
         if clashes:
             raise ConfigError(clashes)
@@ -89,8 +142,12 @@ def main() -> None:
     for warning in cfg.warnings:
         pulumi.log.warn(warning)
     check_ssh_host(docker_host)
+    check_live_ledger(cfg, docker_host)
 
     tls_key = pulumi.Config(NAMESPACE).require_secret("tlsKey") if cfg.tls else None
+    if cfg.seats:
+        main_seats(cfg, tls_key)
+        return
     lab = Lab("lab", LabArgs(config=cfg, password=pulumi.Config(NAMESPACE).require_secret("password"), tls_key=tls_key))
     pulumi.export("notebookUrl", lab.notebook_url)
     if lab.notebook_cert_sha256 is not None:
@@ -100,6 +157,28 @@ def main() -> None:
     pulumi.export("imageDigest", lab.image.repo_digest)
     pulumi.export("containerNames", lab.container_names)
     pulumi.export("password", pulumi.Config(NAMESPACE).require_secret("password"))
+    if lab.gpu_check_output is not None:
+        pulumi.export("gpuCheck", lab.gpu_check_output)
+
+
+def main_seats(cfg: LabConfig, tls_key: pulumi.Output[str] | None) -> None:
+    """A shared box: per-seat URLs, GPUs and containers under `seats`, the GPU ledger, and the
+    single-seat outputs kept meaningful (`seat=url …`) for scripts and `make fleet`."""
+    passwords = pulumi.Config(NAMESPACE).require_secret_object("passwords")
+    lab = Lab("lab", LabArgs(config=cfg, password="", tls_key=tls_key, seat_passwords=passwords))
+    pulumi.export("notebookUrl", lab.notebook_url)
+    if lab.notebook_cert_sha256 is not None:
+        pulumi.export("notebookCertSha256", lab.notebook_cert_sha256)
+    pulumi.export("tensorboardUrl", lab.tensorboard_url)
+    pulumi.export("gpus", " ".join(f"{s.name}={s.gpus.describe()}" for s in cfg.seats))
+    pulumi.export("imageDigest", lab.image.repo_digest)
+    pulumi.export("containerNames", lab.container_names)
+    pulumi.export("seats", {
+        s.name: {"notebookUrl": lab.seats[s.name].notebook_url_text, "tensorboardUrl": lab.seats[s.name].tensorboard_url_text,
+                 "gpus": s.gpus.describe(), "shareGpus": s.share_gpus, "containerNames": lab.seats[s.name].container_names}
+        for s in cfg.seats
+    })
+    pulumi.export("gpuLedger", lab.gpu_ledger)
     if lab.gpu_check_output is not None:
         pulumi.export("gpuCheck", lab.gpu_check_output)
 

@@ -101,8 +101,9 @@ def setup(args: argparse.Namespace) -> Iterator[Setup]:
             log("notebook image into the registry (scripts/tf-image.sh; cached after the first build)")
             sh("scripts/tf-image.sh", "--push", registry, env={"DOCKER_HOST": docker.host})
             image = f"{registry}/tensorflow/tensorflow:latest-jupyter"
-        log(f"pulling {image} once, so no timed run includes a pull")
-        docker("pull", image, timeout=1800)
+        if not args.image or docker("image", "inspect", image, check=False).returncode != 0:
+            log(f"pulling {image} once, so no timed run includes a pull")
+            docker("pull", image, timeout=1800)
         with tempfile.TemporaryDirectory(prefix="tfbox-bench-") as tmp:
             yield Setup(docker, image, toolchain_bin, Path(tmp))
     finally:

@@ -24,8 +24,19 @@ from components.docker_host import LOCAL_DOCKER_HOST, docker_host_problems, norm
 from components.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
 from components.hardening import DEFAULT_SHM_SIZE, GPU_ULIMITS_TEXT, NotebookResources, parse_notebook_resources
 from components.image_ref import ImageRef, ImageRefError, parse_image_ref
+from components.ledger import Claim, ledger_problems
 from components.password import password_problem, valid_salt
 from components.paths import logs_dir_problems, notebooks_host_path_problems
+from components.seats import (
+    SeatConfig,
+    SeatDefaults,
+    SeatPasswordState,
+    parse_seats,
+    password_problems,
+    raw_seats,
+    seats_want_gpus,
+    stack_file_password_states,
+)
 from components.tls import TlsError, check_pair, load_cert
 
 NAMESPACE = "tfbox"
@@ -35,7 +46,7 @@ TENSORBOARD_MODES = ("sidecar", "exec", "off")
 DOCKER_TLS_KEYS = ("certPath", "certMaterial", "keyMaterial")  # docker: provider keys that make tcp:// use TLS
 STACK_KINDS = ("machine", "local")
 
-ConfigType = Literal["string", "integer", "boolean"]
+ConfigType = Literal["string", "integer", "boolean", "array", "object"]
 PasswordState = Literal["secret", "plaintext", "missing"]
 
 
@@ -45,7 +56,7 @@ class ConfigKey:
 
     name: str
     type: ConfigType
-    default: str | int | bool | None
+    default: str | int | bool | list[Any] | None
     doc: str
     secret: bool = False
 
@@ -62,7 +73,8 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("gpuMode", "string", "device-requests", "`device-requests` (`docker run --gpus`) or `nvidia-runtime` (`--runtime=nvidia` + `NVIDIA_VISIBLE_DEVICES`)."),
     ConfigKey("gpuCheck", "boolean", False, "Run `nvidia-smi -L` with the same GPUs before the notebook starts; its output becomes the `gpuCheck` output."),
     ConfigKey("gpuCheckImage", "string", "", "Image for the GPU check; empty uses the notebook image."),
-    ConfigKey("password", "string", None, "Notebook password; required, set with `pulumi config set --secret tfbox:password`.", secret=True),
+    ConfigKey("password", "string", None, "Notebook password; required (except on a stack with `seats`: see `passwords`), "
+              "set with `pulumi config set --secret tfbox:password`.", secret=True),
     ConfigKey("passwordSalt", "string", "", "Random salt of the password's argon2id hash (16-64 letters or digits); `make up`, `make machine` or "
               "`python -m components.password salt` make it. Required."),
     ConfigKey("notebookPort", "integer", 8888, "Host port of the notebook."),
@@ -91,6 +103,11 @@ KEYS: tuple[ConfigKey, ...] = (
               f"Notebook ulimits `name=soft[:hard],…` (`docker run --ulimit`); empty gives GPU stacks NVIDIA's `{GPU_ULIMITS_TEXT}` "
               "and others Docker's defaults; `none` for Docker's defaults everywhere."),
     ConfigKey("stackKind", "string", "machine", "`machine` (previewed on PRs, drift-checked, in `make fleet`) or `local` (your own Docker; CI never runs it)."),
+    ConfigKey("seats", "array", [], "Seats sharing this machine, a list of `{name, gpus, notebookPort, tensorboardPort}` (optional per seat: "
+              "`memory`, `cpus`, `image`, `notebookBind`, `tensorboardBind`, `shareGpus`); each gets its own notebook, TensorBoard, "
+              "volumes, password and GPUs. Empty: one notebook, as the keys above say. See the README's Seats."),
+    ConfigKey("passwords", "object", None, "Seat name -> password, each a secret of 12+ characters, required for every seat: "
+              "`pulumi config set --secret --path 'tfbox:passwords.<seat>'` (replaces `tfbox:password` on a stack with seats).", secret=True),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 
@@ -152,6 +169,7 @@ class LabConfig:
     warnings: tuple[str, ...] = field(default=(), compare=False)
     tls_cert: str = ""  # PEM; the key stays a secret outside the config
     allow_plain_http_on_lan: bool = False
+    seats: tuple[SeatConfig, ...] = ()  # empty: the single-seat lab of the keys above
 
     @property
     def tls(self) -> bool:
@@ -160,6 +178,12 @@ class LabConfig:
 
     @property
     def published(self) -> list[Published]:
+        if self.seats:
+            return [p for s in self.seats for p in (
+                Published(f"seat '{s.name}' notebook", f"seats[{s.index}].notebookPort", s.notebook_bind, s.notebook_port, 8888),
+                *([Published(f"seat '{s.name}' TensorBoard", f"seats[{s.index}].tensorboardPort", s.tensorboard_bind,
+                             s.tensorboard_port, 6006)] if self.tensorboard_mode != "off" else []),
+            )]
         out = [Published("notebook", "notebookPort", self.notebook_bind, self.notebook_port, 8888)]
         if self.tensorboard_mode != "off":
             # exec mode publishes TensorBoard on the notebook container, at the same host port key
@@ -168,6 +192,12 @@ class LabConfig:
 
     def container_name(self, role: str) -> str:
         return f"{self.name_prefix}-{role}"
+
+    def claims(self) -> list[Claim]:
+        """The GPUs this stack takes, for the ledger (components.ledger): one claim per seat, or the lab's."""
+        if self.seats:
+            return [s.claim(self.stack) for s in self.seats]
+        return [Claim(stack=self.stack, seat="", gpus=self.gpus, key=f"{NAMESPACE}:gpus")] if self.gpus.requested else []
 
     def labels(self, role: str) -> dict[str, str]:
         """Labels on every container and volume, so `docker ps --filter label=…` finds a stack's parts."""
@@ -193,6 +223,8 @@ class _Reader:
                 return str(v).strip().lower() == "true"
             self.problems.append(f"{key.full}: {v!r} is not a boolean. Fix: write true or false.")
             return key.default
+        if key.type in ("array", "object"):
+            return v  # JSON text from the engine or YAML from a stack file; components.seats reads it
         if key.type == "integer":
             try:
                 if isinstance(v, bool):
@@ -219,6 +251,9 @@ def parse_config(
     tls_key_state: PasswordState | None = None,
     tls_key: str | None = None,
     require_salt: bool = True,
+    seat_password_states: Mapping[str, SeatPasswordState] | None = None,
+    seat_passwords: Mapping[str, str] | None = None,
+    require_seat_passwords: bool = True,
 ) -> LabConfig:
     """Validate raw `tfbox:` values (keys without the namespace) and return the typed config.
 
@@ -227,6 +262,8 @@ def parse_config(
     `password` and `tls_key` are the secrets' values when the caller can read them (the program
     can; a committed stack file cannot): checked, never quoted. `tls_key_state` None means the
     key is set per machine and unknown here (the stack-file checker), so TLS is not required.
+    `seat_password_states`/`seat_passwords` are `tfbox:passwords` per seat (how each is given, the values
+    where readable); `require_seat_passwords` False lets a committed stack file leave them to each machine.
     Raises ConfigError listing every problem.
     """
     r = _Reader(raw)
@@ -246,11 +283,18 @@ def parse_config(
         r.add("gpus", str(e), "write all, count=N, or indices/UUIDs separated by commas, e.g. 0,1")
         gpus = GpuSpec("none")
 
-    image_text = r.value("image") or (GPU_IMAGE if gpus.requested else CPU_IMAGE)
+    seat_items, seat_shape = raw_seats(r.value("seats"))
+    r.problems += seat_shape
+    with_seats = bool(seat_items)
+    any_gpus = gpus.requested or (with_seats and seats_want_gpus(r.value("seats")))
+    if with_seats and gpus.requested:
+        r.add("gpus", "is set but the stack declares tfbox:seats, whose GPUs are per seat",
+              "move the GPUs to the seats (`gpus:` on each seat) and `pulumi config rm tfbox:gpus`")
+    image_text = r.value("image") or (GPU_IMAGE if any_gpus else CPU_IMAGE)
     try:
         image = parse_image_ref(image_text)
     except ImageRefError as e:
-        r.add("image", str(e), f"use e.g. {GPU_IMAGE if gpus.requested else CPU_IMAGE}")
+        r.add("image", str(e), f"use e.g. {GPU_IMAGE if any_gpus else CPU_IMAGE}")
         image = parse_image_ref(CPU_IMAGE)
     if gpus.requested and image.cpu_only:
         r.add("image", f"{image} is a CPU-only TensorFlow image but tfbox:gpus asks for {gpus.describe()}",
@@ -264,7 +308,7 @@ def parse_config(
               "list the indices in tfbox:gpus (e.g. 0,1) or use gpuMode device-requests")
 
     gpu_check = r.value("gpuCheck")
-    if gpu_check and not gpus.requested:
+    if gpu_check and not any_gpus:
         r.add("gpuCheck", "is true but tfbox:gpus selects no GPU", "set tfbox:gpus or set gpuCheck to false")
     gpu_check_image: ImageRef | None = None
     if r.value("gpuCheckImage"):
@@ -273,7 +317,13 @@ def parse_config(
         except ImageRefError as e:
             r.add("gpuCheckImage", str(e), "leave it empty to use the notebook image")
 
-    if password_state == "missing":
+    if with_seats and password_state != "missing":
+        r.add("password", "is set but the stack declares tfbox:seats, whose passwords are tfbox:passwords.<seat>",
+              "move it to a seat: `pulumi config get tfbox:password | pulumi config set --secret --path 'tfbox:passwords.<seat>'`, "
+              "then `pulumi config rm tfbox:password`")
+    elif with_seats:
+        pass
+    elif password_state == "missing":
         r.add("password", "is not set", "run `pulumi config set --secret tfbox:password` (or `make up` on the dev stack)")
     elif password_state == "plaintext":
         r.add("password", "is stored in plaintext in the stack file",
@@ -355,10 +405,31 @@ def parse_config(
         r.add("stackKind", f"unknown kind {r.value('stackKind')!r}",
               "write machine (a shared machine CI previews) or local (your own Docker, never run by CI)")
 
+    seats: tuple[SeatConfig, ...] = ()
+    if with_seats:
+        for name in ("notebooksVolume", "logsVolume", "notebooksHostPath"):
+            if r.value(name):
+                r.add(name, "is set but the stack declares tfbox:seats; each seat gets its own volumes "
+                      "<namePrefix>-<seat>-notebooks and -logs", f"`pulumi config rm tfbox:{name}`")
+        seats, seat_problems = parse_seats(r.value("seats"), SeatDefaults(
+            image=image, notebook_bind=binds["notebookBind"] if not bind_problem(binds["notebookBind"]) else "127.0.0.1",
+            tensorboard_bind=binds["tensorboardBind"] if not bind_problem(binds["tensorboardBind"]) else "127.0.0.1",
+            memory=r.value("notebookMemory"), cpus=r.value("notebookCpus"), shm_size=r.value("shmSize"),
+            ulimits=r.value("notebookUlimits"), tensorboard_mode=tb_mode, tensorboard_public=tb_public, tls=bool(tls_cert),
+            allow_plain_http_on_lan=allow_plain,
+        ))
+        r.problems += seat_problems
+        for s in seats:
+            if gpu_mode == "nvidia-runtime" and s.gpus.kind == "count":
+                r.problems.append(f"{s.key('gpus')}: nvidia-runtime takes GPU indices or all, not count=N. Fix: list the "
+                                  "indices (e.g. \"0,1\") or use gpuMode device-requests.")
+        r.problems += password_problems(seats, seat_password_states or {}, seat_passwords, stack, require=require_seat_passwords)
+        r.problems += ledger_problems([s.claim(stack) for s in seats])
+
     flags = {name: r.value(name) for name in ("imageTrackRegistry", "keepImage", "keepVolumes", "protectVolumes")}
     if r.problems:
         raise ConfigError(r.problems)
-    if image.tag == "latest" or (not image.pinned and gpus.requested):
+    if image.tag == "latest" or (not image.pinned and any_gpus):
         warnings.append(f"{NAMESPACE}:image: {image} is a moving tag; pin a digest (repo@sha256:…) so every machine runs the same bits")
     return LabConfig(
         stack=stack, project=project, image=image, image_track_registry=flags["imageTrackRegistry"],
@@ -370,7 +441,7 @@ def parse_config(
         logs_volume=volumes["logsVolume"], logs_dir=logs_dir, keep_volumes=flags["keepVolumes"],
         protect_volumes=flags["protectVolumes"], name_prefix=prefix, tf_log_level=tf_log_level,
         docker_host=host, notebook_resources=resources, warnings=tuple(warnings), tls_cert=tls_cert,
-        allow_plain_http_on_lan=allow_plain,
+        allow_plain_http_on_lan=allow_plain, seats=seats,
     )
 
 
@@ -419,6 +490,7 @@ class StackFile:
     password_state: PasswordState
     docker_tls: bool = False
     tls_key_state: PasswordState = "missing"
+    seat_password_states: dict[str, SeatPasswordState] = field(default_factory=dict)
 
 
 # libyaml's loader where PyYAML has it: every `up` reads the sibling stack files, ten times faster in C
@@ -434,6 +506,7 @@ def read_stack_file(path: Path) -> StackFile:
     docker_tls = False
     state: PasswordState = "missing"
     tls_key_state: PasswordState = "missing"
+    seat_states: dict[str, SeatPasswordState] = {}
     for full, value in config.items():
         ns, _, name = str(full).partition(":")
         if ns == "docker" and name == "host":
@@ -441,6 +514,9 @@ def read_stack_file(path: Path) -> StackFile:
         if ns == "docker" and name in DOCKER_TLS_KEYS and value:
             docker_tls = True
         if ns != NAMESPACE:
+            continue
+        if name == "passwords":
+            seat_states = stack_file_password_states(value)
             continue
         if name in ("password", "tlsKey"):
             given: PasswordState = "secret" if isinstance(value, dict) and "secure" in value else "plaintext"
@@ -451,7 +527,7 @@ def read_stack_file(path: Path) -> StackFile:
             continue
         raw[name] = value
     stack = path.name[len("Pulumi."):-len(".yaml")]
-    return StackFile(stack, path, raw, docker_host, state, docker_tls, tls_key_state)
+    return StackFile(stack, path, raw, docker_host, state, docker_tls, tls_key_state, seat_states)
 
 
 def stack_files(project_dir: Path) -> list[Path]:
@@ -495,11 +571,20 @@ def load_other_stacks(project_dir: Path, project: str, exclude: str) -> list[Lab
         if sf.stack == exclude:
             continue
         try:
-            out.append(parse_config(sf.raw, stack=sf.stack, project=project, password_state="secret",
-                                    docker_host=sf.docker_host, docker_tls=sf.docker_tls, require_salt=False))
+            out.append(parse_config(sf.raw, stack=sf.stack, project=project, password_state=_unset_password(sf),
+                                    docker_host=sf.docker_host, docker_tls=sf.docker_tls, require_salt=False,
+                                    require_seat_passwords=False))
         except ConfigError:
             continue
     return out
+
+
+def _unset_password(sf: StackFile) -> PasswordState:
+    """A committed file's password as the checker takes it: one left unset is set per machine (`make up`),
+    except on a stack with seats, which has none (its seats' passwords are tfbox:passwords)."""
+    if sf.password_state != "missing" or raw_seats(sf.raw.get("seats"))[0]:
+        return sf.password_state
+    return "secret"
 
 
 def check_stack_file(path: Path, project: str = "tfbox") -> LabConfig:
@@ -509,10 +594,11 @@ def check_stack_file(path: Path, project: str = "tfbox") -> LabConfig:
     stack (`make up`, `make machine`, `make tls`), and the program refuses to run without them.
     """
     sf = read_stack_file(path)
-    state: PasswordState = "secret" if sf.password_state == "missing" else sf.password_state
+    state: PasswordState = _unset_password(sf)
     tls_state = None if sf.tls_key_state == "missing" else sf.tls_key_state
     cfg = parse_config(sf.raw, stack=sf.stack, project=project, password_state=state, docker_host=sf.docker_host,
-                       docker_tls=sf.docker_tls, tls_key_state=tls_state, require_salt=False)
+                       docker_tls=sf.docker_tls, tls_key_state=tls_state, require_salt=False,
+                       seat_password_states=sf.seat_password_states, require_seat_passwords=False)
     problems = cross_stack_problems(cfg, load_other_stacks(path.parent, project, sf.stack))
     if problems:
         raise ConfigError(problems)
@@ -537,7 +623,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for w in cfg.warnings:
             print(f"{path}: warning: {w}", file=sys.stderr)
-        print(f"{path}: ok ({cfg.gpus.describe()} GPUs, image {cfg.image}, TensorBoard {cfg.tensorboard_mode})")
+        gpus = (", ".join(f"seat {s.name}: {s.gpus.describe()}" for s in cfg.seats) if cfg.seats
+                else f"{cfg.gpus.describe()} GPUs")
+        print(f"{path}: ok ({gpus}, image {cfg.image}, TensorBoard {cfg.tensorboard_mode})")
     return status
 
 

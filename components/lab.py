@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -9,13 +10,15 @@ import pulumi
 from components import commands
 from components.config import LabConfig
 from components.gpu_check import GpuCheck, GpuCheckArgs
-from components.gpus import container_gpu_settings
+from components.gpus import GpuSpec, container_gpu_settings, parse_nvidia_smi_list
 from components.hardening import notebook_hardening
 from components.image import Image, ImageArgs
+from components.ledger import ledger_problems, ledger_table
 from components.network import Network, NetworkArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding
 from components.password import hash_password
 from components.ready import Ready, ReadyArgs
+from components.seat import Seat, SeatArgs
 from components.storage import Storage, StorageArgs
 from components.tensorboard import TensorBoard, TensorBoardArgs
 from components.tls import fingerprint_sha256
@@ -27,6 +30,24 @@ class LabArgs:
     config: LabConfig
     password: pulumi.Input[str]  # a secret Output from `pulumi config set --secret`
     tls_key: pulumi.Input[str] | None = None  # secret; set when config.tls
+    seat_passwords: pulumi.Input[dict[str, str]] | None = None  # secret map tfbox:passwords, on a stack with seats
+
+
+def _entry(seat: str) -> Callable[[dict[str, str]], str]:
+    """One seat's password out of the secret map (the result stays secret: it is applied on a secret)."""
+    return lambda passwords: passwords[seat]
+
+
+class GpuLedgerConflict(RuntimeError):
+    pass
+
+
+def ledger_verdict(cfg: LabConfig, listing_text: str) -> str:
+    """'passed', or raise: with the machine's GPU list known, an index and a UUID of one GPU are one GPU."""
+    problems = ledger_problems(cfg.claims(), [], parse_nvidia_smi_list(listing_text))
+    if problems:
+        raise GpuLedgerConflict("GPU ledger: " + "; ".join(problems))
+    return "passed"
 
 
 def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = False) -> pulumi.Output[str]:
@@ -44,6 +65,9 @@ class Lab(pulumi.ComponentResource):
         super().__init__("tfbox:index:Lab", name, None, opts)
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
+        if cfg.seats:
+            self._seats(args, child)
+            return
 
         storage = Storage("storage", StorageArgs(
             notebooks_volume=cfg.notebooks_volume, notebooks_host_path=cfg.notebooks_host_path,
@@ -127,4 +151,55 @@ class Lab(pulumi.ComponentResource):
             "notebookUrl": self.notebook_url, "notebookCertSha256": self.notebook_cert_sha256,
             "tensorboardUrl": self.tensorboard_url,
             "imageDigest": image.repo_digest, "containerNames": names,
+        })
+
+    def _seats(self, args: LabArgs, child: pulumi.ResourceOptions) -> None:
+        """A shared box: the image(s), one GPU check of the whole machine, and one Seat per seat."""
+        cfg = args.config
+        if args.seat_passwords is None:
+            raise ValueError("a stack with seats needs tfbox:passwords")
+        image = Image("image", ImageArgs(str(cfg.image), cfg.keep_image, cfg.image_track_registry), child)
+        self.image = image
+        gate: pulumi.Output[str] | None = None
+        self.gpu_check_output = None
+        claims = cfg.claims()
+        self.gpu_ledger: pulumi.Output[dict[str, dict[str, object]]] = pulumi.Output.from_input(ledger_table(claims))
+        if cfg.gpu_check and claims:
+            check_image = image
+            if cfg.gpu_check_image is not None:
+                check_image = Image("gpu-check-image", ImageArgs(str(cfg.gpu_check_image), cfg.keep_image, False), child)
+            # The whole machine's list: the seats' GPUs by index and UUID, which the ledger resolves against each other.
+            every = GpuSpec("all")
+            check = GpuCheck("gpu-check", GpuCheckArgs(
+                container_name=cfg.container_name("gpu-check"), image_id=check_image.image_id, spec=every,
+                mode=cfg.gpu_mode, gpu=container_gpu_settings(every, cfg.gpu_mode), labels=cfg.labels("gpu-check"),
+            ), child)
+            self.gpu_check_output = check.output
+            gate = pulumi.Output.all(check.verdict, check.output).apply(lambda v: ledger_verdict(cfg, v[1]))
+            self.gpu_ledger = check.output.apply(lambda out: ledger_table(claims, parse_nvidia_smi_list(out)))
+        images: dict[str, Image] = {str(cfg.image): image}
+        passwords = pulumi.Output.secret(args.seat_passwords)
+        self.seats: dict[str, Seat] = {}
+        for seat in cfg.seats:
+            if str(seat.image) not in images:
+                images[str(seat.image)] = Image(f"{seat.name}-image", ImageArgs(str(seat.image), cfg.keep_image,
+                                                                                  cfg.image_track_registry), child)
+            self.seats[seat.name] = Seat(seat.name, SeatArgs(
+                config=cfg, seat=seat, image_id=images[str(seat.image)].image_id,
+                password=passwords.apply(_entry(seat.name)), tls_key=args.tls_key,
+                gate=gate if seat.gpus.requested else None,
+            ), child)
+        self.notebook_url = pulumi.Output.from_input(" ".join(f"{n}={s.notebook_url_text}" for n, s in self.seats.items()))
+        self.tensorboard_url = (
+            None if cfg.tensorboard_mode == "off"
+            else pulumi.Output.from_input(" ".join(f"{n}={s.tensorboard_url_text}" for n, s in self.seats.items())))
+        self.notebook_cert_sha256 = pulumi.Output.from_input(fingerprint_sha256(cfg.tls_cert)) if cfg.tls else None
+        names = [name for s in self.seats.values() for name in s.container_names]
+        if self.gpu_check_output is not None:
+            names.append(cfg.container_name("gpu-check"))
+        self.container_names = names
+        self.register_outputs({
+            "notebookUrl": self.notebook_url, "notebookCertSha256": self.notebook_cert_sha256,
+            "tensorboardUrl": self.tensorboard_url, "imageDigest": image.repo_digest, "containerNames": names,
+            "gpuLedger": self.gpu_ledger,
         })

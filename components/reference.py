@@ -43,7 +43,9 @@ def yaml_block() -> str:
         default = k.default
         text = ('""' if default == "" else str(default)) if not isinstance(default, bool) else str(default).lower()
         desc = re.sub(r"`", "", k.doc).replace('"', "'")
-        lines += [f"  {k.name}:", f"    type: {k.type}", f"    default: {text}", f'    description: "{desc}"']
+        # Pulumi refuses an array without its item type; seats are objects, checked by components.seats
+        items = ["    items:", "      type: object"] if k.type == "array" else []
+        lines += [f"  {k.name}:", f"    type: {k.type}", *items, f"    default: {text}", f'    description: "{desc}"']
     return "\n".join(lines)
 
 

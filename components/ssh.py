@@ -71,8 +71,8 @@ def ssh_opts_from(configured: object) -> list[str]:
     return os.environ.get("DOCKER_SSH_OPTS", "").split()
 
 
-def probe_command(target: SshTarget, ssh_opts: list[str]) -> list[str]:
-    """ssh that never prompts and never accepts an unknown host key, then `docker version` on the box.
+def ssh_argv(target: SshTarget, ssh_opts: list[str]) -> list[str]:
+    """ssh that never prompts and never accepts an unknown host key, up to the remote command.
 
     Our -o options come first: for each option ssh keeps the first value it sees, so neither
     `docker:sshOpts` nor ~/.ssh/config can turn strict host key checking off here."""
@@ -82,11 +82,17 @@ def probe_command(target: SshTarget, ssh_opts: list[str]) -> list[str]:
         cmd += ["-p", str(target.port)]
     if target.user:
         cmd += ["-l", target.user]
-    remote = ["docker"]
-    if target.socket_path:
-        remote.append(f"--host=unix://{target.socket_path}")
-    remote += ["version", "--format", "{{.Server.Version}}"]
-    return [*cmd, "--", target.host, *remote]
+    return [*cmd, "--", target.host]
+
+
+def remote_docker(target: SshTarget) -> list[str]:
+    """`docker` on the box, aimed at the daemon the URL names."""
+    return ["docker", f"--host=unix://{target.socket_path}"] if target.socket_path else ["docker"]
+
+
+def probe_command(target: SshTarget, ssh_opts: list[str]) -> list[str]:
+    """`docker version` on the box over ssh_argv's ssh."""
+    return [*ssh_argv(target, ssh_opts), *remote_docker(target), "version", "--format", "{{.Server.Version}}"]
 
 
 def classify(target: SshTarget, returncode: int, stderr: str, ssh_opts: list[str] | None = None) -> str | None:

@@ -23,6 +23,7 @@ class StorageArgs:
     keep_volumes: bool
     protect_volumes: bool
     labels: dict[str, str]
+    resource_prefix: str = ""  # `<seat>-` on a seat's storage: resource names must differ between seats (URNs)
 
 
 class Storage(pulumi.ComponentResource):
@@ -42,14 +43,14 @@ class Storage(pulumi.ComponentResource):
             self.notebooks_source = pulumi.Output.from_input(args.notebooks_host_path)
         else:
             notebooks = docker.Volume(
-                "notebooks", name=args.notebooks_volume,
+                f"{args.resource_prefix}notebooks", name=args.notebooks_volume,
                 labels=docker_labels({**labels, "tfbox.role": "notebooks"}, docker.VolumeLabelArgs),
                 opts=vol_opts,
             )
             self.notebooks_type = "volume"
             self.notebooks_source = notebooks.name
         logs = docker.Volume(
-            "logs", name=args.logs_volume,
+            f"{args.resource_prefix}logs", name=args.logs_volume,
             labels=docker_labels({**labels, "tfbox.role": "logs"}, docker.VolumeLabelArgs),
             opts=vol_opts,
         )

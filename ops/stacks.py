@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.config import KEYS_BY_NAME, read_stack_file
+from components.seats import raw_seats
 
 STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[^./][^/]*)\.yaml$")
 DEFAULT_KIND = str(KEYS_BY_NAME["stackKind"].default)
@@ -42,6 +43,13 @@ def stack_of(path: str) -> str | None:
 def read_stack(path: Path) -> StackInfo:
     sf = read_stack_file(path)
     kind = str(sf.raw.get("stackKind") or DEFAULT_KIND).strip()
+    # a stack with seats has a password per seat (tfbox:passwords.<seat>), and GPUs per seat
+    seats = [s for s in raw_seats(sf.raw.get("seats"))[0] if isinstance(s, dict)]
+    if seats:
+        names = [str(s.get("name") or "") for s in seats]
+        gpus = " ".join(f"{s.get('name')}={s.get('gpus') if s.get('gpus') not in (None, '') else 'none'}" for s in seats)
+        return StackInfo(name=sf.stack, path=path, kind=kind, docker_host=sf.docker_host, gpus=gpus,
+                         password_set=all(n in sf.seat_password_states for n in names))
     return StackInfo(name=sf.stack, path=path, kind=kind, docker_host=sf.docker_host,
                      gpus=str(sf.raw.get("gpus") or ""), password_set=sf.password_state != "missing")
 

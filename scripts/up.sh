@@ -3,10 +3,12 @@
 # first run needs no Pulumi Cloud account and no manual config. On the dev stack it
 # generates the notebook password as a Pulumi secret if none is set.
 #
-#   scripts/up.sh [STACK] [--password|--outputs|--destroy|--tls]
+#   scripts/up.sh [STACK] [--password [SEAT]|--outputs|--destroy|--tls]
 #
 # Every stack gets its password salt (tfbox:passwordSalt, random, public) on its first `up`.
 # --tls makes the stack's self-signed certificate once (scripts/tls.sh; `make tls`).
+# On a stack with seats (tfbox:seats) each seat has its password in tfbox:passwords.<seat>:
+# `--password SEAT` prints it (`make password STACK=… SEAT=…`), and on the dev stack `up` generates missing ones.
 #
 # Environment: PULUMI_BACKEND_URL (default file://<project>/.state), PULUMI_CONFIG_PASSPHRASE
 # or _FILE (default for the .state backend only: a generated .state/passphrase, mode 600), TFBOX_IMAGE (sets
@@ -16,6 +18,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 stack=${1:-dev}
 action=${2:-}
+seat=${3:-}
+if [[ -n $seat && ! $seat =~ ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$ ]]; then
+  echo "tfbox: SEAT '$seat' is not a seat name (lower-case letters, digits and inner dashes)" >&2
+  exit 2
+fi
 
 bindir=$(toolchain/ensure.sh | tail -n 1)
 export PATH="$bindir:$PWD/.venv/bin:$PATH"
@@ -32,19 +39,51 @@ tfbox_passphrase "$PWD" tfbox
 
 pulumi stack select "$stack" >/dev/null 2>&1 || pulumi stack init "$stack" --secrets-provider passphrase >/dev/null
 
+# The seats' names, one per line (none on a single-seat stack).
+seat_names() {
+  { pulumi config get tfbox:seats --stack "$stack" 2>/dev/null || true; } |
+    python -c 'import json, sys
+try:
+    seats = json.load(sys.stdin)
+except ValueError:
+    seats = []
+for s in seats if isinstance(seats, list) else []:
+    if isinstance(s, dict) and s.get("name"):
+        print(s["name"])'
+}
+
 case $action in
-  --password) pulumi config get tfbox:password --stack "$stack"; exit ;;
+  --password)
+    if [[ -n $seat ]]; then
+      pulumi config get --path "tfbox:passwords.$seat" --stack "$stack"
+    elif ! pulumi config get tfbox:password --stack "$stack"; then
+      names=$(seat_names | paste -sd, -)
+      [[ -z $names ]] || echo "tfbox: stack $stack has seats ($names): make password STACK=$stack SEAT=<seat>" >&2
+      exit 1
+    fi
+    exit ;;
   --outputs) pulumi stack output --stack "$stack"; exit ;;
   --destroy) pulumi destroy --yes --stack "$stack"; exit ;;
   --tls) PYTHON=python scripts/tls.sh "$stack"; exit ;;
   "") ;;
-  *) echo "usage: $0 [STACK] [--password|--outputs|--destroy|--tls]" >&2; exit 2 ;;
+  *) echo "usage: $0 [STACK] [--password [SEAT]|--outputs|--destroy|--tls]" >&2; exit 2 ;;
 esac
 
 if [[ -n ${TFBOX_IMAGE:-} ]]; then
   pulumi config set --plaintext tfbox:image "$TFBOX_IMAGE" --stack "$stack"
 fi
-if ! pulumi config get tfbox:password --stack "$stack" >/dev/null 2>&1; then
+seats=$(seat_names)
+for s in $seats; do
+  if ! pulumi config get --path "tfbox:passwords.$s" --stack "$stack" >/dev/null 2>&1; then
+    if [[ $stack != dev ]]; then
+      echo "tfbox: seat $s of stack $stack has no password; run: pulumi config set --secret --path 'tfbox:passwords.$s' --stack $stack" >&2
+      exit 1
+    fi
+    head -c 18 /dev/urandom | base64 | tr -d '/+=' | pulumi config set --secret --path "tfbox:passwords.$s" --stack "$stack"
+    echo "tfbox: generated a password for seat $s; read it with: make password SEAT=$s" >&2
+  fi
+done
+if [[ -z $seats ]] && ! pulumi config get tfbox:password --stack "$stack" >/dev/null 2>&1; then
   if [[ $stack != dev ]]; then
     echo "tfbox: stack $stack has no password; run: pulumi config set --secret tfbox:password --stack $stack" >&2
     exit 1
@@ -59,4 +98,8 @@ if [[ -z $(pulumi config get tfbox:passwordSalt --stack "$stack" 2>/dev/null) ]]
 fi
 pulumi up --yes --stack "$stack"
 echo
-echo "Notebook: $(pulumi stack output notebookUrl --stack "$stack")   (password: make password STACK=$stack)"
+if [[ -n $seats ]]; then
+  echo "Notebooks: $(pulumi stack output notebookUrl --stack "$stack")   (passwords: make password STACK=$stack SEAT=<seat>)"
+else
+  echo "Notebook: $(pulumi stack output notebookUrl --stack "$stack")   (password: make password STACK=$stack)"
+fi

@@ -133,8 +133,9 @@ def reap_session(proc: subprocess.Popen[str]) -> None:
 
     The Pulumi CLI can exit without closing plugins it started: a command that fails early (e.g.
     `validating stack config`) abandons the language host it started for the update's metadata
-    (`Language.About`), and a killed CLI abandons all of them. This project's language host does not
-    watch its engine, so such orphans would run forever (tests/e2e/conftest.py checks that none do).
+    (`Language.About`), and a killed CLI abandons all of them. This project's language host exits within
+    seconds of its engine (test_process_hygiene.py), the docker provider only after minutes; reaping here
+    keeps a test's leftovers from outliving it (tests/e2e/conftest.py checks that none do).
     """
     if proc.poll() is None:
         proc.kill()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import runpy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from components import ssh
+from components import host_state, ssh
 from components.tls import generate_self_signed, subject_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,9 @@ class Recorder(pulumi.runtime.Mocks):
         self.ready_result: tuple[int, str] = (0, "ready\n")
         self.ssh_probes: list[list[str]] = []  # the ssh commands the program ran for an ssh:// docker host
         self.ssh_probe_result: tuple[int, str] = (0, "")
+        self.host_commands: list[list[str]] = []  # what the program ran to read the host (components.host_state)
+        self.host_result: tuple[int, str, str] = (0, "[]", "")  # `docker inspect` of the host's tfbox containers
+        self.host_logs = ""  # `docker logs` of a GPU check found there
 
     def transformation(self, args: pulumi.ResourceTransformationArgs) -> None:
         """Records each resource's options as the program gave them (mocks do not see options)."""
@@ -129,17 +133,22 @@ def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[s
         recorder.ssh_probes.append(cmd)
         return recorder.ssh_probe_result
 
+    def fake_host(argv: list[str], env: Mapping[str, str]) -> tuple[int, str, str]:
+        recorder.host_commands.append(argv)
+        return (0, recorder.host_logs, "") if "docker logs" in argv[-1] else recorder.host_result
+
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def _run() -> pulumi.Output[Any]:
         pulumi.runtime.register_stack_transformation(recorder.transformation)
         cwd = os.getcwd()
         os.chdir(ROOT)
-        real_probe = ssh.run_probe
+        real_probe, real_host_run = ssh.run_probe, host_state.run
         ssh.run_probe = fake_probe  # no ssh from unit tests: the probe's answer is the recorder's
+        host_state.run = fake_host  # nor docker: the host's containers are the recorder's
         try:
             runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
         finally:
-            ssh.run_probe = real_probe
+            ssh.run_probe, host_state.run = real_probe, real_host_run
             os.chdir(cwd)
         stack_resource = pulumi.runtime.settings.get_root_resource()
         exported = stack_resource.outputs if stack_resource is not None else {}  # type: ignore[attr-defined]

@@ -67,3 +67,13 @@ def test_table_and_exit_status() -> None:
     assert exit_status(rows) == 1
     assert exit_status(rows[:1]) == 0
     assert exit_status([]) == 1
+
+
+def test_a_seats_stack_has_its_password_when_every_seat_has_one(tmp_path: Path) -> None:
+    seats = ("  tfbox:seats:\n    - {name: alice, gpus: 0, notebookPort: 8888, tensorboardPort: 6006}\n"
+             "    - {name: bob, notebookPort: 8889, tensorboardPort: 6007}\n")
+    write(tmp_path, "half", "config:\n" + seats + "  tfbox:passwords:\n    alice:\n      secure: v1:x\n")
+    write(tmp_path, "full", "config:\n" + seats + "  tfbox:passwords:\n    alice:\n      secure: v1:x\n    bob:\n      secure: v1:y\n")
+    full, half = machine_stacks(tmp_path)
+    assert (full.password_set, half.password_set) == (True, False)
+    assert full.gpus == "alice=0 bob=none"

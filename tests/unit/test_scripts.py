@@ -167,6 +167,22 @@ def test_make_password_prints_only_the_password_on_stdout(project: Path) -> None
     assert f"PASSFILE={project}/.state/passphrase" in log
 
 
+def test_make_password_of_a_seat(project: Path) -> None:
+    password = secrets.token_urlsafe(18)
+    done = run_make(project, "password", "STACK=gpu-box", "SEAT=alice", FAKE_PASSWORD=password)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == password + "\n"
+    assert "ARGS config get --path tfbox:passwords.alice --stack gpu-box\n" in (project.parent / "pulumi.log").read_text()
+
+
+@pytest.mark.parametrize("seat", ["Alice", "a.b", "x'; touch PWNED; echo '", "-rf"])
+def test_make_password_refuses_what_is_not_a_seat_name(project: Path, seat: str) -> None:
+    done = run_make(project, "password", f"SEAT={seat}", FAKE_PASSWORD="pw")
+    assert done.returncode != 0 and "is not a seat name" in done.stderr and done.stdout == ""
+    assert not (project / "PWNED").exists()
+    assert not (project.parent / "pulumi.log").exists(), "refused before pulumi runs"
+
+
 @pytest.mark.parametrize("stack", ["a b", "x'; touch PWNED; echo '", 'q"$(touch PWNED)"', "s;touch PWNED", "$(shell touch PWNED)"])
 def test_make_passes_stack_as_one_argument(project: Path, stack: str) -> None:
     done = run_make(project, "password", f"STACK={stack}", FAKE_PASSWORD="pw")

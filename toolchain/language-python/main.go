@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -40,6 +41,11 @@ import (
 
 // execScriptName is the Python shim that configures the SDK from argv and runs the user's program.
 const execScriptName = "pulumi-language-python-exec"
+
+// engineHealthInterval is how often the host asks the engine whether it is still there. Upstream hosts ask
+// every 5 minutes, so a host whose CLI was killed (Ctrl-C twice, an OOM kill, a CI timeout) outlives it by up
+// to 5 minutes, with the program it runs; a local health call every 2 s costs nothing measurable.
+const engineHealthInterval = 2 * time.Second
 
 // exitCodeUserActionable is what the exec script (and pulumi.policy) exit with after they already logged the
 // error through the engine; we then ask the engine to bail without printing a second, less useful message.
@@ -76,9 +82,20 @@ func main() {
 		cmdutil.Exit(err)
 	}
 
-	host := &pythonHost{execScript: execScript, tracing: *tracing}
+	// Cancelled when the engine stops answering: the server stops, and a running program is killed with it.
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := make(chan bool)
+	go func() {
+		<-ctx.Done()
+		close(stop)
+		// GracefulStop waits for running calls; the program was killed, give them a moment, then go.
+		time.Sleep(10 * time.Second)
+		os.Exit(1)
+	}()
+	host := &pythonHost{execScript: execScript, tracing: *tracing, ctx: ctx, cancel: cancel}
 	host.setEngineAddress(engineAddress)
 	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
+		Cancel: stop,
 		Init: func(srv *grpc.Server) error {
 			pulumirpc.RegisterLanguageRuntimeServer(srv, host)
 			return nil
@@ -118,6 +135,11 @@ type pythonHost struct {
 	execScript string
 	tracing    string
 
+	// ctx ends when the engine is gone (watchEngine); cancel ends it.
+	ctx         context.Context
+	cancel      context.CancelFunc
+	watchEngine sync.Once
+
 	// engineAddress comes from argv, or from Handshake when the engine attaches to an already running host
 	// (PULUMI_DEBUG_LANGUAGES) and there was no argv; gRPC calls run concurrently, hence the lock.
 	mu            sync.Mutex
@@ -126,8 +148,17 @@ type pythonHost struct {
 
 func (h *pythonHost) setEngineAddress(addr string) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.engineAddress = addr
+	h.mu.Unlock()
+	if addr == "" {
+		return
+	}
+	// The host serves one engine: once its address is known, exit when it stops answering.
+	h.watchEngine.Do(func() {
+		if err := rpcutil.Healthcheck(h.ctx, addr, engineHealthInterval, h.cancel); err != nil {
+			logging.V(3).Infof("cannot watch the engine at %s: %v", addr, err)
+		}
+	})
 }
 
 func (h *pythonHost) getEngineAddress() string {
@@ -229,7 +260,17 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 	args = append(args, program)
 	args = append(args, req.GetArgs()...)
 
-	cmd, err := tc.Command(ctx, args...)
+	// The program dies with this call or with the host (engine gone), whichever ends first.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	go func() {
+		select {
+		case <-h.ctx.Done():
+			stopRun()
+		case <-runCtx.Done():
+		}
+	}()
+	cmd, err := tc.Command(runCtx, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -467,7 +508,17 @@ func (h *pythonHost) RunPlugin(
 	}
 	args := append([]string{"-u", "-m", "pulumi.policy"}, req.GetArgs()...)
 	args = append(args, dir)
-	cmd, err := tc.Command(ctx, args...)
+	// The program dies with this call or with the host (engine gone), whichever ends first.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	go func() {
+		select {
+		case <-h.ctx.Done():
+			stopRun()
+		case <-runCtx.Done():
+		}
+	}()
+	cmd, err := tc.Command(runCtx, args...)
 	if err != nil {
 		return err
 	}

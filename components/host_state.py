@@ -1,0 +1,102 @@
+"""What a Docker host runs now, read with the docker CLI (here, or on an `ssh://` box over ssh).
+
+Why: two stacks may share one GPU box, and neither stack's files know the other's GPUs (another
+project, another repository, a stack whose file is not committed here). The GPU ledger's cross-stack
+check (components.ledger) needs the truth, so it reads it from the host before anything is declared:
+every tfbox notebook's GPUs (`docker inspect`: device requests or NVIDIA_VISIBLE_DEVICES) and, to
+tell an index from the UUID of the same GPU, the listing of a GPU check that saw every GPU.
+The parsing is pure (the ledger's claim_from_inspect); this module only runs the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from components import ssh
+from components.gpus import ListedGpu, parse_nvidia_smi_list
+from components.ledger import Claim, claim_from_inspect
+
+TIMEOUT_S = 30
+Runner = Callable[[list[str], Mapping[str, str]], tuple[int, str, str]]
+
+
+def run(argv: list[str], env: Mapping[str, str]) -> tuple[int, str, str]:
+    """Run a command; (exit status, stdout, stderr), 127 when the program is not installed."""
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, env={**os.environ, **env}, check=False)
+    except FileNotFoundError:
+        return 127, "", f"{argv[0]}: command not found"
+    except subprocess.TimeoutExpired:
+        return 124, "", f"no answer within {TIMEOUT_S} s"
+    return p.returncode, p.stdout, p.stderr
+
+
+def docker_argv(docker_host: str, ssh_opts: Sequence[str], script: str) -> tuple[list[str], dict[str, str]]:
+    """Run `script` (a shell line whose `docker` means this host's daemon) where it can reach the daemon:
+    on the box over ssh (strict host key, no prompt, like the preflight), else here with DOCKER_HOST."""
+    target = ssh.parse_ssh_host(docker_host)
+    if target is not None:
+        docker = shlex.join(ssh.remote_docker(target))
+        return [*ssh.ssh_argv(target, list(ssh_opts)), f"docker() {{ command {docker} \"$@\"; }}; {script}"], {}
+    return ["sh", "-c", script], {"DOCKER_HOST": docker_host}
+
+
+# every tfbox notebook and every GPU check, inspected in one round trip
+_INSPECT = ("ids=$(docker ps -aq --filter label=tfbox.role=notebook; docker ps -aq --filter label=tfbox.role=gpu-check); "
+            "[ -z \"$ids\" ] && echo '[]' || docker inspect $ids")
+
+
+@dataclass
+class LiveLedger:
+    """Other stacks' GPU claims on the host, and a full `nvidia-smi -L` listing when one is known."""
+
+    claims: list[Claim] = field(default_factory=list)
+    listing: list[ListedGpu] | None = None
+    problem: str | None = None  # why the host could not be read (the check is then skipped with a warning)
+
+
+def read_live_ledger(docker_host: str, ssh_opts: Sequence[str], project: str, stack: str, runner: Runner | None = None) -> LiveLedger:
+    """The GPU claims of every tfbox notebook on the host except this stack's own."""
+    runner = runner or run  # looked up at call time: the unit tests' program runner replaces `run`
+    argv, env = docker_argv(docker_host, ssh_opts, _INSPECT)
+    code, out, err = runner(argv, env)
+    if code != 0:
+        return LiveLedger(problem=(err.strip().splitlines() or [f"exit status {code}"])[-1])
+    try:
+        infos: list[dict[str, Any]] = json.loads(out or "[]")
+    except ValueError:
+        return LiveLedger(problem="`docker inspect` printed something that is not JSON")
+    claims = []
+    checks = []
+    for info in infos:
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        if labels.get("tfbox.project") == project and labels.get("tfbox.stack") == stack:
+            continue  # this stack's own containers: its config, not the host, says what it takes
+        if labels.get("tfbox.role") == "gpu-check" and _saw_every_gpu(info):
+            checks.append(str(info.get("Id", "")))
+        claim = claim_from_inspect(info)
+        if claim is not None:
+            claims.append(claim)
+    listing = _listing(docker_host, ssh_opts, checks, runner) if claims and checks else None
+    return LiveLedger(claims=claims, listing=listing)
+
+
+def _saw_every_gpu(info: Mapping[str, Any]) -> bool:
+    """A GPU check given every GPU lists them under their host indices (a subset is renumbered from 0)."""
+    host = info.get("HostConfig") or {}
+    if any((r.get("Count") or 0) < 0 for r in host.get("DeviceRequests") or []):
+        return True
+    env = dict(e.split("=", 1) for e in (info.get("Config") or {}).get("Env") or [] if "=" in e)
+    return host.get("Runtime") == "nvidia" and env.get("NVIDIA_VISIBLE_DEVICES") == "all"
+
+
+def _listing(docker_host: str, ssh_opts: Sequence[str], check_ids: list[str], runner: Runner) -> list[ListedGpu] | None:
+    argv, env = docker_argv(docker_host, ssh_opts, f"docker logs {shlex.quote(check_ids[0])}")
+    code, out, _ = runner(argv, env)
+    return (parse_nvidia_smi_list(out) or None) if code == 0 else None

@@ -1,0 +1,118 @@
+"""The cross-stack GPU ledger read from the live host (components/host_state.py): what runs where, which
+containers count, and the program stopping before anything is declared when another stack has the GPU."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from components.gpus import GpuSpec
+from components.host_state import docker_argv, read_live_ledger
+from tests.unit.program import Recorder, run_program
+from tests.unit.test_program import config_for
+
+H200 = "GPU {i}: NVIDIA H200 (UUID: GPU-b780f725-fe96-b196-3303-e4a68e6a68{u:02x})"
+LISTING = "\n".join(H200.format(i=i, u=0x60 + i) for i in range(8)) + "\n"
+
+
+def container(stack: str, role: str, *, seat: str = "", device_ids: list[str] | None = None, count: int = 0,
+              project: str = "tfbox", share: bool = False, cid: str = "c0ffee") -> dict[str, Any]:
+    labels = {"tfbox.project": project, "tfbox.stack": stack, "tfbox.role": role}
+    if seat:
+        labels |= {"tfbox.seat": seat, "tfbox.share-gpus": str(share).lower()}
+    requests = [{"Driver": "nvidia", "Count": count, "DeviceIDs": device_ids or [], "Capabilities": [["gpu"]]}]
+    return {"Id": cid, "Config": {"Labels": labels, "Env": []},
+            "HostConfig": {"DeviceRequests": requests if (device_ids or count) else None, "Runtime": "runc"}}
+
+
+class Host:
+    """A fake host: answers the inspect line with `containers` and `docker logs` with the check's listing."""
+
+    def __init__(self, containers: list[dict[str, Any]], fail: tuple[int, str] | None = None) -> None:
+        self.containers, self.fail = containers, fail
+        self.commands: list[tuple[list[str], Mapping[str, str]]] = []
+
+    def __call__(self, argv: list[str], env: Mapping[str, str]) -> tuple[int, str, str]:
+        self.commands.append((argv, env))
+        if self.fail:
+            return self.fail[0], "", self.fail[1]
+        if "docker logs" in argv[-1]:
+            return 0, LISTING, ""
+        return 0, json.dumps(self.containers), ""
+
+
+def test_commands_run_here_with_docker_host_or_on_the_box_over_strict_ssh() -> None:
+    argv, env = docker_argv("unix:///run/user/1000/docker.sock", [], "docker ps")
+    assert argv == ["sh", "-c", "docker ps"] and env == {"DOCKER_HOST": "unix:///run/user/1000/docker.sock"}
+    argv, env = docker_argv("ssh://tfbox@gpu-box:2222/var/run/other.sock", ["-F", "/cfg"], "docker ps")
+    assert env == {}
+    assert argv[:7] == ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=8"]
+    assert argv[7:-1] == ["-T", "-F", "/cfg", "-p", "2222", "-l", "tfbox", "--", "gpu-box"]
+    assert "command docker --host=unix:///var/run/other.sock" in argv[-1] and argv[-1].endswith("docker ps")
+
+
+def test_other_stacks_notebooks_are_claims_this_stacks_own_are_not() -> None:
+    host = Host([
+        container("lab-a", "notebook", seat="alice", device_ids=["0"]),
+        container("lab-b", "notebook", device_ids=["GPU-b780f725-fe96-b196-3303-e4a68e6a6863"]),
+        container("gpu-box", "notebook", seat="me", device_ids=["1"]),  # this stack: its config decides
+        container("lab-a", "tensorboard"),  # no GPUs, not a notebook
+        container("cpu-lab", "notebook"),  # a notebook without GPUs claims nothing
+        container("gpu-box", "notebook", project="other-project", device_ids=["2"]),  # same stack name, another project
+    ])
+    live = read_live_ledger("unix:///var/run/docker.sock", [], "tfbox", "gpu-box", runner=host)
+    assert live.problem is None
+    assert sorted((c.stack, c.seat, c.gpus) for c in live.claims) == [
+        ("gpu-box", "", GpuSpec("devices", devices=("2",))),
+        ("lab-a", "alice", GpuSpec("devices", devices=("0",))),
+        ("lab-b", "", GpuSpec("devices", devices=("GPU-b780f725-fe96-b196-3303-e4a68e6a6863",))),
+    ]
+    assert live.listing is None, "no GPU check on the host saw every GPU"
+
+
+def test_a_whole_machine_gpu_check_gives_the_listing() -> None:
+    host = Host([container("lab-a", "notebook", device_ids=["3"]), container("lab-a", "gpu-check", count=-1, cid="check1")])
+    live = read_live_ledger("unix:///var/run/docker.sock", [], "tfbox", "gpu-box", runner=host)
+    assert live.listing is not None and [g.index for g in live.listing] == list(range(8))
+    assert host.commands[-1][0][-1] == "docker logs check1"
+
+
+def test_an_unreadable_host_is_a_problem_not_a_crash() -> None:
+    live = read_live_ledger("unix:///var/run/docker.sock", [], "tfbox", "gpu-box",
+                            runner=Host([], fail=(127, "sh: 1: docker: not found")))
+    assert live.claims == [] and live.problem == "sh: 1: docker: not found"
+
+
+def test_the_program_stops_when_another_stack_on_the_host_has_the_gpu() -> None:
+    rec = Recorder()
+    rec.host_result = (0, json.dumps([container("team-b", "notebook", seat="carol", device_ids=["1"])]), "")
+    with pytest.raises(Exception, match=r"tfbox:gpus: .*GPU 1.*stack 'team-b'.*carol.*Fix"):
+        run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)  # gpu-box asks for 0,1
+    assert [r for r in rec.resources if r.type.startswith("docker:")] == [], "nothing declared"
+    assert rec.host_commands and rec.host_commands[0][:2] == ["ssh", "-o"], "read on the box, over ssh"
+
+
+def test_the_same_gpu_by_uuid_is_found_through_a_whole_machine_check() -> None:
+    rec = Recorder()
+    uuid0 = "GPU-b780f725-fe96-b196-3303-e4a68e6a6860"
+    rec.host_result = (0, json.dumps([container("team-b", "notebook", device_ids=[uuid0]),
+                                      container("team-b", "gpu-check", count=-1, cid="chk")]), "")
+    rec.host_logs = LISTING
+    with pytest.raises(Exception, match=rf"GPU 0 \({uuid0}\), which stack 'team-b' on the same Docker host already has\. Fix: pick other GPUs$"):
+        run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)
+
+
+def test_shared_on_both_sides_and_other_gpus_pass() -> None:
+    rec = Recorder()
+    rec.host_result = (0, json.dumps([container("team-b", "notebook", seat="carol", device_ids=["5"])]), "")
+    run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)
+    assert any(r.type == "docker:index/container:Container" for r in rec.resources)
+
+
+def test_cpu_stacks_do_not_read_the_host() -> None:
+    rec = Recorder()
+    run_program(config_for("dev"), stack="dev", recorder=rec)
+    assert rec.host_commands == []
