@@ -427,6 +427,10 @@ def stack_refs(root: Path, only: str | None = None) -> list[StackRef]:
         mode = str(raw.get("tensorboardMode") or "sidecar")
         roles = ("notebook", "tensorboard") if mode == "sidecar" else ("notebook",)
         ports = tuple(int(raw.get(k) or d) for k, d in (("notebookPort", 8888), ("tensorboardPort", 6006)))
+        seats = raw.get("seats") if isinstance(raw.get("seats"), list) else []
+        if seats:  # a stack with seats publishes the seats' ports (components/seats.py), not the stack's
+            ports = tuple(int(seat[k]) for seat in seats if isinstance(seat, dict)
+                          for k in ("notebookPort", "tensorboardPort") if str(seat.get(k, "")).isdigit())
         refs.append(StackRef(sf.stack, Host(host, ssh_opts_from(config.get("docker:sshOpts"))), roles, ports))
     return refs
 

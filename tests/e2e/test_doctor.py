@@ -1,15 +1,15 @@
 """Scenario: the Docker daemon dies, and `make doctor` / `make repair` (issue 9 §3, §6).
 
-On a daemon of its own (it gets SIGKILLed), two GPU labs on the NVIDIA stand-ins, one per stack
-(`LABS`: when seats land, the same checks run on two seats of one stack):
+On a daemon of its own (it gets SIGKILLed), one GPU stack with two seats on the NVIDIA stand-ins
+(`SEATS`: seat a on GPU 0, seat b on GPU 1), each seat a lab of its own:
 
 0. A lab from before (restart policy `unless-stopped`) is upgraded by an update in place: same containers.
 1. dockerd (with the containerd it runs as its child) gets SIGKILL and is started again: both labs come
    back by themselves (restart policy `always`; `unless-stopped` left them exited), same containers,
    nothing for Pulumi to do, and doctor finds nothing wrong.
-2. One lab's notebook is killed: doctor names that container and the cause and exits 1; repair replaces
-   exactly that container through Pulumi (the notebooks volume keeps its files); every other container,
-   of both labs, is the same container as before.
+2. Seat a's notebook is killed: doctor names that container, its seat and the cause and exits 1; repair
+   replaces exactly that container through Pulumi (the notebooks volume keeps its files); every other
+   container, of both seats, is the same container as before.
 3. dockerd is killed while `up` starts a notebook (the stand-in runtime holds `create` while the port is
    already published): after the restart `up` fails with "port is already allocated"; doctor names the
    stale docker-proxy and the fix (one graceful restart of Docker), and after it `up` finishes the lab.
@@ -18,6 +18,7 @@ On a daemon of its own (it gets SIGKILLed), two GPU labs on the NVIDIA stand-ins
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -32,12 +33,12 @@ from tests.e2e.harness import ROOT, Docker, Project, Result, Stack, change_summa
 
 DAEMON = "e2e-doc"
 DAEMON_DIR = Path(os.environ.get("TFBOX_RUN", "/tmp/tfbox-run")) / DAEMON
-# (stack, GPUs): one lab each; with seats these become two seats of one stack
-LABS = (("doca", "0"), ("docb", "1"))
+STACK = "docs"
+SEATS = (("a", "0"), ("b", "1"))  # (seat, GPUs)
 
 
-def containers(stack: str) -> tuple[str, str]:
-    return f"tfbox-{stack}-notebook", f"tfbox-{stack}-tensorboard"
+def containers(seat: str) -> tuple[str, str]:
+    return f"tfbox-{STACK}-{seat}-notebook", f"tfbox-{STACK}-{seat}-tensorboard"
 
 
 @pytest.fixture(scope="module")
@@ -49,21 +50,24 @@ def host() -> Iterator[Docker]:
 
 
 @pytest.fixture(scope="module")
-def labs(project: Project, host: Docker, gpu_image: str, password: str) -> Iterator[dict[str, SimpleNamespace]]:
-    labs = {}
-    for name, gpus in LABS:
-        nb_port = free_port()
-        stack = project.stack(name, {
-            "docker:host": host.host, "tfbox:image": gpu_image, "tfbox:gpus": gpus,
-            "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": free_port(), **gpu_ulimits_here(),
-        }, password)
-        labs[name] = SimpleNamespace(stack=stack, nb=f"http://127.0.0.1:{nb_port}", names=containers(name))
-        stack.up()
-    yield labs
-    for name, lab in labs.items():
-        lab.stack.destroy(check=False)
+def labs(project: Project, host: Docker, gpu_image: str) -> Iterator[dict[str, SimpleNamespace]]:
+    """The seats, each as a lab: the stack, its notebook URL, its notebook and TensorBoard containers."""
+    ports = {seat: (free_port(), free_port()) for seat, _ in SEATS}
+    stack = project.stack(STACK, {
+        "docker:host": host.host, "tfbox:image": gpu_image, "tfbox:passwordSalt": secrets.token_hex(16),
+        "tfbox:seats": [{"name": seat, "gpus": gpus, "notebookPort": ports[seat][0], "tensorboardPort": ports[seat][1]}
+                        for seat, gpus in SEATS],
+        **gpu_ulimits_here(),
+    }, None)
+    for seat, _ in SEATS:
+        project.pulumi("config", "set", "--secret", "--path", f"tfbox:passwords.{seat}", "--stack", STACK,
+                       input=f"seat-{seat}-" + secrets.token_urlsafe(12))
+    stack.up()
+    yield {seat: SimpleNamespace(stack=stack, nb=f"http://127.0.0.1:{ports[seat][0]}", names=containers(seat)) for seat, _ in SEATS}
+    stack.destroy(check=False)
+    for seat, _ in SEATS:
         for vol in ("notebooks", "logs"):
-            host("volume", "rm", f"tfbox-{name}-{vol}", check=False)
+            host("volume", "rm", f"tfbox-{STACK}-{seat}-{vol}", check=False)
 
 
 def ids(host: Docker, labs: dict[str, SimpleNamespace]) -> dict[str, str]:
@@ -109,16 +113,16 @@ def lab_answers(host: Docker, lab: SimpleNamespace, timeout: float = 180) -> Non
 
 def test_0_upgrade_from_unless_stopped_is_an_update_in_place(project: Project, host: Docker, labs: dict[str, SimpleNamespace]) -> None:
     """A lab made before this change has `unless-stopped`: the next `up` updates the policy in place (no new container)."""
-    nb, tb = labs["docb"].names
+    nb, tb = labs["b"].names
     before = ids(host, labs)
     for c in (nb, tb):
         host("update", "--restart", "unless-stopped", c)
-    up = labs["docb"].stack.up("--refresh")
+    up = labs["b"].stack.up("--refresh")
     assert change_summary(up.output) == {"updated": 2}, up.output[-3000:]
     assert ids(host, labs) == before, "the upgrade replaced a container"
     for c in (nb, tb):
         assert (host.inspect(c) or {})["HostConfig"]["RestartPolicy"]["Name"] == "always"
-    labs["docb"].stack.preview("--expect-no-changes")
+    labs["b"].stack.preview("--expect-no-changes")
 
 
 def test_1_daemon_killed_labs_come_back_by_themselves(project: Project, host: Docker, labs: dict[str, SimpleNamespace]) -> None:
@@ -129,42 +133,44 @@ def test_1_daemon_killed_labs_come_back_by_themselves(project: Project, host: Do
         assert (host.inspect(c) or {})["HostConfig"]["RestartPolicy"]["Name"] == "always"
     kill_dockerd()
     with pytest.raises(OSError):
-        http_get(labs["doca"].nb + "/api", timeout=3)
+        http_get(labs["a"].nb + "/api", timeout=3)
     dockerd("start")
     for lab in labs.values():
         lab_answers(host, lab)
     assert ids(host, labs) == before, "the containers came back as new ones"
     print("addresses before/after the crash:", addresses_before, addresses(host, labs))
-    for name, lab in labs.items():
-        lab.stack.preview("--expect-no-changes")
-        report = doctor(project, name)
-        assert report.returncode == 0 and "all labs healthy" in report.stdout, report.output[-3000:]
+    labs["a"].stack.preview("--expect-no-changes")
+    report = doctor(project, STACK)
+    assert report.returncode == 0 and "all labs healthy" in report.stdout, report.output[-3000:]
 
 
 def test_2_doctor_names_the_broken_container_and_repair_replaces_only_it(
         project: Project, host: Docker, labs: dict[str, SimpleNamespace]) -> None:
-    broken, _ = labs["doca"].names
+    broken, _ = labs["a"].names
     host("exec", broken, "sh", "-c", "echo kept > /tf/doctor-kept.txt")
     before = ids(host, labs)
     host("kill", broken)  # a `docker kill` stays down, also with `always`
     time.sleep(2)
     assert not (host.inspect(broken) or {})["State"]["Running"]
-    report = doctor(project, "doca")
+    report = doctor(project, STACK)
     assert report.returncode == 1, report.output[-3000:]
     assert f"{broken}: not running: killed (exit 137" in report.stdout, report.stdout
-    assert "fix: `make repair STACK=doca`" in report.stdout
-    assert doctor(project, "docb").returncode == 0, "the other lab was reported broken"
+    assert f"fix: `make repair STACK={STACK}`" in report.stdout
+    rows = {line.split()[2]: line for line in report.stdout.splitlines() if line.startswith(STACK + " ")}
+    assert rows[broken].split()[1] == "a" and "PROBLEM" in rows[broken]
+    assert [c for c, line in rows.items() if "PROBLEM" in line] == [broken], "another container was reported broken"
 
-    repaired = doctor(project, "doca", "--repair")
+    repaired = doctor(project, STACK, "--repair")
     assert repaired.returncode == 0, repaired.output[-4000:]
-    assert "replacing notebook" in repaired.stdout and "tensorboard" not in repaired.stdout.split("replacing", 1)[1].split("\n")[0]
-    lab_answers(host, labs["doca"])
+    replaced = repaired.stdout.split("replacing ", 1)[1].split("\n")[0]
+    assert replaced == "a-notebook", replaced
+    lab_answers(host, labs["a"])
     after = ids(host, labs)
     assert after[broken] != before[broken], "the broken notebook was not replaced"
     assert {c: i for c, i in after.items() if c != broken} == {c: i for c, i in before.items() if c != broken}, \
         "repair touched another container"
     assert host("exec", broken, "cat", "/tf/doctor-kept.txt").stdout.strip() == "kept", "the notebooks volume lost a file"
-    labs["doca"].stack.preview("--expect-no-changes")
+    labs["a"].stack.preview("--expect-no-changes")
     assert "all labs healthy" in repaired.stdout.split("after repair:", 1)[1]
 
 
@@ -183,7 +189,8 @@ def test_3_daemon_killed_during_up_leaves_a_stale_port_doctor_names_it(
         project: Project, host: Docker, gpu_image: str, password: str, labs: dict[str, SimpleNamespace]) -> None:
     nb_port = free_port()
     stack = project.stack("docc", {
-        "docker:host": host.host, "tfbox:image": gpu_image, "tfbox:gpus": "0", "tfbox:gpuMode": "nvidia-runtime",
+        # GPU 2: GPUs 0 and 1 are the seats' (the ledger refuses a taken one)
+        "docker:host": host.host, "tfbox:image": gpu_image, "tfbox:gpus": "2", "tfbox:gpuMode": "nvidia-runtime",
         "tfbox:tensorboardMode": "off", "tfbox:notebookPort": nb_port, **gpu_ulimits_here(),
     }, password)
     try:
@@ -204,7 +211,7 @@ def test_3_daemon_killed_during_up_leaves_a_stale_port_doctor_names_it(
         assert report.returncode == 1
         assert f"127.0.0.1:{nb_port} stale" in report.stdout and "stale docker-proxy" in report.stdout
         assert "restart the Docker daemon once, gracefully" in report.stdout
-        assert doctor(project, "doca").returncode == 0 and doctor(project, "docb").returncode == 0
+        assert doctor(project, STACK).returncode == 0, "the seats' stack was blamed for the other stack's port"
         # the fix doctor names: one graceful restart; the other labs come back by themselves
         dockerd("stop")
         dockerd("start")

@@ -234,3 +234,13 @@ def test_doctor_over_a_stand_in_host(tmp_path: Path) -> None:
     # one stack: its own problems only (the stale port is on the other stack's port)
     only, _ = d.doctor(tmp_path, "s1", run=run)
     assert [(f.stack, f.container or f.role) for f in only if not f.ok] == [("s1", "gpu-nb")]
+
+
+def test_a_seats_stack_owns_its_seats_ports(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.box.yaml").write_text(
+        "config:\n  docker:host: ssh://me@box\n  docker:sshOpts: ['-F', '/cfg']\n  tfbox:seats:\n"
+        "    - {name: a, gpus: '0', notebookPort: 8890, tensorboardPort: 6010}\n"
+        "    - {name: b, gpus: '1', notebookPort: 8891, tensorboardPort: 6011}\n")
+    [ref] = d.stack_refs(tmp_path)
+    assert ref.ports == (8890, 6010, 8891, 6011)
+    assert ref.host.docker_host == "ssh://me@box" and ref.host.ssh_opts == ["-F", "/cfg"]
