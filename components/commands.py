@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import shlex
 
+from components.kernels import culling_settings
+
 NOTEBOOK_DIR = "/tf"
 JUPYTER_PORT = 8888
 TENSORBOARD_PORT = 6006
@@ -19,8 +21,9 @@ TLS_CERT_PATH = "/etc/jupyter/tfbox-notebook.crt"
 TLS_KEY_PATH = "/etc/jupyter/tfbox-notebook.key"
 
 
-def jupyter_config(hashed_password: str, tls: bool = False) -> str:
-    """Jupyter Server 2 settings: password login only, no token; HTTPS with the uploaded pair if `tls`.
+def jupyter_config(hashed_password: str, tls: bool = False, cull_idle_seconds: int = 0) -> str:
+    """Jupyter Server 2 settings: password login only, no token; HTTPS with the uploaded pair if `tls`;
+    idle kernels culled after `cull_idle_seconds` (components.kernels; 0: never, and no setting written).
 
     Uploaded as a file rather than passed as flags or env so the hash shows up in neither
     `docker inspect` nor `ps`; TensorFlow's old PASSWORD env var is ignored by current images.
@@ -36,6 +39,7 @@ def jupyter_config(hashed_password: str, tls: bool = False) -> str:
     }
     if tls:
         config["ServerApp"].update(certfile=TLS_CERT_PATH, keyfile=TLS_KEY_PATH)
+    config.update(culling_settings(cull_idle_seconds))
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
@@ -103,9 +107,36 @@ def bash_probe(*checks: str) -> list[str]:
     return ["CMD", "bash", "-c", " && ".join(checks)]
 
 
-def notebook_probe(tensorboard_inside: bool = False, tls: bool = False) -> list[str]:
-    # /api answers without login, so the probe needs no secret; in exec mode TensorBoard counts too.
+# Health check timing of GPU notebooks: a container that lost its GPUs (nvidia-container-toolkit#48) turns
+# unhealthy at most 30 s after (two failing probes 15 s apart): as fast as one probe every 30 s with no
+# retry, yet one slow answer of Jupyter alone does not flip it. Others keep one probe every 30 s, 3 retries.
+GPU_HEALTHCHECK_INTERVAL = "15s"
+GPU_HEALTHCHECK_RETRIES = 2
+HEALTHCHECK_RETRIES = 3
+GPUS_LOST = "tfbox: GPUs lost:"  # how the probe's output (docker inspect's State.Health.Log) starts when they are
+
+
+def bash_gpu_check(expected: int) -> str:
+    """A bash snippet that succeeds when `nvidia-smi -L` works and lists `expected` GPUs (0: at least one).
+
+    On failure it prints one line starting with GPUS_LOST and nvidia-smi's own words
+    ("Failed to initialize NVML: Unknown Error"), which Docker keeps in the health log.
+    """
+    wanted = "$n -ge 1" if expected == 0 else f"$n -eq {expected}"
+    of = "at least 1 expected" if expected == 0 else f"{expected} given"
+    return ("{ out=$(nvidia-smi -L 2>&1); rc=$?; n=0; "
+            "while IFS= read -r l; do case $l in 'GPU '*) n=$((n + 1)) ;; esac; done <<<\"$out\"; "
+            f"if [ $rc -ne 0 ] || ! [ {wanted} ]; then "
+            f"echo \"{GPUS_LOST} nvidia-smi -L exited $rc listing $n GPUs ({of}): $out\"; false; fi; }}")
+
+
+def notebook_probe(tensorboard_inside: bool = False, tls: bool = False, gpus: int | None = None) -> list[str]:
+    """/api answers without login, so the probe needs no secret; in exec mode TensorBoard counts too.
+    With `gpus` (components.gpus.expected_gpus) the GPUs are checked first, so a notebook that lost them
+    says so even when Jupyter does not answer either."""
     checks = [bash_http_check(JUPYTER_PORT, "/api", tls)]
+    if gpus is not None:
+        checks.insert(0, bash_gpu_check(gpus))
     if tensorboard_inside:
         checks.append(bash_http_check(TENSORBOARD_PORT, "/data/logdir"))
     return bash_probe(*checks)
@@ -144,5 +175,18 @@ def ready_command(checks: dict[str, str], timeout: int = READY_TIMEOUT) -> list[
     return ["bash", "-c", "; ".join([*waits, "echo ready"])]
 
 
+# The GPU check prints the image's CUDA env on lines starting with this (components.gpu_check reads them).
+IMAGE_ENV_PREFIX = "image "
+IMAGE_CUDA_ENV = ("CUDA_VERSION", "NVIDIA_REQUIRE_CUDA")
+
+
 def gpu_check_command() -> list[str]:
-    return ["nvidia-smi", "-L"]
+    """The GPU check: `nvidia-smi -L` (its exit status is the check's), the header line of plain
+    `nvidia-smi` (driver and CUDA version) and the image's CUDA requirement, which the container
+    inherits from the image's env. Plain `sh`, no grep: the check image may be a minimal one."""
+    script = "; ".join([
+        "nvidia-smi -L || exit $?",
+        "nvidia-smi | while IFS= read -r line; do case $line in *'CUDA Version'*) echo \"$line\" ;; esac; done",
+        *(f'echo "{IMAGE_ENV_PREFIX}{name}=${{{name}-}}"' for name in IMAGE_CUDA_ENV),
+    ])
+    return ["sh", "-c", script]

@@ -24,6 +24,7 @@ from components.docker_host import LOCAL_DOCKER_HOST, docker_host_problems, norm
 from components.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
 from components.hardening import DEFAULT_SHM_SIZE, GPU_ULIMITS_TEXT, NotebookResources, parse_notebook_resources
 from components.image_ref import ImageRef, ImageRefError, parse_image_ref
+from components.kernels import parse_cull_idle
 from components.ledger import Claim, ledger_problems
 from components.password import password_problem, valid_salt
 from components.paths import logs_dir_problems, notebooks_host_path_problems
@@ -71,7 +72,8 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("keepImage", "boolean", True, "Leave the image on the host at `pulumi destroy`."),
     ConfigKey("gpus", "string", "", "`all`, `count=N`, a list of indices `0,1`, or UUIDs `GPU-…`; empty for none."),
     ConfigKey("gpuMode", "string", "device-requests", "`device-requests` (`docker run --gpus`) or `nvidia-runtime` (`--runtime=nvidia` + `NVIDIA_VISIBLE_DEVICES`)."),
-    ConfigKey("gpuCheck", "boolean", False, "Run `nvidia-smi -L` with the same GPUs before the notebook starts; its output becomes the `gpuCheck` output."),
+    ConfigKey("gpuCheck", "boolean", False, "Run `nvidia-smi -L` with the same GPUs before the notebook starts and check the image's CUDA against the "
+              "driver; its output becomes the `gpuCheck` output."),
     ConfigKey("gpuCheckImage", "string", "", "Image for the GPU check; empty uses the notebook image."),
     ConfigKey("password", "string", None, "Notebook password; required (except on a stack with `seats`: see `passwords`), "
               "set with `pulumi config set --secret tfbox:password`.", secret=True),
@@ -102,6 +104,9 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("notebookUlimits", "string", "",
               f"Notebook ulimits `name=soft[:hard],…` (`docker run --ulimit`); empty gives GPU stacks NVIDIA's `{GPU_ULIMITS_TEXT}` "
               "and others Docker's defaults; `none` for Docker's defaults everywhere."),
+    ConfigKey("cullIdleKernels", "string", "",
+              "Shut down kernels idle this long with no browser tab connected (`3600`, `30m`, `1h`; `off`), so a closed tab "
+              "frees its GPU memory; empty: `1h` on GPU stacks, `off` otherwise."),
     ConfigKey("stackKind", "string", "machine", "`machine` (previewed on PRs, drift-checked, in `make fleet`) or `local` (your own Docker; CI never runs it)."),
     ConfigKey("seats", "array", [], "Seats sharing this machine, a list of `{name, gpus, notebookPort, tensorboardPort}` (optional per seat: "
               "`memory`, `cpus`, `image`, `notebookBind`, `tensorboardBind`, `shareGpus`); each gets its own notebook, TensorBoard, "
@@ -170,6 +175,8 @@ class LabConfig:
     tls_cert: str = ""  # PEM; the key stays a secret outside the config
     allow_plain_http_on_lan: bool = False
     seats: tuple[SeatConfig, ...] = ()  # empty: the single-seat lab of the keys above
+    cull_idle_kernels: int = 0  # seconds (components.kernels); 0: never
+    cull_idle_text: str = ""  # tfbox:cullIdleKernels as given: a seats stack's default depends on each seat's GPUs
 
     @property
     def tls(self) -> bool:
@@ -192,6 +199,10 @@ class LabConfig:
 
     def container_name(self, role: str) -> str:
         return f"{self.name_prefix}-{role}"
+
+    def cull_idle_for(self, gpus: bool) -> int:
+        """Idle-kernel timeout of a notebook with or without GPUs: the key's default is on only for GPU notebooks."""
+        return parse_cull_idle(self.cull_idle_text, gpus)
 
     def claims(self) -> list[Claim]:
         """The GPUs this stack takes, for the ledger (components.ledger): one claim per seat, or the lab's."""
@@ -401,6 +412,12 @@ def parse_config(
         r.value("shmSize"), r.value("notebookMemory"), r.value("notebookCpus"), r.value("notebookUlimits"), gpus.requested)
     for p in resource_problems:
         r.add(p.key, p.problem, p.fix)
+    cull_idle = 0
+    try:
+        cull_idle = parse_cull_idle(r.value("cullIdleKernels"), gpus.requested)
+        parse_cull_idle(r.value("cullIdleKernels"), True)  # a seats stack reads it per seat: valid either way
+    except ValueError as e:
+        r.add("cullIdleKernels", str(e), "write seconds or a duration such as 3600, 30m or 1h, or off")
     if r.value("stackKind") not in STACK_KINDS:
         r.add("stackKind", f"unknown kind {r.value('stackKind')!r}",
               "write machine (a shared machine CI previews) or local (your own Docker, never run by CI)")
@@ -441,7 +458,8 @@ def parse_config(
         logs_volume=volumes["logsVolume"], logs_dir=logs_dir, keep_volumes=flags["keepVolumes"],
         protect_volumes=flags["protectVolumes"], name_prefix=prefix, tf_log_level=tf_log_level,
         docker_host=host, notebook_resources=resources, warnings=tuple(warnings), tls_cert=tls_cert,
-        allow_plain_http_on_lan=allow_plain, seats=seats,
+        allow_plain_http_on_lan=allow_plain, seats=seats, cull_idle_kernels=cull_idle,
+        cull_idle_text=str(r.value("cullIdleKernels")),
     )
 
 

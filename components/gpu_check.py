@@ -1,9 +1,10 @@
 """GpuCheck: the recipe's `docker run --runtime=nvidia --rm nvidia/cuda nvidia-smi`, declared.
 
 A one-shot container with the notebook's GPU selection runs `nvidia-smi -L` before the
-notebook is created. Its output becomes a stack output; if it fails or sees other GPUs
-than the stack asked for, `pulumi up` stops with what to install, and the notebook
-(whose labels carry the verdict) is not created.
+notebook is created, and prints the driver's CUDA version and the image's CUDA requirement
+(components.cuda). Its output becomes a stack output; if it fails, sees other GPUs than the
+stack asked for, or the image needs a newer CUDA than the driver runs, `pulumi up` stops with
+what to do, and the notebook (whose labels carry the verdict) is not created or touched.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import commands
+from components.cuda import fits, incompatibility, parse_host_driver, parse_requirement
 from components.devices import device_requests
 from components.gpus import GpuSettings, GpuSpec, check_listed_gpus, docker_gpus_flag, parse_nvidia_smi_list, visible_devices
 from components.hardening import gpu_check_hardening
@@ -36,8 +38,32 @@ class GpuCheckFailed(RuntimeError):
     pass
 
 
-def verdict(spec: GpuSpec, mode: str, exit_code: int | None, logs: str | None) -> str:
-    """'passed', or raise with what the user has to do; pure, so the tests read it directly."""
+def image_env(output: str) -> dict[str, str]:
+    """The image's CUDA env as the check printed it (commands.gpu_check_command)."""
+    env: dict[str, str] = {}
+    for line in output.splitlines():
+        if line.startswith(commands.IMAGE_ENV_PREFIX):
+            name, _, value = line[len(commands.IMAGE_ENV_PREFIX):].partition("=")
+            env[name] = value.strip()
+    return env
+
+
+def cuda_problem(output: str) -> str | None:
+    """Why the image's CUDA does not run on this driver, or None when it fits or either side is unknown."""
+    env = image_env(output)
+    req = parse_requirement(env.get("NVIDIA_REQUIRE_CUDA"), env.get("CUDA_VERSION"))
+    host = parse_host_driver(output)
+    if req is None or host is None or fits(req, host):
+        return None
+    return incompatibility(req, host)
+
+
+def verdict(spec: GpuSpec, mode: str, exit_code: int | None, logs: str | None, check_cuda: bool = True) -> str:
+    """'passed', or raise with what the user has to do; pure, so the tests read it directly.
+
+    The label value stays 'passed' whatever was checked: it is on the notebook, and another
+    value would replace every existing GPU notebook.
+    """
     output = (logs or "").strip()
     problems: list[str] = []
     if exit_code not in (0, None):
@@ -50,6 +76,13 @@ def verdict(spec: GpuSpec, mode: str, exit_code: int | None, logs: str | None) -
             f"Try it by hand on the host: {manual_check(spec, mode)}\n"
             f"Fix: {INSTALL_HINT.get(mode, INSTALL_HINT['device-requests'])}; or change tfbox:gpus. "
             "Then run `pulumi up --replace <the gpu-check container URN>` to check again."
+        )
+    if check_cuda and (why := cuda_problem(output)):
+        raise GpuCheckFailed(
+            f"GPU check for tfbox:gpus={spec.describe()}: CUDA does not fit: {why}.\n"
+            f"The check saw: {output}\n"
+            "The notebook was not created or touched. After a driver upgrade run "
+            "`pulumi up --replace <the gpu-check container URN>` to check again."
         )
     return "passed"
 
@@ -69,6 +102,7 @@ class GpuCheckArgs:
     mode: str
     gpu: GpuSettings
     labels: dict[str, str]
+    check_cuda: bool = True  # False when the check runs another image than the notebook's (tfbox:gpuCheckImage)
 
 
 class GpuCheck(pulumi.ComponentResource):
@@ -82,7 +116,9 @@ class GpuCheck(pulumi.ComponentResource):
             name=args.container_name,
             image=args.image_id,
             command=commands.gpu_check_command(),
-            envs=list(args.gpu.envs) or None,
+            # the image's own CUDA requirement would make NVIDIA's hook refuse to start the check with its
+            # own words; the check compares it itself and says what to do (the notebook keeps the hook's check)
+            envs=[*args.gpu.envs, "NVIDIA_DISABLE_REQUIRE=true"],
             device_requests=device_requests(args.gpu),
             runtime=args.gpu.runtime,
             network_mode="none",  # nvidia-smi needs no network, and nothing else may reach this container
@@ -94,9 +130,9 @@ class GpuCheck(pulumi.ComponentResource):
             **hardening_args(gpu_check_hardening()),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
-        spec, mode = args.spec, args.mode
+        spec, mode, check_cuda = args.spec, args.mode, args.check_cuda
         self.output = container.container_logs.apply(lambda s: (s or "").strip())
         self.verdict = pulumi.Output.all(container.exit_code, container.container_logs).apply(
-            lambda v: verdict(spec, mode, v[0], v[1])
+            lambda v: verdict(spec, mode, v[0], v[1], check_cuda)
         )
         self.register_outputs({"output": self.output, "verdict": self.verdict})

@@ -222,3 +222,21 @@ def container_gpu_settings(spec: GpuSpec, mode: str) -> GpuSettings:
             envs=(f"NVIDIA_VISIBLE_DEVICES={visible_devices(spec)}", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"),
         )
     return GpuSettings(device_request=device_request(spec))
+
+
+def expected_gpus(settings: GpuSettings) -> int | None:
+    """How many GPUs a container with these settings must see: None without GPUs, 0 for "all" (any, at least one).
+
+    Read from the settings rather than the container's env: in device-requests mode Docker sets
+    NVIDIA_VISIBLE_DEVICES in the main process only, where a `docker exec` health probe misses it.
+    """
+    req = settings.device_request
+    if req is not None:
+        if req.device_ids:
+            return len(req.device_ids)
+        return 0 if req.count < 0 else req.count
+    for env in settings.envs:
+        name, _, value = env.partition("=")
+        if name == "NVIDIA_VISIBLE_DEVICES":
+            return 0 if value == "all" else len([v for v in value.split(",") if v])
+    return None

@@ -50,9 +50,10 @@ def ledger_verdict(cfg: LabConfig, listing_text: str) -> str:
     return "passed"
 
 
-def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = False) -> pulumi.Output[str]:
+def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = False, cull_idle: int = 0) -> pulumi.Output[str]:
     """The Jupyter config file content, secret because it carries the hash."""
-    return pulumi.Output.secret(password).apply(lambda p: commands.jupyter_config(hash_password(p, salt), tls=tls))
+    return pulumi.Output.secret(password).apply(
+        lambda p: commands.jupyter_config(hash_password(p, salt), tls=tls, cull_idle_seconds=cull_idle))
 
 
 class Lab(pulumi.ComponentResource):
@@ -87,6 +88,7 @@ class Lab(pulumi.ComponentResource):
             check = GpuCheck("gpu-check", GpuCheckArgs(
                 container_name=cfg.container_name("gpu-check"), image_id=check_image.image_id,
                 spec=cfg.gpus, mode=cfg.gpu_mode, gpu=gpu, labels=cfg.labels("gpu-check"),
+                check_cuda=cfg.gpu_check_image is None,
             ), child)
             gate, self.gpu_check_output = check.verdict, check.output
 
@@ -102,7 +104,7 @@ class Lab(pulumi.ComponentResource):
             notebook_labels["tfbox.plain-http-on-lan"] = "true"  # the opt-in, where the policy pack can see it
         notebook = Notebook("notebook", NotebookArgs(
             container_name=cfg.container_name("notebook"), image_id=image.image_id,
-            jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, tls=cfg.tls),
+            jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, tls=cfg.tls, cull_idle=cfg.cull_idle_kernels),
             gpu=gpu, ports=ports, notebooks_type=storage.notebooks_type, notebooks_source=storage.notebooks_source,
             logs_source=storage.logs_source, logs_dir=cfg.logs_dir, tensorboard_inside=tb_inside,
             labels=notebook_labels, gate=gate, network=network.name, hardening=notebook_hardening(cfg.notebook_resources),
@@ -173,6 +175,7 @@ class Lab(pulumi.ComponentResource):
             check = GpuCheck("gpu-check", GpuCheckArgs(
                 container_name=cfg.container_name("gpu-check"), image_id=check_image.image_id, spec=every,
                 mode=cfg.gpu_mode, gpu=container_gpu_settings(every, cfg.gpu_mode), labels=cfg.labels("gpu-check"),
+                check_cuda=cfg.gpu_check_image is None,
             ), child)
             self.gpu_check_output = check.output
             gate = pulumi.Output.all(check.verdict, check.output).apply(lambda v: ledger_verdict(cfg, v[1]))

@@ -18,7 +18,7 @@ import pulumi_docker as docker
 
 from components import commands
 from components.devices import device_requests
-from components.gpus import GpuSettings
+from components.gpus import GpuSettings, expected_gpus
 from components.hardening import LOG_DRIVER, ContainerHardening, provider_cpus, provider_mib
 from components.labels import docker_labels
 
@@ -104,7 +104,8 @@ class Notebook(pulumi.ComponentResource):
             )
         else:
             labels_input = docker_labels(labels, docker.ContainerLabelArgs)
-        probe = commands.notebook_probe(args.tensorboard_inside, tls=bool(args.tls_cert))
+        gpus = expected_gpus(args.gpu)
+        probe = commands.notebook_probe(args.tensorboard_inside, tls=bool(args.tls_cert), gpus=gpus)
         tls_uploads = []
         if args.tls_cert:
             if args.tls_key is None:
@@ -136,7 +137,11 @@ class Notebook(pulumi.ComponentResource):
             # For `docker ps` and monitoring only: `up` waits on components.ready instead, so the interval
             # can be long (each probe is a docker exec, ~0.1 s of host CPU: bench/README.md).
             # Durations as the provider reads them back (Go's format): "120s" would diff as "2m0s" on every preview.
-            healthcheck=docker.ContainerHealthcheckArgs(tests=probe, interval=commands.HEALTHCHECK_INTERVAL, timeout="5s", retries=3, start_period="2m0s"),
+            # GPU notebooks are probed more often, so lost GPUs show within 30 s (commands.GPU_HEALTHCHECK_INTERVAL).
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=probe, timeout="5s", start_period="2m0s",
+                interval=commands.HEALTHCHECK_INTERVAL if gpus is None else commands.GPU_HEALTHCHECK_INTERVAL,
+                retries=commands.HEALTHCHECK_RETRIES if gpus is None else commands.GPU_HEALTHCHECK_RETRIES),
             # `always`, not `unless-stopped`: after a crash of dockerd (SIGKILL, OOM kill) Docker 20.10 records
             # the containers as stopped by hand, and only `always` brings them back (README, "Doctor and repair").
             restart=RESTART_POLICY,

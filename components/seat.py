@@ -86,9 +86,9 @@ class Seat(pulumi.ComponentResource):
             notebook_labels["tfbox.tensorboard-public"] = str(cfg.tensorboard_public).lower()
         if cfg.allow_plain_http_on_lan and not cfg.tls:
             notebook_labels["tfbox.plain-http-on-lan"] = "true"
-        salt, tls = cfg.password_salt, cfg.tls
+        salt, tls, cull_idle = cfg.password_salt, cfg.tls, cfg.cull_idle_for(seat.gpus.requested)
         jupyter_config = pulumi.Output.secret(args.password).apply(
-            lambda p: commands.jupyter_config(hash_password(p, salt), tls=tls))
+            lambda p: commands.jupyter_config(hash_password(p, salt), tls=tls, cull_idle_seconds=cull_idle))
         notebook = Notebook(f"{n}-notebook", NotebookArgs(
             container_name=named("notebook"), image_id=args.image_id, jupyter_config=jupyter_config,
             gpu=container_gpu_settings(seat.gpus, cfg.gpu_mode), ports=ports,

@@ -23,6 +23,9 @@
 #     iptables ON (Docker's inter-network isolation needs them; they change only that namespace's
 #     tables). scripts/box.sh uses it for the SSH "boxes".
 #   TFBOX_DOCKERD_GROUP: the group that owns the daemon's socket (who may use it; default docker).
+#   TFBOX_NVIDIA_DRIVER, TFBOX_NVIDIA_CUDA: the driver version and the CUDA version (MAJOR.MINOR) the
+#     stand-in nvidia-smi reports and the stand-in hook checks images against (default 580.159.04 and
+#     13.0, the real capture's); taken at each start.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,6 +33,8 @@ RUN_BASE=${TFBOX_RUN:-/tmp/tfbox-run}
 TIMEOUT=${TFBOX_DOCKERD_TIMEOUT:-60}
 NETNS=${TFBOX_NETNS:-}
 SOCK_GROUP=${TFBOX_DOCKERD_GROUP:-}
+NVIDIA_DRIVER=${TFBOX_NVIDIA_DRIVER:-580.159.04}
+NVIDIA_CUDA=${TFBOX_NVIDIA_CUDA:-13.0}
 
 die() { echo "dockerd.sh: $*" >&2; exit 1; }
 usage() { awk '/^# Usage:/ { on = 1 } /^set -euo/ { on = 0 } on' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -119,9 +124,12 @@ install_standins() {
   local bin=$D/bin runc f
   runc=$(command -v runc || true)
   [ -n "$runc" ] || die "runc not found (scripts/install-host-deps.sh installs docker.io)"
+  [[ $NVIDIA_DRIVER =~ ^[0-9]+(\.[0-9]+)*$ ]] || die "TFBOX_NVIDIA_DRIVER must be a version such as 580.159.04: '$NVIDIA_DRIVER'"
+  [[ $NVIDIA_CUDA =~ ^[0-9]+\.[0-9]+$ ]] || die "TFBOX_NVIDIA_CUDA must be MAJOR.MINOR such as 13.0: '$NVIDIA_CUDA'"
   mkdir -p "$bin"
   for f in nvidia-container-runtime-hook nvidia-container-runtime nvidia-smi; do
     sed -e "s#@NVIDIA_LOG@#$D/nvidia.log#g" -e "s#@NVIDIA_SMI@#$bin/nvidia-smi#g" -e "s#@RUNC@#$runc#g" \
+      -e "s#^DRIVER=.*#DRIVER=$NVIDIA_DRIVER#" -e "s#^CUDA=.*#CUDA=$NVIDIA_CUDA#" \
       "$HERE/nvidia/$f" > "$bin/$f.tmp"
     chmod 755 "$bin/$f.tmp"
     mv -f "$bin/$f.tmp" "$bin/$f"

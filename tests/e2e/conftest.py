@@ -73,10 +73,12 @@ def _require_prepared() -> None:
         pytest.fail(f"CI: {NOT_READY}")
 
 
-def start_daemon(name: str) -> Docker:
-    """A daemon with nothing on it: whatever an interrupted earlier run left is purged first."""
+def start_daemon(name: str, env: dict[str, str] | None = None) -> Docker:
+    """A daemon with nothing on it: whatever an interrupted earlier run left is purged first.
+    `env` reaches scripts/dockerd.sh (e.g. TFBOX_NVIDIA_CUDA for an older stand-in driver)."""
     stop_daemon(name)
-    done = subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), "start", name], capture_output=True, text=True, check=False)
+    done = subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), "start", name], capture_output=True, text=True, check=False,
+                          env={**os.environ, **(env or {})})
     if done.returncode != 0:  # say why: the daemon's log tail is on stderr
         raise RuntimeError(f"scripts/dockerd.sh start {name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     out = done.stdout

@@ -1,7 +1,9 @@
 """Scenario 3: a gpu-box-like stack gets the GPUs it names, in both of Docker's ways
 (`--gpus` device requests and the recipe's `--runtime=nvidia` + `NVIDIA_VISIBLE_DEVICES`),
 its GPU check's `nvidia-smi -L` becomes the `gpuCheck` output, and a failing check stops
-`up` before the notebook is created or touched.
+`up` before the notebook is created or touched. Issue 9: the check also compares the image's CUDA
+requirement with the driver's CUDA version (a second daemon with an older stand-in driver), the
+notebook's health check notices lost GPUs, and idle kernels are culled.
 
 The daemons have NVIDIA stand-ins (scripts/nvidia/): a host with 8 "H200"s whose nvidia-smi
 lists what NVIDIA_VISIBLE_DEVICES selects. This proves the GPU wiring, not CUDA. The change of
@@ -10,12 +12,14 @@ the GPU list previewing as a replacement of the notebook alone is in test_nothin
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import start_daemon, stop_daemon
 from tests.e2e.harness import Docker, Jupyter, Project, Result, free_port, gpu_ulimits_here, http_get
 
 NB, TB, CHECK = "tfbox-gpus-notebook", "tfbox-gpus-tensorboard", "tfbox-gpus-gpu-check"
@@ -27,6 +31,9 @@ print("NVIDIA_VISIBLE_DEVICES=" + os.environ.get("NVIDIA_VISIBLE_DEVICES", "(uns
 print(subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout, end="")
 """  # `!nvidia-smi -L` in a notebook cell, spelled out
 LISTED = re.compile(r"^GPU (\d+): NVIDIA H200 \(UUID: (GPU-[0-9a-f-]+)\)$")
+LOST_MARKER = "/tmp/tfbox-nvidia-lost"  # makes the stand-in nvidia-smi fail like a container that lost its GPUs
+CULL_AFTER = 10  # seconds: tfbox:cullIdleKernels of this lab (GPU stacks default to an hour)
+REQUIRE = "cuda>=12.8"  # what an image built for CUDA 12.8 states; the default stand-in driver runs CUDA 13.0
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,7 @@ def lab(project: Project, docker_a: Docker, gpu_image: str, password: str) -> It
         "docker:host": docker_a.host, "tfbox:image": gpu_image,
         "tfbox:gpus": "0,1", "tfbox:gpuMode": "device-requests", "tfbox:gpuCheck": True,
         "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": free_port(), "tfbox:tensorboardMode": "sidecar",
-        **gpu_ulimits_here(),
+        "tfbox:cullIdleKernels": f"{CULL_AFTER}s", **gpu_ulimits_here(),
     }, password)
     first = stack.up()
     yield SimpleNamespace(stack=stack, first=first, docker=docker_a, password=password, nb=f"http://127.0.0.1:{nb_port}")
@@ -78,16 +85,21 @@ def notebook_sees(lab: SimpleNamespace, visible: str, count: int) -> dict[str, A
     return info
 
 
-def gpu_check_ran(lab: SimpleNamespace, count: int) -> list[tuple[int, str]]:
-    """The check container ran to completion and its `nvidia-smi -L` is the gpuCheck output."""
+def gpu_check_ran(lab: SimpleNamespace, count: int, require: str = "") -> list[tuple[int, str]]:
+    """The check container ran to completion; the gpuCheck output is its `nvidia-smi -L`, the driver's
+    header line and the image's CUDA requirement."""
     check = lab.docker.inspect(CHECK)
     assert check is not None, "the GPU check container was not created"
     assert not check["State"]["Running"] and check["State"]["ExitCode"] == 0
-    assert check["Config"]["Cmd"] == ["nvidia-smi", "-L"]
+    assert check["Config"]["Cmd"][:2] == ["sh", "-c"] and check["Config"]["Cmd"][2].startswith("nvidia-smi -L")
+    assert "NVIDIA_DISABLE_REQUIRE=true" in check["Config"]["Env"]  # tfbox judges the CUDA requirement, not the hook
     outputs = lab.stack.outputs()
-    gpus = listed_gpus(outputs["gpuCheck"])
-    assert [i for i, _ in gpus] == list(range(count)), outputs["gpuCheck"]
-    assert lab.docker("logs", CHECK).stdout.strip() == outputs["gpuCheck"]
+    out = outputs["gpuCheck"]
+    gpus = listed_gpus("\n".join(line for line in out.splitlines() if line.startswith("GPU ")))
+    assert [i for i, _ in gpus] == list(range(count)), out
+    assert re.search(r"Driver Version: 580\.159\.04 +CUDA Version: 13\.0", out), out
+    assert f"image NVIDIA_REQUIRE_CUDA={require}\n" in out + "\n", out
+    assert lab.docker("logs", CHECK).stdout.strip() == out
     return gpus
 
 
@@ -108,6 +120,64 @@ def test_1_gpus_0_1_by_device_request(lab: SimpleNamespace) -> None:
     assert outputs["gpus"] == "0,1"
     assert outputs["containerNames"] == [NB, TB, CHECK, "tfbox-gpus-ready"]
     assert lab.docker.inspect(TB)["State"]["Running"]
+
+
+def wait_health(docker: Docker, name: str, status: str, timeout: float) -> tuple[dict[str, Any], float]:
+    """The container's inspect once its health is `status`, and how long that took."""
+    start = time.monotonic()
+    while True:
+        info = docker.inspect(name)
+        assert info is not None, f"{name} is gone"
+        if info["State"]["Health"]["Status"] == status:
+            return info, time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{name} not {status} after {timeout} s: {info['State']['Health']}")
+        time.sleep(0.5)
+
+
+def test_1b_lost_gpus_turn_the_notebook_unhealthy(lab: SimpleNamespace) -> None:
+    """nvidia-container-toolkit#48: after a `systemctl daemon-reload` a running container's nvidia-smi says
+    "Failed to initialize NVML: Unknown Error". The health check notices within 30 s and says why."""
+    info, _ = wait_health(lab.docker, NB, "healthy", timeout=60)  # the first probe runs 15 s after the start
+    hc = info["Config"]["Healthcheck"]
+    assert (hc["Interval"], hc["Retries"]) == (15 * 10**9, 2)
+    lab.docker("exec", NB, "touch", LOST_MARKER)
+    try:
+        info, took = wait_health(lab.docker, NB, "unhealthy", timeout=60)
+        # two failing probes 15 s apart, each up to its 5 s timeout late on a busy machine
+        assert took <= 40, f"unhealthy only after {took:.0f} s"
+        last = info["State"]["Health"]["Log"][-1]
+        assert last["ExitCode"] != 0
+        assert last["Output"].startswith("tfbox: GPUs lost: nvidia-smi -L exited 255 listing 0 GPUs (2 given)"), last
+        assert "Failed to initialize NVML: Unknown Error" in last["Output"]
+        assert http_get(lab.nb + "/api")[0] == 200, "Jupyter itself still answers: only the GPUs are gone"
+    finally:
+        lab.docker("exec", NB, "rm", "-f", LOST_MARKER)
+    wait_health(lab.docker, NB, "healthy", timeout=40)  # GPUs back, healthy again at the next probe
+
+
+def test_1c_idle_kernels_are_culled(lab: SimpleNamespace) -> None:
+    """A kernel nobody is connected to (a closed tab) goes after tfbox:cullIdleKernels; one in use stays."""
+    session = Jupyter(lab.nb)
+    assert session.login(lab.password)
+    status, kernel = session.request("POST", "/api/kernels", {"name": "python3"})
+    assert status == 201, kernel
+    started = time.monotonic()
+
+    def running() -> set[str]:
+        status, kernels = session.request("GET", "/api/kernels")
+        assert status == 200, kernels
+        return {k["id"] for k in kernels}
+
+    assert kernel["id"] in running()
+    while kernel["id"] in running():
+        assert time.monotonic() - started < 60, "the idle kernel was not culled within 60 s"
+        time.sleep(1)
+    took = time.monotonic() - started
+    # idle for the timeout, found at the next look (every half timeout): gone after 10 to about 15 s
+    assert CULL_AFTER - 2 <= took <= 3 * CULL_AFTER, f"culled after {took:.0f} s"
+    # the notebook's own kernels keep working: a cell runs (its kernel is connected while it runs)
+    assert not session.execute("print(1)")["error"]
 
 
 def test_2_all_gpus(lab: SimpleNamespace) -> None:
@@ -174,3 +244,62 @@ def test_5_failing_check_on_a_new_machine_creates_no_notebook(project: Project, 
         stack.destroy(check=False)
         for vol in ("tfbox-gpufail-notebooks", "tfbox-gpufail-logs"):
             docker_a("volume", "rm", vol, check=False)
+
+
+@pytest.fixture(scope="module")
+def cuda_image(lab: SimpleNamespace, gpu_image: str, registry: str) -> str:
+    """The GPU image as a CUDA 12.8 build states it (ENV NVIDIA_REQUIRE_CUDA=cuda>=12.8, CUDA_VERSION=12.8.1),
+    pushed to the local registry (no Docker Hub here) under a tag of its own."""
+    ref = f"{registry}/tensorflow/tensorflow:cuda12.8-gpu-jupyter"
+    docker = lab.docker
+    docker("pull", gpu_image)
+    cid = docker("create", gpu_image).stdout.strip()
+    try:
+        docker("commit", "--change", f"ENV NVIDIA_REQUIRE_CUDA={REQUIRE}", "--change", "ENV CUDA_VERSION=12.8.1", cid, ref)
+    finally:
+        docker("rm", cid)
+    docker("push", ref)
+    docker("rmi", ref)  # a deployment pulls it like any other image
+    return ref
+
+
+def test_6_older_driver_stops_up_before_the_notebook(project: Project, cuda_image: str, password: str) -> None:
+    """A host whose driver runs CUDA 12.2: the image needs 12.8. `up` stops with both versions and the fix."""
+    docker = start_daemon("e2e-cuda122", env={"TFBOX_NVIDIA_CUDA": "12.2", "TFBOX_NVIDIA_DRIVER": "535.183.01"})
+    stack = None
+    try:
+        # what tfbox spares the user: NVIDIA's hook (the stand-in, like the real one) refuses the container at start
+        refused = docker("run", "--rm", "--gpus", "all", cuda_image, "true", check=False, timeout=600)
+        assert refused.returncode != 0 and f"unsatisfied condition: {REQUIRE}" in refused.stderr, refused.stderr
+        stack = project.stack("cudaold", {
+            "docker:host": docker.host, "tfbox:image": cuda_image, "tfbox:gpus": "0", "tfbox:gpuCheck": True,
+            "tfbox:notebookPort": free_port(), "tfbox:tensorboardPort": free_port(), **gpu_ulimits_here(),
+        }, password)
+        up = stack.up(check=False)
+        out = up.output
+        assert up.returncode != 0
+        assert "GPU check for tfbox:gpus=0: CUDA does not fit" in out, out[-4000:]
+        assert f"the image needs CUDA 12.8 or newer (NVIDIA_REQUIRE_CUDA={REQUIRE})" in out
+        assert "the host's NVIDIA driver 535.183.01 supports CUDA 12.2 at most" in out
+        assert "older image tag built for CUDA 12.2 or earlier" in out
+        assert "upgrade the host's NVIDIA driver to one whose `nvidia-smi` shows CUDA Version 12.8 or later" in out
+        assert "unsatisfied condition" not in out, "the hook's words, not tfbox's"
+        assert docker.inspect("tfbox-cudaold-notebook") is None, "the notebook was created despite the CUDA mismatch"
+        check = docker.inspect("tfbox-cudaold-gpu-check")
+        assert check is not None and check["State"]["ExitCode"] == 0
+    finally:
+        if stack is not None:
+            stack.destroy(check=False)
+        stop_daemon("e2e-cuda122")
+
+
+def test_7_new_enough_driver_runs_the_same_image(lab: SimpleNamespace, cuda_image: str) -> None:
+    """The same image on the default stand-in driver (CUDA 13.0): the check passes and the notebook starts
+    (NVIDIA's hook, which still checks the notebook, accepts it)."""
+    lab.stack.set("gpus", "0,1")
+    lab.stack.set("image", cuda_image)
+    lab.stack.up()
+    info = notebook_sees(lab, "0,1", 2)
+    assert f"NVIDIA_REQUIRE_CUDA={REQUIRE}" in info["Config"]["Env"]
+    assert not any(e.startswith("NVIDIA_DISABLE_REQUIRE") for e in info["Config"]["Env"]), "the notebook keeps the hook's check"
+    gpu_check_ran(lab, 2, require=REQUIRE)

@@ -105,3 +105,15 @@ def test_listed_gpus_against_request():
 
 def test_table_output_is_not_mistaken_for_a_list():
     assert parse_nvidia_smi_list((TESTDATA / "h200-table.txt").read_text()) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "mode", "expected"),
+    [("", "device-requests", None), ("all", "device-requests", 0), ("count=3", "device-requests", 3),
+     ("0,1", "device-requests", 2), (UUID, "device-requests", 1), ("all", "nvidia-runtime", 0),
+     ("0,2,5", "nvidia-runtime", 3), ("", "nvidia-runtime", None)],
+)
+def test_how_many_gpus_the_health_check_expects(value, mode, expected):
+    from components.gpus import expected_gpus
+
+    assert expected_gpus(container_gpu_settings(parse_gpus(value), mode)) == expected

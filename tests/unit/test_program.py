@@ -227,7 +227,14 @@ def test_gpu_box_stack():
     assert rec.one(IMAGE, "image").inputs["name"] == "tensorflow/tensorflow:latest-gpu-jupyter"
     check = rec.one(CONTAINER, "gpu-check").inputs
     assert check["deviceRequests"] == nb["deviceRequests"] and check["image"] == nb["image"]
-    assert check["command"] == ["nvidia-smi", "-L"]
+    assert check["command"][:2] == ["sh", "-c"] and check["command"][2].startswith("nvidia-smi -L || exit $?")
+    # NVIDIA's hook would refuse to start the check for an image needing a newer CUDA: the check says why instead
+    assert check["envs"] == ["NVIDIA_DISABLE_REQUIRE=true"] and "NVIDIA_DISABLE_REQUIRE=true" not in nb["envs"]
+    # the notebook's health check also checks its two GPUs, and runs often enough to notice their loss within 30 s
+    assert "nvidia-smi -L" in nb["healthcheck"]["tests"][3] and "-eq 2" in nb["healthcheck"]["tests"][3]
+    assert (nb["healthcheck"]["interval"], nb["healthcheck"]["retries"]) == ("15s", 2)
+    # idle kernels are culled after an hour on GPU stacks
+    assert jupyter_settings(rec.one(CONTAINER, "notebook"))[0]["MappingKernelManager"]["cull_idle_timeout"] == 3600
     assert check["mustRun"] is False and check["attach"] is True and check["logs"] is True
     assert check["securityOpts"] == ["no-new-privileges"]
     assert nb["ulimits"] == [{"name": "memlock", "soft": -1, "hard": -1}, {"name": "stack", "soft": 67108864, "hard": 67108864}]
@@ -254,6 +261,25 @@ def test_failed_gpu_check_stops_the_notebook():
     rec.gpu_check_result = (9, "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
     with pytest.raises(Exception, match="NVIDIA Container Toolkit"):
         run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)
+
+
+def test_cpu_stack_has_no_gpu_probe_and_no_culling():
+    rec, _ = run()
+    nb = rec.one(CONTAINER, "notebook").inputs
+    assert "nvidia-smi" not in nb["healthcheck"]["tests"][3]
+    assert (nb["healthcheck"]["interval"], nb["healthcheck"]["retries"]) == ("30s", 3)
+    assert "MappingKernelManager" not in jupyter_settings(rec.one(CONTAINER, "notebook"))[0]
+
+
+def test_an_image_needing_a_newer_cuda_stops_the_notebook():
+    rec = Recorder()
+    rec.gpu_check_result = (0, "GPU 0: NVIDIA H200 (UUID: GPU-b780f725-fe96-b196-3303-e4a68e6a6860)\n"
+                               "GPU 1: NVIDIA H200 (UUID: GPU-b780f725-fe96-b196-3303-e4a68e6a6861)\n"
+                               "| NVIDIA-SMI 535.183.01   Driver Version: 535.183.01   CUDA Version: 12.2     |\n"
+                               "image CUDA_VERSION=12.8.1\nimage NVIDIA_REQUIRE_CUDA=cuda>=12.8\n")
+    with pytest.raises(Exception, match=r"needs CUDA 12\.8 or newer.*535\.183\.01 supports CUDA 12\.2 at most"):
+        run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)
+    assert not [r for r in rec.by_type(CONTAINER) if r.name == "notebook"]
 
 
 def test_too_few_gpus_seen_fails_the_check():
@@ -353,7 +379,7 @@ def test_gpu_box_serves_https_with_the_uploaded_pair():
     assert settings["ServerApp"]["certfile"] == TLS_CERT_PATH and settings["ServerApp"]["keyfile"] == TLS_KEY_PATH
     assert files[TLS_CERT_PATH] == TLS.cert_pem and files[TLS_KEY_PATH] == TLS.key_pem
     # bash cannot speak TLS: the probe and the ready check see that the TLS port accepts connections
-    assert nb.inputs["healthcheck"]["tests"][3] == "exec 3<>/dev/tcp/127.0.0.1/8888 && exec 3>&-"
+    assert nb.inputs["healthcheck"]["tests"][3].endswith("} && exec 3<>/dev/tcp/127.0.0.1/8888 && exec 3>&-")  # after the GPUs
     assert "GET /api" not in rec.one(CONTAINER, "ready").inputs["command"][2].split("6006")[0]
     text = plaintext_inputs(rec)
     assert TLS.key_pem.splitlines()[1] not in text, "the key travels only inside the secret uploads"

@@ -307,3 +307,20 @@ def test_a_stack_without_seats_declares_what_it_did_before_the_seats_key(stack):
     b, out_b = run_program(without, stack=stack)
     assert by_name(a) == by_name(b) and out_a == out_b
     assert not any(r.type == "tfbox:index:Seat" for r in a.resources)
+
+
+def jupyter_settings_of(rec, seat):
+    uploads = rec.one(CONTAINER, f"{seat}-notebook").inputs["uploads"]["value"]
+    return json.loads({u["file"]: u["content"] for u in uploads}["/etc/jupyter/jupyter_server_config.json"])
+
+
+def test_idle_kernels_are_culled_on_gpu_seats_by_default_and_as_set_on_every_seat():
+    cpu_and_gpu = [{"name": "alice", "gpus": 0, "notebookPort": 8888, "tensorboardPort": 6006},
+                   {"name": "bob", "notebookPort": 8889, "tensorboardPort": 6007}]
+    rec, _ = run_seats(cpu_and_gpu)
+    assert jupyter_settings_of(rec, "alice")["MappingKernelManager"]["cull_idle_timeout"] == 3600, "a GPU seat: on"
+    assert "MappingKernelManager" not in jupyter_settings_of(rec, "bob"), "a CPU seat: off, as a CPU lab"
+    rec, _ = run_seats(cpu_and_gpu, cullIdleKernels="30m")
+    assert [jupyter_settings_of(rec, s)["MappingKernelManager"]["cull_idle_timeout"] for s in ("alice", "bob")] == [1800, 1800]
+    rec, _ = run_seats(cpu_and_gpu, cullIdleKernels="off")
+    assert all("MappingKernelManager" not in jupyter_settings_of(rec, s) for s in ("alice", "bob"))
