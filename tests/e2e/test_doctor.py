@@ -10,6 +10,8 @@ On a daemon of its own (it gets SIGKILLed), one GPU stack with two seats on the 
 2. Seat a's notebook is killed: doctor names that container, its seat and the cause and exits 1; repair
    replaces exactly that container through Pulumi (the notebooks volume keeps its files); every other
    container, of both seats, is the same container as before.
+2b. Seat b's notebook loses its GPUs (the stand-in nvidia-smi fails with NVML's "Unknown Error"): it turns
+   unhealthy, doctor says GPUs lost with the host-side fixes, repair replaces it alone.
 3. dockerd is killed while `up` starts a notebook (the stand-in runtime holds `create` while the port is
    already published): after the restart `up` fails with "port is already allocated"; doctor names the
    stale docker-proxy and the fix (one graceful restart of Docker), and after it `up` finishes the lab.
@@ -172,6 +174,34 @@ def test_2_doctor_names_the_broken_container_and_repair_replaces_only_it(
     assert host("exec", broken, "cat", "/tf/doctor-kept.txt").stdout.strip() == "kept", "the notebooks volume lost a file"
     labs["a"].stack.preview("--expect-no-changes")
     assert "all labs healthy" in repaired.stdout.split("after repair:", 1)[1]
+
+
+def test_2b_lost_gpus_doctor_names_them_and_the_host_fix_repair_brings_them_back(
+        project: Project, host: Docker, labs: dict[str, SimpleNamespace]) -> None:
+    """The stand-in nvidia-smi fails as in nvidia-container-toolkit#48 once the marker is set in the container:
+    the GPU probe turns seat b's notebook unhealthy (2 probes 15 s apart), doctor says GPUs lost with NVML's words."""
+    lost, _ = labs["b"].names
+    before = ids(host, labs)
+    host("exec", lost, "touch", "/tmp/tfbox-nvidia-lost")
+    deadline = time.monotonic() + 180
+    while (host.inspect(lost) or {})["State"].get("Health", {}).get("Status") != "unhealthy":
+        assert time.monotonic() < deadline, "the notebook did not turn unhealthy within 180 s of losing its GPUs"
+        time.sleep(3)
+    report = doctor(project, STACK)
+    assert report.returncode == 1, report.output[-3000:]
+    assert f"{lost}: GPUs lost" in report.stdout and "Failed to initialize NVML: Unknown Error" in report.stdout, report.stdout
+    assert "nvidia-ctk system create-dev-char-symlinks --create-all" in report.stdout and "native.cgroupdriver=cgroupfs" in report.stdout
+    rows = {line.split()[2]: line for line in report.stdout.splitlines() if line.startswith(STACK + " ")}
+    assert [c for c, line in rows.items() if "PROBLEM" in line] == [lost], report.stdout
+    repaired = doctor(project, STACK, "--repair")
+    assert repaired.returncode == 0, repaired.output[-4000:]
+    assert repaired.stdout.split("replacing ", 1)[1].split("\n")[0] == "b-notebook"
+    lab_answers(host, labs["b"])
+    after = ids(host, labs)
+    assert after[lost] != before[lost]
+    assert {c: i for c, i in after.items() if c != lost} == {c: i for c, i in before.items() if c != lost}, \
+        "repair touched another container"
+    labs["b"].stack.preview("--expect-no-changes")
 
 
 def up_until_held(project: Project, stack: Stack, timeout: float = 600) -> subprocess.Popen[str]:
