@@ -9,7 +9,7 @@ quote = '$(subst ','\'',$(value $(1)))'
 # Not into the recipes' environment either: make would expand their values there.
 unexport STACK NAME HOST SEAT
 
-.PHONY: up test unit lint e2e preview pr-preview fleet machine password destroy outputs tls local-docker reference
+.PHONY: up test unit lint e2e preview pr-preview fleet machine password destroy outputs tls local-docker reference doctor repair
 
 # Runtime dependencies are all `make up` needs; the test tools come on top for `make test`.
 $(VENV)/.runtime: requirements.txt
@@ -50,6 +50,17 @@ pr-preview: $(VENV)/.runtime
 ## One action on every machine stack at once: make fleet ACTION=preview|up|refresh|status [MACHINES=a,b]
 fleet: $(VENV)/.runtime
 	$(PY) scripts/fleet.py --action "$(ACTION)" $(if $(MACHINES),--machines "$(MACHINES)")
+
+# STACK only when given on the command line (its default is dev): without it, every stack.
+only_stack = $(if $(filter file,$(origin STACK)),,--stack $(call quote,STACK))
+
+## What is wrong with each lab's containers, in words, with the fix: make doctor [STACK=gpu-box] (exit 1 if anything is).
+doctor: $(VENV)/.runtime
+	$(PY) scripts/doctor.py $(only_stack)
+
+## Replace exactly the broken lab containers through Pulumi (notebooks and logs kept): make repair [STACK=gpu-box]
+repair: $(VENV)/.runtime
+	$(PY) scripts/doctor.py --repair $(only_stack)
 
 ## Add a machine: make machine NAME=gpu-box-2 HOST=ssh://me@gpu-box-2
 machine: $(VENV)/.runtime

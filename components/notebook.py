@@ -23,6 +23,8 @@ from components.hardening import LOG_DRIVER, ContainerHardening, provider_cpus, 
 from components.labels import docker_labels
 
 CAPTURE_SOURCE = (Path(__file__).parent / "capture.py").read_text()
+# The lab's long-running containers restart with the daemon even after it was killed (see below).
+RESTART_POLICY = "always"
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,9 @@ class Notebook(pulumi.ComponentResource):
                 tests=probe, timeout="5s", start_period="2m0s",
                 interval=commands.HEALTHCHECK_INTERVAL if gpus is None else commands.GPU_HEALTHCHECK_INTERVAL,
                 retries=commands.HEALTHCHECK_RETRIES if gpus is None else commands.GPU_HEALTHCHECK_RETRIES),
-            restart="unless-stopped",
+            # `always`, not `unless-stopped`: after a crash of dockerd (SIGKILL, OOM kill) Docker 20.10 records
+            # the containers as stopped by hand, and only `always` brings them back (README, "Doctor and repair").
+            restart=RESTART_POLICY,
             must_run=True,
             destroy_grace_seconds=30,  # a graceful stop lets kernels flush before the container goes
             labels=labels_input,

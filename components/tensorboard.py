@@ -15,7 +15,7 @@ import pulumi_docker as docker
 from components import commands
 from components.hardening import tensorboard_hardening
 from components.labels import docker_labels
-from components.notebook import PortBinding, container_ports, hardening_args
+from components.notebook import RESTART_POLICY, PortBinding, container_ports, hardening_args
 
 
 @dataclass
@@ -46,7 +46,8 @@ class TensorBoard(pulumi.ComponentResource):
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=commands.tensorboard_probe(), interval=commands.HEALTHCHECK_INTERVAL, timeout="5s", retries=3, start_period="2m0s"
             ),
-            restart="unless-stopped",
+            # `always`: comes back after a crash of dockerd, as the notebook (components/notebook.py)
+            restart=RESTART_POLICY,
             must_run=True,
             destroy_grace_seconds=10,
             labels=docker_labels(args.labels, docker.ContainerLabelArgs),

@@ -42,7 +42,7 @@ def test_up_from_nothing_creates_a_healthy_lab(lab: SimpleNamespace, cpu_image: 
     for name in outputs["containerNames"][:2]:
         info = lab.docker.inspect(name)
         assert info is not None and info["State"]["Running"]
-        assert info["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+        assert info["HostConfig"]["RestartPolicy"]["Name"] == "always"
         # the health check is there for `docker ps`; a probe every 30 s, in bash (bench/probe_cost.py)
         assert info["Config"]["Healthcheck"]["Interval"] == 30 * 10**9
         assert info["Config"]["Healthcheck"]["Test"][:2] == ["CMD", "bash"]

@@ -207,7 +207,7 @@ def test_5_docker_not_running_on_the_box(project: Project, machines: dict[str, S
         project.pulumi("stack", "rm", "--yes", "--force", "docker-down")
     finally:
         restart_docker(b.box)
-    # the lab comes back with the daemon (restart unless-stopped) and still converges
+    # the lab comes back with the daemon (restart policy always) and still converges
     wait_http(b.nb + "/api", timeout=180, cert_pem=b.cert)
     b.stack.preview("--expect-no-changes")
 

@@ -72,7 +72,7 @@ def test_dev_notebook_container_inputs():
         {"target": "/tf", "type": "volume", "source": "tfbox-dev-notebooks"},
         {"target": "/tf/logs", "type": "volume", "source": "tfbox-dev-logs"},
     ]
-    assert nb["restart"] == "unless-stopped"
+    assert nb["restart"] == "always"
     # `up` waits on the ready container, not on the health check (polled once a second by the provider)
     assert "wait" not in nb and nb["mustRun"] is True
     assert nb["destroyGraceSeconds"] == 30
@@ -172,7 +172,7 @@ def test_tensorboard_sidecar_inputs():
     assert tb["command"] == ["tensorboard", "--logdir=/tf/logs", "--bind_all", "--port=6006"]
     assert tb["mounts"] == [{"target": "/tf/logs", "type": "volume", "source": "tfbox-dev-logs", "readOnly": True}]
     assert tb["ports"] == [{"internal": 6006, "external": 6006, "ip": "127.0.0.1", "protocol": "tcp"}]
-    assert tb["restart"] == "unless-stopped" and "wait" not in tb
+    assert tb["restart"] == "always" and "wait" not in tb
     assert "/data/logdir" in tb["healthcheck"]["tests"][3]
     assert labels(tb)["tfbox.tensorboard-public"] == "false"
     assert rec.opts(CONTAINER, "tensorboard").delete_before_replace is True
