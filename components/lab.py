@@ -129,8 +129,7 @@ class Lab(pulumi.ComponentResource):
             container_name=cfg.container_name("ready"), image_id=image.image_id, notebook_id=notebook.container_id,
             notebook_tls=cfg.tls, tensorboard_inside=tb_inside,
             tensorboard_id=tb_container.id if tb_container is not None else None,
-            tensorboard_ip=tb_container.network_datas.apply(lambda nets: (nets[0].ip_address or "") if nets else "")
-            if tb_container is not None else None,
+            tensorboard_host=cfg.container_name("tensorboard") if tb_container is not None else None,
             labels=cfg.labels("ready"),
         ), child)
 

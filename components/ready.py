@@ -1,7 +1,7 @@
 """Ready: `pulumi up` returns the moment the notebook and TensorBoard answer, not seconds later.
 
 A one-shot container in the notebook's network namespace polls the notebook (and TensorBoard,
-by its address on the same bridge) every 0.1 s and exits when both answer; the provider waits
+by its container name on the stack's network) every 0.1 s and exits when both answer; the provider waits
 for that exit (`attach`), which Docker reports at once. Waiting on Docker health checks
 instead (`wait=True`) costs up to an interval plus the provider's 1 s polling per container,
 and a short interval costs CPU for as long as the lab runs (bench/README.md has the numbers).
@@ -44,8 +44,10 @@ class ReadyArgs:
     notebook_id: pulumi.Input[str]  # the container whose network namespace the checks run in
     notebook_tls: bool
     tensorboard_inside: bool  # exec mode: TensorBoard answers on the notebook's own address
-    tensorboard_id: pulumi.Input[str] | None  # sidecar mode: checked at its bridge address
-    tensorboard_ip: pulumi.Input[str] | None
+    tensorboard_id: pulumi.Input[str] | None  # sidecar mode: waited for, so a new TensorBoard is checked again
+    # sidecar mode: its container name, which Docker's DNS resolves on the stack's network. Not its address from
+    # the state: a daemon restart hands out new addresses, and a later `up` would poll one nobody has.
+    tensorboard_host: str | None
     labels: dict[str, str]
 
 
@@ -56,13 +58,11 @@ class Ready(pulumi.ComponentResource):
         super().__init__("tfbox:index:Ready", name, None, opts)
         tls, inside = args.notebook_tls, args.tensorboard_inside
 
-        def command(tb_ip: str | None) -> list[str]:
-            checks = {"the notebook": commands.notebook_check(tls)}
-            if inside:
-                checks["TensorBoard"] = commands.tensorboard_check()
-            elif tb_ip:
-                checks["TensorBoard"] = commands.tensorboard_check(tb_ip)
-            return commands.ready_command(checks)
+        checks = {"the notebook": commands.notebook_check(tls)}
+        if inside:
+            checks["TensorBoard"] = commands.tensorboard_check()
+        elif args.tensorboard_host:
+            checks["TensorBoard"] = commands.tensorboard_check(args.tensorboard_host)
 
         labels = dict(args.labels)
         waits_for: list[pulumi.Input[str]] = [args.notebook_id]
@@ -72,7 +72,7 @@ class Ready(pulumi.ComponentResource):
             name,
             name=args.container_name,
             image=args.image_id,
-            command=pulumi.Output.from_input(args.tensorboard_ip).apply(command),
+            command=commands.ready_command(checks),
             network_mode=pulumi.Output.concat("container:", args.notebook_id),
             # a new TensorBoard container (new id) must be waited for too: the id is an input
             envs=pulumi.Output.all(*waits_for).apply(lambda ids: [f"TFBOX_WAITS_FOR={','.join(ids)}"]),

@@ -112,8 +112,7 @@ class Seat(pulumi.ComponentResource):
             container_name=named("ready"), image_id=args.image_id, notebook_id=notebook.container_id,
             notebook_tls=cfg.tls, tensorboard_inside=tb_inside,
             tensorboard_id=tb_container.id if tb_container is not None else None,
-            tensorboard_ip=tb_container.network_datas.apply(lambda nets: (nets[0].ip_address or "") if nets else "")
-            if tb_container is not None else None,
+            tensorboard_host=named("tensorboard") if tb_container is not None else None,
             labels=labels("ready"),
         ), child)
 

@@ -321,13 +321,14 @@ def test_health_check_durations_are_spelled_as_docker_reads_them_back(name):
 def test_ready_container_waits_for_both_and_reruns_when_either_is_new():
     rec, _ = run()
     ready = rec.one(CONTAINER, "ready").inputs
-    nb_ip = "10.213.0."  # the mocks give each container an address
     assert ready["name"] == "tfbox-dev-ready" and ready["image"] == IMAGE_ID
     assert ready["networkMode"] == "container:notebook-id", "it checks the notebook from inside its network namespace"
     assert ready["envs"] == ["TFBOX_WAITS_FOR=notebook-id,tensorboard-id"], "a new notebook or TensorBoard container replaces it"
     assert ready["attach"] is True and ready["mustRun"] is False and ready["restart"] == "no"
     script = ready["command"][2]
-    assert "/dev/tcp/127.0.0.1/8888" in script and f"/dev/tcp/{nb_ip}" in script and "/6006" in script
+    # TensorBoard by its name on the stack network (Docker's DNS), never by an address a daemon restart changes
+    assert "/dev/tcp/127.0.0.1/8888" in script and "/dev/tcp/tfbox-dev-tensorboard/6006" in script
+    assert "10.213.0." not in script
     assert labels(ready)["tfbox.role"] == "ready"
     tb = rec.one(CONTAINER, "tensorboard").inputs
     hardening = ("securityOpts", "user", "readOnly", "capabilities", "tmpfs")
