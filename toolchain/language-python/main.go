@@ -167,6 +167,14 @@ func (h *pythonHost) getEngineAddress() string {
 	return h.engineAddress
 }
 
+// boundToEngine is ctx, also cancelled when the engine is gone: a program or policy pack run under it dies with
+// the call or with the host, whichever ends first.
+func (h *pythonHost) boundToEngine(ctx context.Context) (context.Context, context.CancelFunc) {
+	runCtx, cancel := context.WithCancel(ctx)
+	unwatch := context.AfterFunc(h.ctx, cancel)
+	return runCtx, func() { unwatch(); cancel() }
+}
+
 var _ pulumirpc.LanguageRuntimeServer = (*pythonHost)(nil)
 
 // Handshake records the engine address; the root/program directories it carries are not needed because
@@ -260,16 +268,8 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 	args = append(args, program)
 	args = append(args, req.GetArgs()...)
 
-	// The program dies with this call or with the host (engine gone), whichever ends first.
-	runCtx, stopRun := context.WithCancel(ctx)
+	runCtx, stopRun := h.boundToEngine(ctx)
 	defer stopRun()
-	go func() {
-		select {
-		case <-h.ctx.Done():
-			stopRun()
-		case <-runCtx.Done():
-		}
-	}()
 	cmd, err := tc.Command(runCtx, args...)
 	if err != nil {
 		return nil, err
@@ -508,16 +508,8 @@ func (h *pythonHost) RunPlugin(
 	}
 	args := append([]string{"-u", "-m", "pulumi.policy"}, req.GetArgs()...)
 	args = append(args, dir)
-	// The program dies with this call or with the host (engine gone), whichever ends first.
-	runCtx, stopRun := context.WithCancel(ctx)
+	runCtx, stopRun := h.boundToEngine(ctx)
 	defer stopRun()
-	go func() {
-		select {
-		case <-h.ctx.Done():
-			stopRun()
-		case <-runCtx.Done():
-		}
-	}()
 	cmd, err := tc.Command(runCtx, args...)
 	if err != nil {
 		return err
