@@ -33,7 +33,7 @@ from typing import Any
 
 from components.config import read_stack_file
 from components.docker_host import LOCAL_DOCKER_HOST, normalise_docker_host
-from components.ssh import CONNECT_TIMEOUT_S, parse_ssh_host, ssh_opts_from
+from components.ssh import parse_ssh_host, remote_docker, ssh_argv, ssh_opts_from
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_RUNNING = ("notebook", "tensorboard")  # the roles that must run; the others are one-shots
@@ -373,16 +373,10 @@ class Host:
         if self.is_ssh:
             target = parse_ssh_host(self.docker_host)
             assert target is not None
-            cmd = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
-                   "-T", *self.ssh_opts]
-            if target.port:
-                cmd += ["-p", str(target.port)]
-            if target.user:
-                cmd += ["-l", target.user]
             words = list(remote)
-            if words and words[0] == "docker" and target.socket_path:
-                words.insert(1, f"--host=unix://{target.socket_path}")
-            return [*cmd, "--", target.host, shlex.join(words)], {}
+            if words and words[0] == "docker":
+                words[:1] = remote_docker(target)
+            return [*ssh_argv(target, self.ssh_opts), shlex.join(words)], {}
         if remote and remote[0] == "docker":
             return list(remote), {"DOCKER_HOST": self.docker_host}
         return list(remote), {}
