@@ -149,16 +149,21 @@ def main() -> None:
         main_seats(cfg, tls_key)
         return
     lab = Lab("lab", LabArgs(config=cfg, password=pulumi.Config(NAMESPACE).require_secret("password"), tls_key=tls_key))
+    export_lab(lab, cfg.gpus.describe())
+    pulumi.export("password", pulumi.Config(NAMESPACE).require_secret("password"))
+    if lab.gpu_check_output is not None:
+        pulumi.export("gpuCheck", lab.gpu_check_output)
+
+
+def export_lab(lab: Lab, gpus: str) -> None:
+    """The outputs every lab has, with or without seats (a seats stack's read `seat=… seat=…`)."""
     pulumi.export("notebookUrl", lab.notebook_url)
     if lab.notebook_cert_sha256 is not None:
         pulumi.export("notebookCertSha256", lab.notebook_cert_sha256)
     pulumi.export("tensorboardUrl", lab.tensorboard_url)
-    pulumi.export("gpus", cfg.gpus.describe())
+    pulumi.export("gpus", gpus)
     pulumi.export("imageDigest", lab.image.repo_digest)
     pulumi.export("containerNames", lab.container_names)
-    pulumi.export("password", pulumi.Config(NAMESPACE).require_secret("password"))
-    if lab.gpu_check_output is not None:
-        pulumi.export("gpuCheck", lab.gpu_check_output)
 
 
 def main_seats(cfg: LabConfig, tls_key: pulumi.Output[str] | None) -> None:
@@ -166,13 +171,7 @@ def main_seats(cfg: LabConfig, tls_key: pulumi.Output[str] | None) -> None:
     single-seat outputs kept meaningful (`seat=url …`) for scripts and `make fleet`."""
     passwords = pulumi.Config(NAMESPACE).require_secret_object("passwords")
     lab = Lab("lab", LabArgs(config=cfg, password="", tls_key=tls_key, seat_passwords=passwords))
-    pulumi.export("notebookUrl", lab.notebook_url)
-    if lab.notebook_cert_sha256 is not None:
-        pulumi.export("notebookCertSha256", lab.notebook_cert_sha256)
-    pulumi.export("tensorboardUrl", lab.tensorboard_url)
-    pulumi.export("gpus", " ".join(f"{s.name}={s.gpus.describe()}" for s in cfg.seats))
-    pulumi.export("imageDigest", lab.image.repo_digest)
-    pulumi.export("containerNames", lab.container_names)
+    export_lab(lab, " ".join(f"{s.name}={s.gpus.describe()}" for s in cfg.seats))
     pulumi.export("seats", {
         s.name: {"notebookUrl": lab.seats[s.name].notebook_url_text, "tensorboardUrl": lab.seats[s.name].tensorboard_url_text,
                  "gpus": s.gpus.describe(), "shareGpus": s.share_gpus, "containerNames": lab.seats[s.name].container_names}
