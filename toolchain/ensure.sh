@@ -126,7 +126,8 @@ log "built pulumi in $((SECONDS - started))s"
 
 log "building pulumi-language-python (tfbox's own host, see toolchain/language-python/main.go)"
 pin_module "$work/language-python"
-(cd "$work/language-python" && go build -ldflags "$ldflags" -o "$bin/pulumi-language-python" .) >&2
+# its own tests first (config env, toolchain options, About): a host that fails them is not cached
+(cd "$work/language-python" && go test ./... && go build -ldflags "$ldflags" -o "$bin/pulumi-language-python" .) >&2
 
 # The scripts upstream ships next to its binaries: the exec shim our host runs programs with, the
 # pulumi-python provider, and (in versions that have it) the standalone policy analyzer.

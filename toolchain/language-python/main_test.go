@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -64,5 +67,29 @@ func TestResolveToolchainOptions(t *testing.T) {
 	}
 	if _, err := resolveToolchain(nil); err == nil {
 		t.Fatal("missing program info accepted")
+	}
+}
+
+// About is the update's metadata: the program's interpreter and its version, from one interpreter start
+// (not the toolchain's About, which also imports pip for a version this response does not carry).
+func TestAboutReportsTheInterpreter(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatal("python3 is needed on PATH for this test")
+	}
+	dir := t.TempDir()
+	opts, err := structpb.NewStruct(map[string]any{"toolchain": "pip"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := &pulumirpc.ProgramInfo{RootDirectory: dir, ProgramDirectory: dir, EntryPoint: ".", Options: opts}
+	resp, err := (&pythonHost{}).About(t.Context(), &pulumirpc.AboutRequest{Info: info})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(resp.Executable) || strings.Contains(resp.Executable, "\n") {
+		t.Fatalf("executable should be one absolute path, got %q", resp.Executable)
+	}
+	if !strings.HasPrefix(resp.Version, "3.") || strings.Count(resp.Version, ".") != 2 {
+		t.Fatalf("version should be Python's x.y.z, got %q", resp.Version)
 	}
 }
