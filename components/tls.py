@@ -17,13 +17,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from components.urls import docker_host_name
+
+# `cryptography` is imported inside the functions that use it: loading it costs 0.1-0.2 s of every
+# program run (twice per `up` with its preview), and most labs have no certificate to read.
+if TYPE_CHECKING:
+    from cryptography import x509
 
 SELF_SIGNED_DAYS = 3650  # pinned by fingerprint, not trusted through a CA: a renewal would only break pins
 
@@ -69,6 +70,11 @@ def subject_names(docker_host: str, bind: str) -> SubjectNames:
 
 def generate_self_signed(names: SubjectNames, days: int = SELF_SIGNED_DAYS) -> TlsPair:
     """A new ECDSA P-256 key and a self-signed server certificate for `names`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     common = names.dns[0] if names.dns else (names.ips[0] if names.ips else "tfbox")
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common[:64]),
@@ -92,6 +98,8 @@ def generate_self_signed(names: SubjectNames, days: int = SELF_SIGNED_DAYS) -> T
 
 def load_cert(cert_pem: str) -> x509.Certificate:
     """The server (first) certificate of a PEM file that may carry its chain after it."""
+    from cryptography import x509
+
     try:
         certs = x509.load_pem_x509_certificates(cert_pem.strip().encode() + b"\n")
     except ValueError:
@@ -101,6 +109,8 @@ def load_cert(cert_pem: str) -> x509.Certificate:
 
 def check_pair(cert_pem: str, key_pem: str, now: dt.datetime | None = None) -> list[str]:
     """Problems with a certificate and key pair: unreadable, not matching, expired. Messages never quote the key."""
+    from cryptography.hazmat.primitives import serialization
+
     problems: list[str] = []
     try:
         cert = load_cert(cert_pem)
@@ -121,12 +131,16 @@ def check_pair(cert_pem: str, key_pem: str, now: dt.datetime | None = None) -> l
 
 def fingerprint_sha256(cert_pem: str) -> str:
     """`AB:CD:…`, as browsers and `openssl x509 -noout -fingerprint -sha256` show it."""
+    from cryptography.hazmat.primitives import hashes
+
     digest = load_cert(cert_pem).fingerprint(hashes.SHA256())
     return ":".join(f"{b:02X}" for b in digest)
 
 
 def spki_sha256_base64(cert_pem: str) -> str:
     """Base64 SHA-256 of the public key (SPKI): what Chromium's `--ignore-certificate-errors-spki-list` pins."""
+    from cryptography.hazmat.primitives import hashes, serialization
+
     spki = load_cert(cert_pem).public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     h = hashes.Hash(hashes.SHA256())
     h.update(spki)
