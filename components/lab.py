@@ -15,8 +15,7 @@ from components.hardening import notebook_hardening
 from components.image import Image, ImageArgs
 from components.ledger import ledger_problems, ledger_table
 from components.network import Network, NetworkArgs
-from components.notebook import Notebook, NotebookArgs, PortBinding
-from components.password import hash_password
+from components.notebook import Notebook, NotebookArgs, PortBinding, hashed_jupyter_config
 from components.ready import Ready, ReadyArgs
 from components.seat import Seat, SeatArgs
 from components.storage import Storage, StorageArgs
@@ -48,12 +47,6 @@ def ledger_verdict(cfg: LabConfig, listing_text: str) -> str:
     if problems:
         raise GpuLedgerConflict("GPU ledger: " + "; ".join(problems))
     return "passed"
-
-
-def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = False, cull_idle: int = 0) -> pulumi.Output[str]:
-    """The Jupyter config file content, secret because it carries the hash."""
-    return pulumi.Output.secret(password).apply(
-        lambda p: commands.jupyter_config(hash_password(p, salt), tls=tls, cull_idle_seconds=cull_idle))
 
 
 class Lab(pulumi.ComponentResource):

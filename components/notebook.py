@@ -9,6 +9,8 @@ TensorBoard, the `capture` helper pre-installed, and a health check for `docker 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,23 @@ from components.devices import device_requests
 from components.gpus import GpuSettings, expected_gpus
 from components.hardening import LOG_DRIVER, ContainerHardening, provider_cpus, provider_mib
 from components.labels import docker_labels
+from components.password import hash_password
 
 CAPTURE_SOURCE = (Path(__file__).parent / "capture.py").read_text()
 # The lab's long-running containers restart with the daemon even after it was killed (see below).
 RESTART_POLICY = "always"
+
+
+def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = False, cull_idle: int = 0) -> pulumi.Output[str]:
+    """The Jupyter config file content, secret because it carries the password's argon2id hash.
+
+    The hash (about 0.1 s of CPU; argon2 releases the GIL) runs in a worker thread, so the program
+    goes on registering the image, volumes and network with the engine meanwhile.
+    """
+    def render(p: str) -> Awaitable[str]:
+        return asyncio.get_running_loop().run_in_executor(
+            None, lambda: commands.jupyter_config(hash_password(p, salt), tls=tls, cull_idle_seconds=cull_idle))
+    return pulumi.Output.secret(password).apply(render)
 
 
 @dataclass(frozen=True)

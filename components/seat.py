@@ -21,8 +21,7 @@ from components.gpus import container_gpu_settings
 from components.hardening import notebook_hardening
 from components.ledger import SHARE_LABEL
 from components.network import Network, NetworkArgs
-from components.notebook import Notebook, NotebookArgs, PortBinding
-from components.password import hash_password
+from components.notebook import Notebook, NotebookArgs, PortBinding, hashed_jupyter_config
 from components.ready import Ready, ReadyArgs
 from components.seats import SeatConfig
 from components.storage import Storage, StorageArgs
@@ -87,8 +86,7 @@ class Seat(pulumi.ComponentResource):
         if cfg.allow_plain_http_on_lan and not cfg.tls:
             notebook_labels["tfbox.plain-http-on-lan"] = "true"
         salt, tls, cull_idle = cfg.password_salt, cfg.tls, cfg.cull_idle_for(seat.gpus.requested)
-        jupyter_config = pulumi.Output.secret(args.password).apply(
-            lambda p: commands.jupyter_config(hash_password(p, salt), tls=tls, cull_idle_seconds=cull_idle))
+        jupyter_config = hashed_jupyter_config(args.password, salt, tls=tls, cull_idle=cull_idle)
         notebook = Notebook(f"{n}-notebook", NotebookArgs(
             container_name=named("notebook"), image_id=args.image_id, jupyter_config=jupyter_config,
             gpu=container_gpu_settings(seat.gpus, cfg.gpu_mode), ports=ports,
