@@ -204,6 +204,8 @@ class Project:
             **(extra_env or {}),
         }
         self.env.pop("DOCKER_HOST", None)
+        # as on a user's machine, the program's modules are compiled once, not on every run (this machine sets it)
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.transcript: list[str] = []  # every CLI output, for the secrets test
 
     def run(self, *args: str, check: bool = True, timeout: float = 900, input: str | None = None,
