@@ -18,7 +18,7 @@
 # socket paths are limited to ~100 chars). Each daemon has its own bridge
 # (tfb-<hash>, 10.213.N.1/24) and address pool; iptables are off (unless TFBOX_NETNS), published ports
 # go through docker-proxy on the host, so 127.0.0.1:PORT answers from the host.
-# Environment: TFBOX_RUN, TFBOX_DOCKERD_TIMEOUT (seconds to wait, default 60),
+# Environment: TFBOX_RUN, TFBOX_DOCKERD_BIN (see below), TFBOX_DOCKERD_TIMEOUT (seconds to wait, default 60),
 #   TFBOX_NETNS: run the daemon inside that (existing) network namespace, with its bridge there and
 #     iptables ON (Docker's inter-network isolation needs them; they change only that namespace's
 #     tables). scripts/box.sh uses it for the SSH "boxes".
@@ -180,7 +180,9 @@ cmd_start() {
   if [ -n "$NETNS" ]; then net_flags=(--iptables=true --ip-masq=true); wrap=(nsenter "--net=/run/netns/$NETNS"); fi
   [ -z "$SOCK_GROUP" ] || net_flags+=(--group "$SOCK_GROUP")
   # The stand-in hook must be on the daemon's PATH when it starts.
-  PATH="$D/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+  # TFBOX_DOCKERD_BIN: a directory with another dockerd (and its docker-proxy, docker-init) to run instead,
+  # e.g. the newer Docker that scripts/docker-next.sh unpacks
+  PATH="$D/bin:${TFBOX_DOCKERD_BIN:+$TFBOX_DOCKERD_BIN:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     setsid "${wrap[@]}" dockerd \
       --config-file "$D/daemon.json" \
       --host "unix://$SOCK" \
