@@ -39,9 +39,21 @@ tfbox_passphrase "$PWD" tfbox
 
 pulumi stack select "$stack" >/dev/null 2>&1 || pulumi stack init "$stack" --secrets-provider passphrase >/dev/null
 
+# The stack's config in one CLI call (secrets show as present, never their values): each `pulumi` start
+# costs a few tenths of a second, and `make up` used to ask three times before its `up`.
+config_json=$(pulumi config --json --stack "$stack" 2>/dev/null || echo '{}')
+# config_value KEY: its value (nothing for a secret); exit 1 when the key is not set
+config_value() {
+  python -c 'import json, sys
+entry = json.loads(sys.stdin.read() or "{}").get(sys.argv[1])
+if entry is None:
+    sys.exit(1)
+print("" if entry.get("secret") else entry.get("value", ""))' "$1" <<<"$config_json"
+}
+
 # The seats' names, one per line (none on a single-seat stack).
 seat_names() {
-  { pulumi config get tfbox:seats --stack "$stack" 2>/dev/null || true; } |
+  { config_value tfbox:seats || true; } |
     python -c 'import json, sys
 try:
     seats = json.load(sys.stdin)
@@ -83,7 +95,7 @@ for s in $seats; do
     echo "tfbox: generated a password for seat $s; read it with: make password SEAT=$s" >&2
   fi
 done
-if [[ -z $seats ]] && ! pulumi config get tfbox:password --stack "$stack" >/dev/null 2>&1; then
+if [[ -z $seats ]] && ! config_value tfbox:password >/dev/null; then
   if [[ $stack != dev ]]; then
     echo "tfbox: stack $stack has no password; run: pulumi config set --secret tfbox:password --stack $stack" >&2
     exit 1
@@ -92,7 +104,7 @@ if [[ -z $seats ]] && ! pulumi config get tfbox:password --stack "$stack" >/dev/
   head -c 18 /dev/urandom | base64 | tr -d '/+=' | pulumi config set --secret tfbox:password --stack "$stack"
   echo "tfbox: generated a notebook password for the dev stack; read it with: make password" >&2
 fi
-if [[ -z $(pulumi config get tfbox:passwordSalt --stack "$stack" 2>/dev/null) ]]; then
+if [[ -z $(config_value tfbox:passwordSalt) ]]; then
   pulumi config set --plaintext tfbox:passwordSalt "$(python -m components.password salt)" --stack "$stack"
   echo "tfbox: made the password salt of stack $stack (tfbox:passwordSalt, in Pulumi.$stack.yaml)" >&2
 fi
