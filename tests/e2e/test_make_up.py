@@ -1,6 +1,7 @@
 """The README's deploy command: `make up` runs scripts/up.sh, which deploys the dev stack with
 its state in the project's own `.state/`, a generated secrets passphrase (mode 600) and a
-generated notebook password that `make password` prints and that logs in."""
+generated notebook password that `make password` prints and that logs in; on a dev stack with a seat,
+the seat's generated password, which `make password SEAT=…` prints."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
-from tests.e2e.harness import Docker, Jupyter, Project, Result, change_summary, http_get
+from tests.e2e.harness import Docker, Jupyter, Project, Result, change_summary, free_port, http_get
 
 URL = "http://127.0.0.1:8888"  # the dev stack's default ports, reserved for this test
 TB_URL = "http://127.0.0.1:6006"
@@ -98,3 +100,31 @@ def test_5_destroy_removes_the_containers_and_keeps_the_notebooks(lab: SimpleNam
     assert {"tfbox-dev-notebooks", "tfbox-dev-logs"} <= set(volumes)
     assert status_or_none(URL + "/api") is None
 
+
+
+def test_6_make_up_gives_a_dev_seat_its_password_and_make_password_prints_it(lab: SimpleNamespace) -> None:
+    # the dev stack turned into a one-seat box, as a user edits Pulumi.dev.yaml (the lab is destroyed by test 5)
+    nb_port, tb_port = free_port(), free_port()
+    stack_file = lab.project.dir / "Pulumi.dev.yaml"
+    config = yaml.safe_load(stack_file.read_text())
+    config["config"].pop("tfbox:password")  # refused on a stack with seats: each seat has its own
+    config["config"]["tfbox:seats"] = [{"name": "alice", "gpus": "none", "notebookPort": nb_port, "tensorboardPort": tb_port}]
+    stack_file.write_text(yaml.safe_dump(config))
+    try:
+        deployed = up_sh(lab)
+        assert "generated a password for seat alice" in deployed.stderr, deployed.output[-3000:]
+        assert f"Notebooks: alice=http://127.0.0.1:{nb_port}/" in deployed.stdout, deployed.output[-3000:]
+        seat_password = up_sh(lab, "dev", "--password", "alice").stdout.strip()
+        assert len(seat_password) >= 16 and seat_password != lab.password
+        assert seat_password not in deployed.output and seat_password not in stack_file.read_text()
+        assert Jupyter(f"http://127.0.0.1:{nb_port}").login(seat_password)
+        assert not Jupyter(f"http://127.0.0.1:{nb_port}").login(lab.password)
+        # `make password` without SEAT on a seats stack says which seats there are
+        bare = up_sh(lab, "dev", "--password", check=False)
+        assert bare.returncode == 1 and "SEAT=<seat>" in bare.stderr and "alice" in bare.stderr, bare.output
+        assert not change_summary(up_sh(lab).output)  # and the next `make up` keeps that password
+        assert Jupyter(f"http://127.0.0.1:{nb_port}").login(seat_password)
+    finally:
+        up_sh(lab, "dev", "--destroy", check=False)
+        for vol in ("tfbox-dev-alice-notebooks", "tfbox-dev-alice-logs"):
+            lab.docker("volume", "rm", vol, check=False)
