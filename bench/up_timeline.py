@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Where `pulumi up` from nothing spends its time: every engine event of one `up --json`, stamped as
-it arrives, folded into phases (CLI start until the program's first resource, each resource's
-create, the tail after the last one) and printed per run with the median of each phase.
+"""Where `pulumi up` from nothing, and then `up --replace` of the notebook, spend their time: every engine
+event of one `up --json`, stamped as it arrives, folded into phases (CLI start until the program's first
+resource, each resource step (create, or a replacement's delete and create), the tail after the last
+one) and printed per run with the median of each phase.
 
     bench/up_timeline.py [-n RUNS] [--docker-host unix://...] [--image REF]
 
@@ -27,9 +28,9 @@ from tests.e2e.harness import free_port
 STACK = "timeline"
 
 
-def timeline(project_dir: Path, env: dict[str, str]) -> tuple[float, list[tuple[float, str, str]]]:
-    """Total seconds and (seconds since start, event kind, resource) for one `up`."""
-    cmd = ["pulumi", "--non-interactive", "up", "--yes", "--skip-preview", "--json", "--stack", STACK]
+def timeline(project_dir: Path, env: dict[str, str], *extra: str) -> tuple[float, list[tuple[float, str, str]]]:
+    """Total seconds and (seconds since start, event kind, "<op> <type> <name>") for one `up`."""
+    cmd = ["pulumi", "--non-interactive", "up", "--yes", "--skip-preview", "--json", "--stack", STACK, *extra]
     events: list[tuple[float, str, str]] = []
     t0 = time.monotonic()
     with subprocess.Popen(cmd, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
@@ -46,7 +47,7 @@ def timeline(project_dir: Path, env: dict[str, str]) -> tuple[float, list[tuple[
             meta = event.get(kind, {}).get("metadata", {}) if isinstance(event.get(kind), dict) else {}
             urn = meta.get("urn", "")
             if kind in ("preludeEvent", "summaryEvent") or (urn and kind in ("resourcePreEvent", "resOutputsEvent")):
-                name = f"{urn.rsplit('::', 2)[-2].split('$')[-1]} {urn.rsplit('::', 1)[-1]}" if urn else ""
+                name = f"{meta.get('op', '')} {urn.rsplit('::', 2)[-2].split('$')[-1]} {urn.rsplit('::', 1)[-1]}" if urn else ""
                 events.append((now, kind, name))
     if proc.returncode != 0:
         raise SystemExit("pulumi up failed:\n" + "".join(tail))
@@ -61,12 +62,13 @@ def phases(total: float, events: list[tuple[float, str, str]]) -> dict[str, floa
     lasts = [t for t, kind, _ in events if kind == "resOutputsEvent"]
     out["CLI + program start, until the first resource"] = firsts[0] if firsts else total
     for t, kind, name in events:
-        if not name.startswith("docker:"):
+        op, _, resource = name.partition(" ")
+        if op in ("same", "replace") or not resource.startswith("docker:"):  # `replace` only marks the pair
             continue
         if kind == "resourcePreEvent":
             started[name] = t
         elif kind == "resOutputsEvent" and name in started:
-            out[f"create {name}"] = t - started[name]
+            out[name] = t - started[name]
     out["after the last resource, until the CLI exits"] = total - (lasts[-1] if lasts else total)
     out["total"] = total
     return out
@@ -80,17 +82,24 @@ def main() -> None:
                                       "tfbox:notebookPort": free_port(), "tfbox:tensorboardPort": free_port()},
                               secrets.token_urlsafe(18))
         runs: dict[str, list[float]] = defaultdict(list)
+        replaces: dict[str, list[float]] = defaultdict(list)
         for n in range(1, args.runs + 1):
             total, events = timeline(project.dir, project.env)
             for name, seconds in phases(total, events).items():
                 runs[name].append(seconds)
-            log(f"run {n}: up returned after {total:.2f} s")
+            resources = json.loads(stack.export())["deployment"]["resources"]
+            urn = next(r["urn"] for r in resources if r["urn"].endswith("docker:index/container:Container::notebook"))
+            replaced, events = timeline(project.dir, project.env, "--replace", urn)
+            for name, seconds in phases(replaced, events).items():
+                replaces[name].append(seconds)
+            log(f"run {n}: up returned after {total:.2f} s, up --replace notebook after {replaced:.2f} s")
             stack.destroy()
             for volume in (f"tfbox-{STACK}-notebooks", f"tfbox-{STACK}-logs"):
                 s.docker("volume", "rm", volume, check=False)
-    print(f"\npulumi up from nothing, by phase (median of {args.runs} runs; machine: {machine()})")
-    for name, values in runs.items():
-        print(f"  {name:<56} median {statistics.median(values):6.2f} s   runs: {', '.join(f'{v:.2f}' for v in values)}")
+    for title, table in (("pulumi up from nothing", runs), ("pulumi up --replace of the notebook", replaces)):
+        print(f"\n{title}, by phase (median of {args.runs} runs; machine: {machine()})")
+        for name, values in table.items():
+            print(f"  {name:<64} median {statistics.median(values):6.2f} s   runs: {', '.join(f'{v:.2f}' for v in values)}")
 
 
 if __name__ == "__main__":
