@@ -75,4 +75,5 @@ if [[ ${TFBOX_SKIP_E2E:-} != 1 ]]; then
 fi
 
 log "pytest"
-"$venv/python" -m pytest ${targets[@]+"${targets[@]}"} "$@"
+# the slowest steps in every log, so a run that got slower says where
+"$venv/python" -m pytest --durations=25 ${targets[@]+"${targets[@]}"} "$@"
