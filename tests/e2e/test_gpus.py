@@ -246,14 +246,11 @@ def test_5_failing_check_on_a_new_machine_creates_no_notebook(project: Project, 
             docker_a("volume", "rm", vol, check=False)
 
 
-@pytest.fixture(scope="module")
-def cuda_image(lab: SimpleNamespace, gpu_image: str, registry: str) -> str:
-    """The GPU image as a CUDA 12.8 build states it (ENV NVIDIA_REQUIRE_CUDA=cuda>=12.8, CUDA_VERSION=12.8.1),
-    pushed to the local registry (no Docker Hub here) under a tag of its own."""
-    ref = f"{registry}/tensorflow/tensorflow:cuda12.8-gpu-jupyter"
-    docker = lab.docker
-    docker("pull", gpu_image)
-    cid = docker("create", gpu_image).stdout.strip()
+def state_cuda_12_8(docker: Docker, source: str, ref: str) -> str:
+    """`source` as a CUDA 12.8 build states it (ENV NVIDIA_REQUIRE_CUDA=cuda>=12.8, CUDA_VERSION=12.8.1),
+    pushed to the local registry (no Docker Hub here) as `ref` and removed from `docker` again."""
+    docker("pull", source)
+    cid = docker("create", source).stdout.strip()
     try:
         docker("commit", "--change", f"ENV NVIDIA_REQUIRE_CUDA={REQUIRE}", "--change", "ENV CUDA_VERSION=12.8.1", cid, ref)
     finally:
@@ -263,17 +260,33 @@ def cuda_image(lab: SimpleNamespace, gpu_image: str, registry: str) -> str:
     return ref
 
 
-def test_6_older_driver_stops_up_before_the_notebook(project: Project, cuda_image: str, password: str) -> None:
+@pytest.fixture(scope="module")
+def cuda_image(lab: SimpleNamespace, gpu_image: str, registry: str) -> str:
+    """The GPU image as a CUDA 12.8 build states it, under a tag of its own."""
+    return state_cuda_12_8(lab.docker, gpu_image, f"{registry}/tensorflow/tensorflow:cuda12.8-gpu-jupyter")
+
+
+@pytest.fixture(scope="module")
+def small_cuda_image(docker_a: Docker, registry: str) -> str:
+    """A few-MB image (busybox and the nvidia-smi stand-in, scripts/tf-image.sh) stating the same CUDA 12.8
+    requirement: what test_6 checks ends before any notebook starts, so it needs the image's env, not
+    TensorFlow, and the fresh older-driver daemon pulls a few MB instead of the 2 GB notebook image.
+    The same check with the notebook image itself, on a driver that fits, is test_7."""
+    return state_cuda_12_8(docker_a, f"{registry}/tfbox-test/nvidia-smi:latest", f"{registry}/tfbox-test/nvidia-smi:cuda12.8")
+
+
+def test_6_older_driver_stops_up_before_the_notebook(project: Project, small_cuda_image: str, password: str) -> None:
     """A host whose driver runs CUDA 12.2: the image needs 12.8. `up` stops with both versions and the fix."""
     docker = start_daemon("e2e-cuda122", env={"TFBOX_NVIDIA_CUDA": "12.2", "TFBOX_NVIDIA_DRIVER": "535.183.01"})
     stack = None
     try:
         # what tfbox spares the user: NVIDIA's hook (the stand-in, like the real one) refuses the container at start
-        refused = docker("run", "--rm", "--gpus", "all", cuda_image, "true", check=False, timeout=600)
+        refused = docker("run", "--rm", "--gpus", "all", small_cuda_image, "true", check=False, timeout=600)
         assert refused.returncode != 0 and f"unsatisfied condition: {REQUIRE}" in refused.stderr, refused.stderr
         stack = project.stack("cudaold", {
-            "docker:host": docker.host, "tfbox:image": cuda_image, "tfbox:gpus": "0", "tfbox:gpuCheck": True,
-            "tfbox:notebookPort": free_port(), "tfbox:tensorboardPort": free_port(), **gpu_ulimits_here(),
+            "docker:host": docker.host, "tfbox:image": small_cuda_image, "tfbox:gpus": "0", "tfbox:gpuCheck": True,
+            # no TensorBoard: the small image has none, and the sidecar is not what the check gates
+            "tfbox:notebookPort": free_port(), "tfbox:tensorboardMode": "off", **gpu_ulimits_here(),
         }, password)
         up = stack.up(check=False)
         out = up.output
