@@ -1,6 +1,6 @@
 """Scenario: the Docker daemon dies, and `make doctor` / `make repair` (issue 9 §3, §6).
 
-On a daemon of its own (it gets SIGKILLed), one GPU stack with two seats on the NVIDIA stand-ins
+On docker_b, the session's daemon for the tests that kill or restart it (test_drift.py is the other), one GPU stack with two seats on the NVIDIA stand-ins
 (`SEATS`: seat a on GPU 0, seat b on GPU 1), each seat a lab of its own:
 
 0. A lab from before (restart policy `unless-stopped`) is upgraded by an update in place: same containers.
@@ -31,10 +31,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.e2e.conftest import start_daemon, stop_daemon
 from tests.e2e.harness import ROOT, Docker, Project, Result, Stack, change_summary, free_port, gpu_ulimits_here, http_get, wait_http
 
-DAEMON = "e2e-doc"
+DAEMON = "e2e-b"  # docker_b's (tests/e2e/conftest.py): it gets SIGKILLed, so no other module's stack is on it
 DAEMON_DIR = Path(os.environ.get("TFBOX_RUN", "/tmp/tfbox-run")) / DAEMON
 STACK = "docs"
 SEATS = (("a", "0"), ("b", "1"))  # (seat, GPUs)
@@ -45,11 +44,10 @@ def containers(seat: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def host() -> Iterator[Docker]:
-    docker = start_daemon(DAEMON)
-    yield docker
+def host(docker_b: Docker) -> Iterator[Docker]:
+    yield docker_b
     (DAEMON_DIR / "hold-create").unlink(missing_ok=True)
-    stop_daemon(DAEMON)
+    dockerd("start")  # running for the next module, also where a test failed between a kill and its restart
 
 
 @pytest.fixture(scope="module")
