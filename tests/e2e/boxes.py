@@ -120,6 +120,18 @@ def stop_docker(box: Box) -> None:
     subprocess.run([str(BOX_SH), "docker-stop", box.name], capture_output=True, check=True, timeout=180)
 
 
+def reset_box(box: Box) -> None:
+    """A box as `start_box` gives it, except for the images its daemon already pulled: Docker running
+    (a module may have left it stopped), no container, network or volume of an earlier module."""
+    restart_docker(box)
+    d = box.docker
+    if containers := d("ps", "-aq").stdout.split():
+        d("rm", "-f", *containers)
+    d("network", "prune", "-f")
+    if volumes := d("volume", "ls", "-q").stdout.split():
+        d("volume", "rm", "-f", *volumes)
+
+
 def stop_box(name: str) -> None:
     subprocess.run([str(BOX_SH), "purge", name], capture_output=True, check=False, timeout=300)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.boxes import Box, SshClient, start_boxes, stop_boxes
+from tests.e2e.boxes import Box, SshClient, reset_box, start_boxes, stop_boxes
 from tests.e2e.harness import ROOT, Docker, Project
 
 READY = os.environ.get("TFBOX_E2E") == "1"
@@ -106,14 +106,26 @@ def docker_b() -> Iterator[Docker]:
     stop_daemon("e2e-b")
 
 
-@pytest.fixture(scope="module")
-def ssh_boxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Box], SshClient]]:
-    """Two SSH boxes (scripts/box.sh: own address, dockerd with iptables, sshd on :22) and one client
-    (key, known_hosts, ssh_config) for both; stacks use `box.ssh_host()` and `client.ssh_opts` as
-    `docker:host` and `docker:sshOpts`. Purged after the module (tests/e2e/boxes.py has the API)."""
+@pytest.fixture(scope="session")
+def _ssh_box_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Box], SshClient]]:
+    """The two SSH boxes of the session: a box's start, its first pull of the 2 GB notebook image and its
+    purge (a minute or more each) are paid once, not by every module that uses the boxes."""
     boxes, client = start_boxes(["ssh-a", "ssh-b"], tmp_path_factory.mktemp("ssh"))
     yield boxes, client
     stop_boxes(boxes)
+
+
+@pytest.fixture(scope="module")
+def ssh_boxes(_ssh_box_pair: tuple[list[Box], SshClient]) -> tuple[list[Box], SshClient]:
+    """Two SSH boxes (scripts/box.sh: own address, dockerd with iptables, sshd on :22) and one client
+    (key, known_hosts, ssh_config) for both; stacks use `box.ssh_host()` and `client.ssh_opts` as
+    `docker:host` and `docker:sshOpts`. Shared by the session's modules, each of which gets them as
+    fresh boxes but for the images already pulled (`reset_box`: Docker running, no containers, networks
+    or volumes of another module), whatever order the modules run in. tests/e2e/boxes.py has the API."""
+    boxes, client = _ssh_box_pair
+    for box in boxes:
+        reset_box(box)
+    return boxes, client
 
 
 @pytest.fixture(scope="session")
