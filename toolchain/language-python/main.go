@@ -394,19 +394,28 @@ func (h *pythonHost) GetRequiredPackages(
 // sitePackages asks the environment's interpreter for its site-packages directories, which works for venvs
 // and the ambient interpreter alike without guessing lib/pythonX.Y layouts.
 func sitePackages(ctx context.Context, tc toolchain.Toolchain) ([]string, error) {
-	cmd, err := tc.Command(ctx, "-c", "import json, site; print(json.dumps(site.getsitepackages()))")
+	out, err := pythonOutput(ctx, tc, "listing site-packages", "import json, site; print(json.dumps(site.getsitepackages()))")
 	if err != nil {
 		return nil, err
-	}
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("listing site-packages: %w", err)
 	}
 	var dirs []string
 	if err := json.Unmarshal(out, &dirs); err != nil {
 		return nil, fmt.Errorf("listing site-packages: %w", err)
 	}
 	return dirs, nil
+}
+
+// pythonOutput runs one line of Python with the environment's interpreter and returns what it printed.
+func pythonOutput(ctx context.Context, tc toolchain.Toolchain, what, code string) ([]byte, error) {
+	cmd, err := tc.Command(ctx, "-c", code)
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
 }
 
 // streamWriter forwards a child's output as gRPC stream messages; mu serializes Send across the two writers.
@@ -456,13 +465,10 @@ func (h *pythonHost) About(ctx context.Context, req *pulumirpc.AboutRequest) (*p
 	// Not tc.About: it also runs `python -m pip --version` (about 0.6 s of pip's imports on every
 	// `pulumi up`, which asks for this as update metadata) for a pip version this response never carries.
 	// One interpreter start gives both fields.
-	cmd, err := tc.Command(ctx, "-c", "import platform, sys; print(sys.executable); print(platform.python_version())")
+	out, err := pythonOutput(ctx, tc, "asking python for its executable and version",
+		"import platform, sys; print(sys.executable); print(platform.python_version())")
 	if err != nil {
 		return nil, err
-	}
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("failed to get the python executable and version: %w", err)
 	}
 	executable, version, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	parsed, err := toolchain.ParsePythonVersion(version)
