@@ -46,7 +46,8 @@ cp -L "$work/root/usr/bin/tini-static" "$work/bin/docker-init"
 "$work/bin/dockerd" --version >/dev/null || die "the unpacked dockerd does not run on this host"
 
 mkdir -p "$(dirname "$cache")"
-rm -rf "$cache.new" && mv "$work/bin" "$cache.new.bin" && mkdir -p "$cache.new" && mv "$cache.new.bin" "$cache.new/bin"
+# staged next to the cache, then swapped in with one rename
+rm -rf "$cache.new" && mkdir -p "$cache.new" && mv "$work/bin" "$cache.new/bin"
 rm -rf "$cache" && mv "$cache.new" "$cache"
 log "unpacked $("$cache/bin/dockerd" --version) into $cache"
 echo "$cache/bin"
