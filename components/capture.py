@@ -22,11 +22,111 @@
 #   thread works;
 # - a child process that keeps the pipe open (started in the block, still running) does not hold up the
 #   block's end: its later output goes to the original fds, and the pipe closes when it exits.
+#
+# As a startup file (run as `__main__`, not imported) it also makes `import tensorflow` keep the promise
+# of TF_CPP_MIN_LOG_LEVEL: TensorFlow 2.17+ writes some lines through absl before its own log filter is
+# set up (oneDNN's notice on CPUs with AVX-512 VNNI/AMX, once per loaded library), whatever the level.
+# While `tensorflow` itself is imported, absl-format lines below the level are dropped from fd 2 (with
+# absl's "before absl::InitializeLog()" notice); every other byte passes as without the filter.
 
 import typing
 
 
-def _tfbox_capture_factory() -> "typing.Callable[..., typing.ContextManager[None]]":
+def install_tensorflow_import_filter(capture: "typing.Callable[..., typing.ContextManager[None]]") -> None:
+    import importlib.abc
+    import os
+    import re
+    import sys
+
+    # absl's prefix: severity, MMDD, time (before absl is set up, the seconds count from 1970), thread
+    # id, file:line]. TensorFlow's own filter already handles its `2025-01-02 03:04:05.678901: I` lines.
+    absl_line = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]\n]*\] ")
+    preinit = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+    rank = {"I": 0, "W": 1, "E": 2, "F": 3}
+
+    class LevelFilter:
+        """A text stream in front of stderr that drops whole absl lines below TF_CPP_MIN_LOG_LEVEL."""
+
+        def __init__(self, target: "typing.TextIO", level: int) -> None:
+            self.target = target
+            self.level = level
+            self.partial = ""
+
+        def keep(self, line: str) -> bool:
+            if line.rstrip("\n") == preinit:
+                return self.level < 1
+            m = absl_line.match(line)
+            return m is None or rank[m.group(1)] >= self.level
+
+        def write(self, text: str) -> int:
+            lines = (self.partial + text).split("\n")
+            self.partial = lines.pop()
+            kept = "".join(line + "\n" for line in lines if self.keep(line + "\n"))
+            if kept:
+                self.target.write(kept)
+            return len(text)
+
+        def flush(self) -> None:
+            self.target.flush()
+
+        def fileno(self) -> int:
+            return self.target.fileno()  # lets capture() see a target that is fd 2 itself (no filter then)
+
+        def finish(self) -> None:
+            if self.partial and self.keep(self.partial):
+                self.target.write(self.partial)
+            self.partial = ""
+            self.target.flush()
+
+    def log_level() -> int:
+        try:
+            return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+        except ValueError:
+            return 0
+
+    class Finder(importlib.abc.MetaPathFinder):
+        """Finds `tensorflow` through the other finders once, and imports it behind the filter."""
+
+        def find_spec(self, name: str, path: "typing.Any" = None, target: "typing.Any" = None) -> "typing.Any":
+            if name != "tensorflow":
+                return None
+            sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
+            for finder in sys.meta_path:
+                spec = getattr(finder, "find_spec", lambda *a: None)(name, path, target)
+                if spec is not None:
+                    break
+            else:
+                return None
+            real = spec.loader
+            if real is None or not hasattr(real, "exec_module"):
+                return spec
+
+            class Loader(importlib.abc.Loader):
+                def create_module(self, spec: "typing.Any") -> "typing.Any":
+                    return real.create_module(spec)
+
+                def exec_module(self, module: "typing.Any") -> None:
+                    level = log_level()
+                    quiet = LevelFilter(sys.stderr, level)
+                    try:
+                        if level <= 0:
+                            real.exec_module(module)
+                        else:
+                            with capture(stderr=quiet):
+                                real.exec_module(module)
+                    finally:
+                        quiet.finish()
+                        module.__loader__ = real
+                        if getattr(module, "__spec__", None) is not None:
+                            module.__spec__.loader = real
+
+            spec.loader = Loader()
+            return spec
+
+    sys.meta_path.insert(0, Finder())
+
+
+def _tfbox_capture_factory(filter_tensorflow_import: bool) -> "typing.Callable[..., typing.ContextManager[None]]":
     import codecs
     import contextlib
     import ctypes
@@ -216,9 +316,12 @@ def _tfbox_capture_factory() -> "typing.Callable[..., typing.ContextManager[None
             for problem in pump.errors:
                 warnings.warn(f"capture(): {problem}", RuntimeWarning, stacklevel=3)
 
+    if filter_tensorflow_import and "tensorflow" not in sys.modules:
+        install_tensorflow_import_filter(capture)
     return capture
 
 
-capture = _tfbox_capture_factory()
+capture = _tfbox_capture_factory(__name__ == "__main__")
 del _tfbox_capture_factory
+globals().pop("install_tensorflow_import_filter")  # used once, above; not left in the namespace
 globals().pop("typing")  # only for the annotations; not left in the user's namespace

@@ -254,3 +254,62 @@ def test_a_child_that_keeps_the_pipe_open_does_not_stall_the_block_or_leak_fds()
     assert done.returncode == 0, done.stderr
     assert done.stderr.decode().strip() == f"{'in block' + chr(10)!r} True True"
     assert done.stdout == b"late from child\n", "the child's later output goes where it would have gone without capture()"
+
+
+# --- TF_CPP_MIN_LOG_LEVEL for what TensorFlow logs through absl at import -------------------------
+
+# What TensorFlow 2.21 writes to fd 2 at import on a CPU with AVX-512 VNNI, whatever the level
+# (seen on this project's CI machine), then a warning, an error and a line of the package's own.
+FAKE_TF_INIT = r'''
+import os
+os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+os.write(2, b"I0000 00:00:1796425117.500571     402 port.cc:153] oneDNN custom operations are on.\n")
+os.write(2, b"W0000 00:00:1796425117.600000     402 cuda.cc:12] a warning\n")
+os.write(2, b"E0000 00:00:1796425117.700000     402 cuda.cc:13] an error\n")
+os.write(2, b"plain text from the package\n")
+__version__ = "fake"
+'''
+
+KERNEL_LIKE = r'''
+import io, os, sys
+# like ipykernel's stream: not fd 2 itself
+sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(2), "wb"), write_through=True)
+sys.path.insert(0, sys.argv[1])
+namespace = {"__name__": "__main__"}
+exec(compile(open(sys.argv[2]).read(), sys.argv[2], "exec"), namespace)
+assert set(namespace) - {"__builtins__", "__name__"} == {"capture"}, sorted(namespace)
+import tensorflow
+os.write(2, b"I0000 00:00:1796425118.000000     402 later.cc:1] after the import\n")
+print("loader", type(tensorflow.__loader__).__name__, file=sys.stderr)
+'''
+
+
+def import_fake_tensorflow(tmp_path, level: str | None) -> str:
+    pkg = tmp_path / "tensorflow"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text(FAKE_TF_INIT)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    result = subprocess.run([sys.executable, "-c", KERNEL_LIKE, str(tmp_path), CAPTURE_FILE], env=env,
+                            capture_output=True, text=True, timeout=60, check=True)
+    return result.stderr
+
+
+def test_level_2_drops_absl_info_and_warnings_at_tensorflow_import(tmp_path):
+    err = import_fake_tensorflow(tmp_path, "2")
+    assert "oneDNN" not in err and "a warning" not in err and "absl::InitializeLog" not in err
+    assert "an error" in err and "plain text from the package" in err
+    assert "after the import" in err, "only the import is filtered, later output is the user's"
+    assert "loader SourceFileLoader" in err, "the module keeps its own loader"
+
+
+def test_level_0_or_unset_shows_everything(tmp_path):
+    for level in ("0", None):
+        err = import_fake_tensorflow(tmp_path, level)
+        assert "absl::InitializeLog" in err and "oneDNN" in err and "a warning" in err and "an error" in err
+
+
+def test_importing_the_module_installs_no_import_hook():
+    code = "import sys; sys.path.insert(0, '.'); n = len(sys.meta_path); import components.capture; print(len(sys.meta_path) - n)"
+    assert run_python(code, text=True, check=True).stdout.strip() == "0"
