@@ -9,7 +9,7 @@ quote = '$(subst ','\'',$(value $(1)))'
 # Not into the recipes' environment either: make would expand their values there.
 unexport STACK NAME HOST SEAT
 
-.PHONY: up test unit lint e2e preview pr-preview fleet machine password destroy outputs tls local-docker reference doctor repair
+.PHONY: up test unit lint e2e preview pr-preview fleet machine password destroy outputs tls local-docker reference doctor repair status
 
 # Runtime dependencies are all `make up` needs; the test tools come on top for `make test`.
 $(VENV)/.runtime: requirements.txt
@@ -57,6 +57,11 @@ only_stack = $(if $(filter file,$(origin STACK)),,--stack $(call quote,STACK))
 ## What is wrong with each lab's containers, in words, with the fix: make doctor [STACK=gpu-box] (exit 1 if anything is).
 doctor: $(VENV)/.runtime
 	$(PY) scripts/doctor.py $(only_stack)
+
+## Per seat: URLs, health, GPUs with memory, utilisation and whose processes hold them: make status [STACK=gpu-box] [JSON=1]
+## (exit 0 fine, 1 a problem, 3 a GPU idle while memory is held; docs/status.md).
+status: $(VENV)/.runtime
+	@$(PY) scripts/status.py $(only_stack) $(if $(JSON),--json)
 
 ## Replace exactly the broken lab containers through Pulumi (notebooks and logs kept): make repair [STACK=gpu-box]
 repair: $(VENV)/.runtime

@@ -441,21 +441,28 @@ class HostReport:
     error: str = ""
 
 
-def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_command, every_port: bool = True) -> HostReport:
-    """Ask one Docker host about the given stacks' containers and its stale ports (all of them, or with
-    `every_port` False only those on the stacks' own ports: `make doctor STACK=…` is about that lab)."""
+def inspect_containers(host: Host, run: Runner = run_command) -> tuple[list[dict[str, Any]], str]:
+    """`docker inspect` of every container on the host (two calls), or why it could not be read."""
     argv, env = host.argv(["docker", "ps", "-aq", "--no-trunc"])
     code, out, err = run(argv, env)
     if code != 0:
-        return HostReport([], f"{host.docker_host}: cannot list containers: {_one_line(err or out)}")
+        return [], f"{host.docker_host}: cannot list containers: {_one_line(err or out)}"
     ids = out.split()
-    infos: list[dict[str, Any]] = []
-    if ids:
-        argv, env = host.argv(["docker", "inspect", *ids])
-        code, out, err = run(argv, env)
-        if code != 0:
-            return HostReport([], f"{host.docker_host}: docker inspect failed: {_one_line(err)}")
-        infos = json.loads(out)
+    if not ids:
+        return [], ""
+    argv, env = host.argv(["docker", "inspect", *ids])
+    code, out, err = run(argv, env)
+    if code != 0:
+        return [], f"{host.docker_host}: docker inspect failed: {_one_line(err)}"
+    return json.loads(out), ""
+
+
+def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_command, every_port: bool = True) -> HostReport:
+    """Ask one Docker host about the given stacks' containers and its stale ports (all of them, or with
+    `every_port` False only those on the stacks' own ports: `make doctor STACK=…` is about that lab)."""
+    infos, error = inspect_containers(host, run)
+    if error:
+        return HostReport([], error)
     daemon_started: datetime | None = None
     stale: list[Proxy] = []
     sock = host.socket_path()

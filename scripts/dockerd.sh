@@ -6,7 +6,7 @@
 # NVIDIA stand-ins from scripts/nvidia/ (nvidia-container-runtime-hook on its PATH,
 # which turns on Docker's --gpus/device-request path, and a runtime named `nvidia`
 # for the recipe's `--runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=...`). Both log what
-# they were asked for to RUN/NAME/nvidia.log.
+# they were asked for to RUN/NAME/nvidia.log. A test lists stand-in GPU processes in RUN/NAME/nvidia-apps.
 #
 # Usage:
 #   scripts/dockerd.sh start NAME   start (or find running) daemon; prints DOCKER_HOST=unix://...
@@ -128,7 +128,7 @@ install_standins() {
   [[ $NVIDIA_CUDA =~ ^[0-9]+\.[0-9]+$ ]] || die "TFBOX_NVIDIA_CUDA must be MAJOR.MINOR such as 13.0: '$NVIDIA_CUDA'"
   mkdir -p "$bin"
   for f in nvidia-container-runtime-hook nvidia-container-runtime nvidia-smi; do
-    sed -e "s#@NVIDIA_LOG@#$D/nvidia.log#g" -e "s#@NVIDIA_SMI@#$bin/nvidia-smi#g" -e "s#@RUNC@#$runc#g" \
+    sed -e "s#@NVIDIA_LOG@#$D/nvidia.log#g" -e "s#@NVIDIA_APPS@#$D/nvidia-apps#g" -e "s#@NVIDIA_SMI@#$bin/nvidia-smi#g" -e "s#@RUNC@#$runc#g" \
       -e "s#^DRIVER=.*#DRIVER=$NVIDIA_DRIVER#" -e "s#^CUDA=.*#CUDA=$NVIDIA_CUDA#" \
       "$HERE/nvidia/$f" > "$bin/$f.tmp"
     chmod 755 "$bin/$f.tmp"
