@@ -114,6 +114,45 @@ def environment_problem(status: int, payload: Any, name: str, repo: str) -> str 
     return None
 
 
-def check_environment(gh: GitHub, repo: str, name: str) -> str | None:
+DEPLOY_BRANCH = "main"
+
+
+def branch_policy_problem(gh: GitHub, repo: str, name: str, payload: dict[str, Any]) -> str | None:
+    """Why environment `name` would hand its secrets to a branch other than main, or None.
+
+    The environment's deployment-branch policy is what GitHub itself enforces: a workflow edited on a
+    branch can drop any `if:` and still name the environment, but GitHub refuses the job (and keeps the
+    environment's secrets from it) unless the ref matches the policy. So it must be "selected branches"
+    with exactly one rule, the branch `main`; no policy (all branches) and "protected branches" (any
+    branch someone protects, e.g. a release branch) are refused.
+    """
+    settings = f"https://github.com/{repo}/settings/environments"
+    fix = (f"set its deployment branches to 'Selected branches and tags' with the one rule `{DEPLOY_BRANCH}` "
+           f"at {settings} (docs/team-workflow.md)")
+    policy = payload.get("deployment_branch_policy")
+    if not isinstance(policy, dict):
+        return f"the GitHub environment '{name}' lets every branch deploy (no deployment branch policy): {fix}"
+    if policy.get("protected_branches") or not policy.get("custom_branch_policies"):
+        return f"the GitHub environment '{name}' lets any protected branch deploy, not only {DEPLOY_BRANCH}: {fix}"
+    path = f"/repos/{repo}/environments/{urllib.parse.quote(name, safe='')}/deployment-branch-policies?per_page=100"
+    status, listing, _ = gh.request("GET", path)
+    if status != 200 or not isinstance(listing, dict):
+        return f"could not read the deployment branch policies of '{name}' ({status}: {listing}); refusing to deploy unchecked"
+    rules = [(str(r.get("name")), str(r.get("type", "branch"))) for r in listing.get("branch_policies") or []]
+    if rules != [(DEPLOY_BRANCH, "branch")]:
+        shown = ", ".join(f"{t} {n}" for n, t in rules) or "none"
+        return f"the GitHub environment '{name}' lets other refs deploy (rules: {shown}): {fix}"
+    return None
+
+
+def check_environment(gh: GitHub, repo: str, name: str, *, reviewers: bool = True) -> str | None:
+    """Why a job in environment `name` must not start: missing, without required reviewers (when
+    `reviewers`), or reachable from a branch other than main; None when it is safe."""
     status, payload, _ = gh.request("GET", f"/repos/{repo}/environments/{urllib.parse.quote(name, safe='')}")
-    return environment_problem(status, payload, name, repo)
+    if reviewers:
+        problem = environment_problem(status, payload, name, repo)
+        if problem:
+            return problem
+    elif status != 200 or not isinstance(payload, dict):
+        return environment_problem(status, payload, name, repo)
+    return branch_policy_problem(gh, repo, name, payload)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The policy pack runs in its own virtualenv (policy/PulumiPolicy.yaml: virtualenv .venv). Build it
 # unless it already has every pin of policy/requirements.txt. Run by scripts/preview.sh and `make fleet`.
+#   scripts/policy-venv.sh [PACK_DIR]   (default policy; the PR workflow passes main's copy, guard/policy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! policy/.venv/bin/python - policy/requirements.txt >/dev/null 2>&1 <<'PY'
+pack=${1:-policy}
+if ! "$pack/.venv/bin/python" - "$pack/requirements.txt" >/dev/null 2>&1 <<'PY'
 import importlib.metadata as md, re, sys
 for line in open(sys.argv[1]):
     m = re.match(r"\s*([A-Za-z0-9_.-]+)==([^\s;#]+)", line)
@@ -11,7 +13,7 @@ for line in open(sys.argv[1]):
         sys.exit(1)
 PY
 then
-  echo "policy-venv: installing the policy pack's dependencies into policy/.venv" >&2
-  python3 -m venv policy/.venv
-  policy/.venv/bin/pip install -q --disable-pip-version-check -r policy/requirements.txt
+  echo "policy-venv: installing the policy pack's dependencies into $pack/.venv" >&2
+  python3 -m venv "$pack/.venv"
+  "$pack/.venv/bin/pip" install -q --disable-pip-version-check -r "$pack/requirements.txt"
 fi

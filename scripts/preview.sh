@@ -10,7 +10,8 @@
 # Environment: PULUMI_BACKEND_URL (default file://<project>/.state, as scripts/up.sh; a team's
 # machine stacks live in the shared backend of docs/team-workflow.md, and a preview against any
 # other backend diffs against empty state), PULUMI_CONFIG_PASSPHRASE or _FILE (default: the
-# project's .state/passphrase when the backend is the project's .state).
+# project's .state/passphrase when the backend is the project's .state), TFBOX_POLICY_PACK (default
+# policy; the PR workflow points it at main's copy of the pack, so a branch cannot weaken its own check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stack=${1:-}
@@ -30,11 +31,12 @@ if [[ -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} 
   export PULUMI_CONFIG_PASSPHRASE_FILE=$PWD/.state/passphrase
 fi
 
-scripts/policy-venv.sh
+policy=${TFBOX_POLICY_PACK:-policy}
+scripts/policy-venv.sh "$policy"
 
 if ! pulumi stack select "$stack" >/dev/null 2>&1; then
   echo "preview: stack '$stack' is not in the backend $PULUMI_BACKEND_URL." >&2
   echo "         Set PULUMI_BACKEND_URL to the team's backend, or create it with: make machine (docs/team-workflow.md)" >&2
   exit 1
 fi
-exec pulumi preview --diff --stack "$stack" --policy-pack policy "$@"
+exec pulumi preview --diff --stack "$stack" --policy-pack "$policy" "$@"

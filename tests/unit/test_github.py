@@ -22,6 +22,7 @@ class FakeGitHub:
     def __init__(self) -> None:
         self.comments: list[dict[str, Any]] = []
         self.environments: dict[str, dict[str, Any]] = {}
+        self.branch_policies: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
         self.next_id = 1000
 
@@ -61,6 +62,10 @@ def api() -> Iterator[tuple[FakeGitHub, GitHub]]:
                     base = f"http://127.0.0.1:{port}{url.path}"
                     headers["Link"] = f'<{base}?per_page={per}&page={page + 1}>; rel="next", <{base}?page=99>; rel="last"'
                 self.send(200, items, headers)
+            elif url.path.endswith("/deployment-branch-policies"):
+                name = urllib.parse.unquote(url.path.split("/")[-2])
+                rules = fake.branch_policies.get(name)
+                self.send(200, {"total_count": len(rules), "branch_policies": rules}) if rules is not None else self.send(404, {})
             elif url.path.startswith("/repos/o/r/environments/"):
                 name = urllib.parse.unquote(url.path.rsplit("/", 1)[1])
                 env = fake.environments.get(name)
@@ -137,7 +142,9 @@ def test_environment_check(api: tuple[FakeGitHub, GitHub]) -> None:
     from ops.github import check_environment
 
     fake, gh = api
-    fake.environments["gpu-box"] = {"name": "gpu-box", "protection_rules": [REVIEWERS, {"type": "branch_policy"}]}
+    fake.environments["gpu-box"] = {"name": "gpu-box", "protection_rules": [REVIEWERS, {"type": "branch_policy"}],
+                                    "deployment_branch_policy": CUSTOM}
+    fake.branch_policies["gpu-box"] = [{"id": 1, "name": "main", "type": "branch"}]
     fake.environments["open"] = {"name": "open", "protection_rules": []}
     fake.environments["timer"] = {"name": "timer", "protection_rules": [{"type": "wait_timer", "wait_timer": 5}]}
     assert check_environment(gh, "o/r", "gpu-box") is None
@@ -148,3 +155,34 @@ def test_environment_check(api: tuple[FakeGitHub, GitHub]) -> None:
 
 def test_environment_check_refuses_when_the_api_cannot_tell() -> None:
     assert "refusing" in str(environment_problem(403, {"message": "Resource not accessible"}, "gpu-box", "o/r"))
+
+
+CUSTOM = {"protected_branches": False, "custom_branch_policies": True}
+
+
+def test_environment_check_refuses_an_environment_other_branches_can_deploy_to(api: tuple[FakeGitHub, GitHub]) -> None:
+    """Required reviewers alone let a pushed branch deploy its own code once someone clicks approve:
+    the environment must admit main only (GitHub enforces it even for a workflow edited on the branch)."""
+    from ops.github import check_environment
+
+    fake, gh = api
+    rules = [REVIEWERS, {"type": "branch_policy"}]
+    fake.environments["all"] = {"name": "all", "protection_rules": [REVIEWERS], "deployment_branch_policy": None}
+    fake.environments["protected"] = {"name": "protected", "protection_rules": rules,
+                                      "deployment_branch_policy": {"protected_branches": True, "custom_branch_policies": False}}
+    fake.environments["wild"] = {"name": "wild", "protection_rules": rules, "deployment_branch_policy": CUSTOM}
+    fake.branch_policies["wild"] = [{"id": 1, "name": "main", "type": "branch"}, {"id": 2, "name": "*", "type": "branch"}]
+    fake.environments["tag"] = {"name": "tag", "protection_rules": rules, "deployment_branch_policy": CUSTOM}
+    fake.branch_policies["tag"] = [{"id": 3, "name": "main", "type": "tag"}]
+    fake.environments["main-only"] = {"name": "main-only", "protection_rules": [{"type": "branch_policy"}],
+                                      "deployment_branch_policy": CUSTOM}
+    fake.branch_policies["main-only"] = [{"id": 4, "name": "main", "type": "branch"}]
+    assert "lets every branch deploy" in str(check_environment(gh, "o/r", "all"))
+    assert "any protected branch" in str(check_environment(gh, "o/r", "protected"))
+    assert "rules: branch main, branch *" in str(check_environment(gh, "o/r", "wild"))
+    assert "rules: tag main" in str(check_environment(gh, "o/r", "tag"))
+    assert "Selected branches" in str(check_environment(gh, "o/r", "all"))
+    # the environment of the deploy's preview and drift: no reviewers needed, main only
+    assert "no required reviewers" in str(check_environment(gh, "o/r", "main-only"))
+    assert check_environment(gh, "o/r", "main-only", reviewers=False) is None
+    assert "does not exist" in str(check_environment(gh, "o/r", "nowhere", reviewers=False))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ops.deploy_check import stack_problem
+from ops.deploy_check import ref_problem, stack_problem
 from ops.pr_preview import gate, summary, write_results
 from ops.preview_comment import MAX_BODY, Outcome, change_counts, classify, marker, missing_result, render
 
@@ -135,3 +135,10 @@ def test_deploy_refuses_what_is_not_a_machine_stack(tmp_path: Path) -> None:
     assert "no Pulumi.gone.yaml" in str(stack_problem(tmp_path, "gone"))
     assert "not a stack name" in str(stack_problem(tmp_path, "../etc"))
     assert stack_problem(tmp_path, "box") is None
+
+
+def test_deploy_check_refuses_every_ref_but_main() -> None:
+    assert ref_problem("refs/heads/main") is None
+    for ref in ("refs/heads/attacker", "refs/tags/v1", "refs/pull/7/merge", "refs/heads/main-2", ""):
+        problem = str(ref_problem(ref))
+        assert "only from main" in problem and "Use workflow from: main" in problem, ref

@@ -255,9 +255,9 @@ def test_deploy_checks_the_environment_then_previews_then_waits_for_approval() -
     wf = workflow("deploy.yml")
     assert wf["on"]["workflow_dispatch"]["inputs"]["stack"]["required"] is True
     jobs = wf["jobs"]
-    assert "scripts/deploy-check.py" in runs(jobs["check"])
+    assert "guard/scripts/deploy-check.py" in runs(jobs["check"])
     assert jobs["check"]["permissions"] == {"contents": "read", "actions": "read"}
-    assert "environment" not in jobs["check"] and "environment" not in jobs["preview"]
+    assert "environment" not in jobs["check"] and jobs["preview"]["environment"].startswith("main-only")
     assert jobs["preview"]["needs"] == "check"
     assert "scripts/pr-preview.py --stacks" in runs(jobs["preview"]) and "GITHUB_STEP_SUMMARY" in runs(jobs["preview"])
     up = jobs["up"]
@@ -279,3 +279,76 @@ def test_drift_runs_the_same_script_as_the_e2e_tests() -> None:
     script = (ROOT / "scripts" / "drift.sh").read_text()
     assert 'preview.sh" "$stack" --refresh --expect-no-changes' in script
     assert "drift_check" in (ROOT / "tests" / "e2e" / "test_gpus.py").read_text()
+
+
+# --- who gets the machines' credentials: environments, main only, guards from main ----------------
+
+CREDENTIALS = ("secrets.SSH_PRIVATE_KEY", "secrets.PULUMI_CONFIG_PASSPHRASE", "secrets.PULUMI_ACCESS_TOKEN",
+               "secrets.AWS_SECRET_ACCESS_KEY", "secrets.PULUMI_BACKEND_URL")
+MAIN = "github.ref == 'refs/heads/main'"
+
+
+def env_name(job: dict[str, Any]) -> str | None:
+    env = job.get("environment")
+    return str(env["name"] if isinstance(env, dict) else env) if env is not None else None
+
+
+def holds_credentials(job: dict[str, Any]) -> bool:
+    return any(c in yaml.safe_dump(job) for c in CREDENTIALS)
+
+
+def test_the_workflows_name_the_machines_credentials() -> None:
+    held = [(n, j) for n, wf in all_workflows().items() for j, job in wf["jobs"].items() if holds_credentials(job)]
+    assert {("preview.yml", "preview"), ("deploy.yml", "preview"), ("deploy.yml", "up"), ("deploy.yml", "drift")} <= set(held)
+
+
+def test_every_job_holding_the_machines_credentials_runs_in_an_environment() -> None:
+    """Environment secrets reach only a job that names the environment, after its protection rules: a
+    job with the SSH key (the full Docker API: root) and no environment would get them from any branch."""
+    for name, wf in all_workflows().items():
+        for job_name, job in wf["jobs"].items():
+            if holds_credentials(job):
+                assert env_name(job), f"{name}:{job_name} holds the machines' credentials outside an environment"
+
+
+def test_pull_request_previews_wait_for_a_reviewer_in_the_preview_environment() -> None:
+    jobs = workflow("preview.yml")["jobs"]
+    assert env_name(jobs["preview"]) == "preview"
+    for job_name, job in jobs.items():
+        if job_name != "preview":
+            assert not holds_credentials(job) and "environment" not in job, job_name
+    docs = (ROOT / "docs" / "team-workflow.md").read_text()
+    assert "`preview` environment" in docs and "required reviewers" in docs
+
+
+def test_deploys_and_drift_run_only_from_main_in_branch_restricted_environments() -> None:
+    jobs = workflow("deploy.yml")["jobs"]
+    for job_name in ("check", "preview", "up", "drift"):
+        assert MAIN in str(jobs[job_name].get("if", "")), f"deploy.yml:{job_name} runs from any ref"
+    assert env_name(jobs["up"]) == "${{ inputs.stack }}"
+    assert env_name(jobs["preview"]) == env_name(jobs["drift"]) == "main-only"
+    step = next(s for s in jobs["check"]["steps"] if "deploy-check.py" in str(s.get("run", "")))
+    assert '--ref "$GITHUB_REF"' in step["run"]
+    from ops.deploy_check import MAIN_ONLY
+
+    assert MAIN_ONLY == "main-only"  # deploy-check verifies the branch policy of the environment the jobs name
+
+
+def guard_checkout(job: dict[str, Any]) -> dict[str, Any]:
+    (step,) = [s for s in job["steps"] if s.get("with", {}).get("path") == "guard"]
+    assert str(step["uses"]).startswith("actions/checkout@")
+    assert step["with"]["ref"] == "${{ github.event.repository.default_branch }}"
+    return dict(step)
+
+
+def test_guards_come_from_main_not_from_the_branch_under_review() -> None:
+    preview = workflow("preview.yml")["jobs"]["preview"]
+    assert "policy" in guard_checkout(preview)["with"]["sparse-checkout"]
+    assert "scripts/policy-venv.sh guard/policy" in runs(preview)
+    env = next(s["env"] for s in preview["steps"] if "pr-preview.py" in str(s.get("run", "")))
+    assert env["TFBOX_POLICY_PACK"] == "guard/policy"
+    script = (ROOT / "scripts" / "preview.sh").read_text()
+    assert 'policy=${TFBOX_POLICY_PACK:-policy}' in script and '--policy-pack "$policy"' in script
+    check = workflow("deploy.yml")["jobs"]["check"]
+    guard_checkout(check)
+    assert "python guard/scripts/deploy-check.py" in runs(check) and "--root ." in runs(check)
