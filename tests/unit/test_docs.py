@@ -141,7 +141,9 @@ def test_the_site_builds_offline():
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     assert config["theme"]["font"] is False
     assert config.get("strict") is True
-    assert not config.get("extra_javascript") and not config.get("extra_css")
+    assert not config.get("extra_javascript")
+    for css in config.get("extra_css", []):
+        assert (DOCS / css).is_file() and "://" not in (DOCS / css).read_text(), f"{css}: local, fetching nothing"
     snippets = next(e for e in config["markdown_extensions"] if isinstance(e, dict) and "pymdownx.snippets" in e)
     assert snippets["pymdownx.snippets"]["url_download"] is False
 
