@@ -7,7 +7,11 @@ site), pointers to docs pages from code and messages, and the sections the READM
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -203,3 +207,34 @@ def test_no_pointer_into_a_readme_section_that_moved():
             title = m.group(1).strip()
             assert normalise(title) in readme, \
                 f"{file.relative_to(ROOT)}: points at the README's {title!r}, which is in docs/ now"
+
+
+def _docs_build_args() -> list[str]:
+    """The arguments scripts/test.sh (so `make test` and CI) gives `mkdocs build`."""
+    m = re.search(r'mkdocs" (build[^#\n]*)', (ROOT / "scripts/test.sh").read_text())
+    assert m, "scripts/test.sh builds the docs site"
+    return m.group(1).split()
+
+
+def _build_copy(tmp_path: Path, extra: str = "") -> subprocess.CompletedProcess[str]:
+    """`mkdocs build` as scripts/test.sh runs it, on a copy of the site (plus `extra` on the home page)."""
+    for rel in ("mkdocs.yml", "tests/e2e/README.md", "bench/README.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, tmp_path / rel)
+    shutil.copytree(DOCS, tmp_path / "docs")
+    with (tmp_path / "docs" / "index.md").open("a") as f:
+        f.write(extra)
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    return subprocess.run([str(Path(sys.executable).parent / "mkdocs"), *_docs_build_args()],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_strict_build_passes_and_fails_on_a_broken_anchor(tmp_path: Path):
+    """The CI build really is a gate: the site builds as it is, and one broken anchor fails it
+    (`--quiet` beside `--strict` would hide the warning and pass)."""
+    assert "--strict" in _docs_build_args() and "--quiet" not in _docs_build_args() and "-q" not in _docs_build_args()
+    ok = _build_copy(tmp_path / "ok")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert (tmp_path / "ok" / "build" / "site" / "configuration" / "index.html").is_file()
+    broken = _build_copy(tmp_path / "broken", "\n[gone](security.md#no-such-section)\n")
+    assert broken.returncode != 0 and "no-such-section" in broken.stderr
