@@ -9,7 +9,7 @@ quote = '$(subst ','\'',$(value $(1)))'
 # Not into the recipes' environment either: make would expand their values there.
 unexport STACK NAME HOST SEAT
 
-.PHONY: up test unit lint e2e preview pr-preview fleet machine password destroy outputs tls local-docker reference doctor repair status
+.PHONY: up test unit lint e2e preview pr-preview fleet machine password destroy outputs tls local-docker reference doctor repair status docs docs-build
 
 # Runtime dependencies are all `make up` needs; the test tools come on top for `make test`.
 $(VENV)/.runtime: requirements.txt
@@ -84,6 +84,14 @@ tls: $(VENV)/.runtime
 local-docker:
 	scripts/local-docker.sh
 
-## Regenerate the README's config table and Pulumi.yaml's typed config from components/config.py.
+## Regenerate the config reference (docs/configuration.md) and Pulumi.yaml's typed config from components/config.py.
 reference: $(VENV)/.runtime
 	$(PY) -m components.reference --write
+
+## The docs site (docs/, mkdocs.yml) at http://127.0.0.1:8000/, rebuilt as you edit.
+docs: $(VENV)/.dev
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+## Build the docs site into build/site/, failing on any broken link or anchor (also part of `make test`).
+docs-build: $(VENV)/.dev
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

@@ -110,7 +110,7 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("stackKind", "string", "machine", "`machine` (previewed on PRs, drift-checked, in `make fleet`) or `local` (your own Docker; CI never runs it)."),
     ConfigKey("seats", "array", [], "Seats sharing this machine, a list of `{name, gpus, notebookPort, tensorboardPort}` (optional per seat: "
               "`memory`, `cpus`, `image`, `notebookBind`, `tensorboardBind`, `shareGpus`); each gets its own notebook, TensorBoard, "
-              "volumes, password and GPUs. Empty: one notebook, as the keys above say. See the README's Seats."),
+              "volumes, password and GPUs. Empty: one notebook, as the keys above say. See docs/gpus-and-seats.md."),
     ConfigKey("passwords", "object", None, "Seat name -> password, each a secret of 12+ characters, required for every seat: "
               "`pulumi config set --secret --path 'tfbox:passwords.<seat>'` (replaces `tfbox:password` on a stack with seats).", secret=True),
 )
@@ -285,7 +285,7 @@ def parse_config(
     for name in raw:
         if name not in KEYS_BY_NAME:
             close = difflib.get_close_matches(name, KEYS_BY_NAME, n=1)
-            hint = f"did you mean {NAMESPACE}:{close[0]}?" if close else "see the README's config reference"
+            hint = f"did you mean {NAMESPACE}:{close[0]}?" if close else "see the config reference in docs/configuration.md"
             r.add(name, "is not a tfbox setting", hint)
 
     try:

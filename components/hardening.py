@@ -5,7 +5,7 @@ Docker's and Jupyter docker-stacks' own guidance, applied per role:
 - TensorBoard (serves files, has no login): an unprivileged numeric user that needs no passwd
   entry, a read-only root filesystem with a small tmpfs at /tmp (where TensorBoard keeps its
   `.tensorboard-info` and Keras its cache when HOME is not writable), every capability dropped;
-- the notebook (a root shell by design, see the README): an init process that reaps the
+- the notebook (a root shell by design, see docs/security.md): an init process that reaps the
   zombies kernels leave, a rotated container log (ipykernel copies fd 1/2 output there), a
   `/dev/shm` big enough for input pipelines, NVIDIA's ulimits on GPU stacks, optional memory and
   CPU limits, and the capabilities nothing in a notebook needs dropped.

@@ -158,7 +158,7 @@ class Notebook(pulumi.ComponentResource):
                 interval=commands.HEALTHCHECK_INTERVAL if gpus is None else commands.GPU_HEALTHCHECK_INTERVAL,
                 retries=commands.HEALTHCHECK_RETRIES if gpus is None else commands.GPU_HEALTHCHECK_RETRIES),
             # `always`, not `unless-stopped`: after a crash of dockerd (SIGKILL, OOM kill) Docker 20.10 records
-            # the containers as stopped by hand, and only `always` brings them back (README, "Doctor and repair").
+            # the containers as stopped by hand, and only `always` brings them back (docs/troubleshooting.md, "Doctor and repair").
             restart=RESTART_POLICY,
             must_run=True,
             destroy_grace_seconds=30,  # a graceful stop lets kernels flush before the container goes

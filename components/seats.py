@@ -90,10 +90,10 @@ def raw_seats(value: object) -> tuple[list[Any], list[str]]:
             value = json.loads(value)
         except ValueError:
             return [], ["tfbox:seats: is not a list of seats. Fix: write it as a YAML list in the stack file, or "
-                        "`pulumi config set --path 'tfbox:seats[0].name' alice` (see the README's Seats)."]
+                        "`pulumi config set --path 'tfbox:seats[0].name' alice` (see docs/gpus-and-seats.md)."]
     if not isinstance(value, list):
         return [], ["tfbox:seats: is not a list of seats. Fix: write it as a YAML list of {name, gpus, notebookPort, "
-                    "tensorboardPort} (see the README's Seats)."]
+                    "tensorboardPort} (see docs/gpus-and-seats.md)."]
     return value, []
 
 

@@ -14,7 +14,7 @@ def docker_host_name(docker_host: str) -> str:
 
 
 def service_url(docker_host: str, bind: str, port: int, scheme: str = "http") -> str:
-    """A URL for the browser; a loopback bind on a remote host needs an SSH tunnel, said in the README."""
+    """A URL for the browser; a loopback bind on a remote host needs an SSH tunnel, said in docs/security.md."""
     if bind in ("0.0.0.0", "::"):
         host = docker_host_name(docker_host)
     elif bind in ("127.0.0.1", "localhost"):

@@ -313,7 +313,7 @@ UP_ERRORS: list[tuple[re.Pattern[str], str]] = [
                 r"connect: connection refused", re.I),
      "the Docker daemon is not running: start it (`sudo systemctl start docker`), then `make up`"),
     (re.compile(r"is already in use by container"),
-     "a container of the lab was created but not recorded (an interrupted `up`): see README, Troubleshooting"),
+     "a container of the lab was created but not recorded (an interrupted `up`): see docs/troubleshooting.md"),
 ]
 
 

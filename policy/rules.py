@@ -260,7 +260,7 @@ def _root_user(user: Any) -> bool:
 
 def check_container_hardening(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     """Mandatory: every tfbox container runs with no-new-privileges; TensorBoard (no login, serves files)
-    as a non-root user on a read-only root filesystem with every capability dropped (README, "Hardening")."""
+    as a non-root user on a read-only root filesystem with every capability dropped (docs/security.md, "Hardening")."""
     if resource_type != CONTAINER:
         return []
     role = role_of(props)

@@ -2,7 +2,7 @@
 
 Two machine stacks on the two SSH boxes (fixture `ssh_boxes`: `docker:host: ssh://tfbox@<box>:22`,
 `docker:sshOpts` for the test's key and known_hosts). The notebooks stay on the boxes' loopback, so
-their URL is `http://127.0.0.1:<port>/` through an `ssh -L` tunnel, as the README tells a user. In order:
+their URL is `http://127.0.0.1:<port>/` through an `ssh -L` tunnel, as docs/security.md tells a user. In order:
 1. `make fleet ACTION=up` from nothing brings both labs up at once; the table lists each with its URL;
 2. `make fleet ACTION=preview` shows no changes, `status` reads the outputs;
 3. `make pr-preview BASE=<ref>` with a changed stack, a box whose Docker is down and a stack

@@ -76,7 +76,7 @@ def test_3_the_passphrase_is_private_and_is_what_encrypts_the_secrets(lab: Simpl
     passphrase = lab.state / "passphrase"
     assert stat.S_IMODE(passphrase.stat().st_mode) == 0o600
     assert len(passphrase.read_text().strip()) >= 32
-    # plain `pulumi` as the README's troubleshooting says: only the file, no PULUMI_CONFIG_PASSPHRASE
+    # plain `pulumi` as docs/troubleshooting.md says: only the file, no PULUMI_CONFIG_PASSPHRASE
     env = {k: v for k, v in lab.project.env.items() if k != "PULUMI_CONFIG_PASSPHRASE"}
     env.update(PULUMI_CONFIG_PASSPHRASE_FILE=str(passphrase), PULUMI_BACKEND_URL=f"file://{lab.state}")
     p = subprocess.run(["pulumi", "--non-interactive", "config", "get", "tfbox:password", "--stack", "dev"],

@@ -48,7 +48,7 @@ def machines(project: Project, ssh_boxes: tuple[list[Box], SshClient], gpu_image
         made = project.run("make", "machine", f"NAME={name}", f"HOST={box.ssh_host()}", env={"TFBOX_PASSWORD": password})
         path = project.dir / f"Pulumi.{name}.yaml"
         doc = yaml.safe_load(path.read_text())
-        # ...and, where this machine's daemons cannot raise memlock, what the README's troubleshooting says
+        # ...and, where this machine's daemons cannot raise memlock, what docs/troubleshooting.md says
         doc["config"].update({"tfbox:image": gpu_image, "docker:sshOpts": client.ssh_opts, **gpu_ulimits_here()})
         path.write_text(yaml.safe_dump(doc))
         # `make machine` made the stack's self-signed certificate: the notebook on the LAN speaks HTTPS

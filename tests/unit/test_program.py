@@ -91,7 +91,7 @@ def test_dev_notebook_is_hardened_and_sized_for_tensorflow():
     assert nb["securityOpts"] == ["no-new-privileges"]
     assert nb["init"] is True, "an init process reaps the zombies kernels leave"
     assert sorted(nb["capabilities"]["drops"]) == ["CAP_AUDIT_WRITE", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SYS_CHROOT"]
-    assert "user" not in nb and "readOnly" not in nb  # root in /tf: see the README's Hardening part
+    assert "user" not in nb and "readOnly" not in nb  # root in /tf: see docs/security.md, Hardening
     assert nb["logDriver"] == "json-file" and nb["logOpts"] == {"max-size": "10m", "max-file": "3"}
     assert nb["shmSize"] == 1024, "1 GiB, in the MiB the provider reads back"
     assert "ulimits" not in nb, "NVIDIA's ulimits are for GPU stacks"

@@ -1,18 +1,22 @@
-"""The README's config table and Pulumi.yaml's typed config are generated from components.config.KEYS."""
+"""The config reference (docs/configuration.md) and Pulumi.yaml's typed config are generated from components.config.KEYS."""
 
 from pathlib import Path
 
 import yaml
 
 from components.config import KEYS
-from components.reference import BEGIN, END, YAML_BEGIN, YAML_END, current, markdown_table, yaml_block
+from components.reference import BEGIN, END, REFERENCE_PAGE, YAML_BEGIN, YAML_END, current, markdown_table, yaml_block
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_readme_table_matches_the_code():
-    assert current((ROOT / "README.md").read_text(), BEGIN, END) == markdown_table(), \
-        "run `python -m components.reference --write`"
+def test_reference_page_is_the_docs_configuration_page():
+    assert REFERENCE_PAGE == ROOT / "docs" / "configuration.md"
+
+
+def test_reference_table_matches_the_code():
+    assert current(REFERENCE_PAGE.read_text(), BEGIN, END) == markdown_table(), \
+        "run `make reference` (python -m components.reference --write)"
 
 
 def test_pulumi_yaml_typed_config_matches_the_code():
@@ -26,7 +30,7 @@ def test_pulumi_yaml_typed_config_matches_the_code():
         assert declared[key.name]["default"] == key.default
 
 
-def test_every_key_documented_in_the_readme():
-    readme = (ROOT / "README.md").read_text()
+def test_every_key_documented_on_the_configuration_page():
+    page = REFERENCE_PAGE.read_text()
     for key in KEYS:
-        assert f"`{key.full}`" in readme
+        assert f"`{key.full}`" in page
