@@ -27,7 +27,13 @@ from components.image_ref import ImageRef, ImageRefError, parse_image_ref
 from components.kernels import parse_cull_idle
 from components.ledger import Claim, ledger_problems
 from components.password import password_problem, valid_salt
-from components.paths import logs_dir_problems, notebooks_host_path_problems
+from components.paths import (
+    DEFAULT_HOST_PATH_ROOT,
+    host_path_root_problems,
+    logs_dir_problems,
+    notebooks_host_path_problems,
+    outside_root_problem,
+)
 from components.seats import (
     SeatConfig,
     SeatDefaults,
@@ -90,7 +96,10 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("tensorboardBind", "string", "127.0.0.1", "Host IP address TensorBoard is published on (`localhost` means `127.0.0.1`)."),
     ConfigKey("tensorboardPublic", "boolean", False, "Must be `true` to publish TensorBoard (which has no login) beyond loopback."),
     ConfigKey("notebooksVolume", "string", "", "Docker volume for `/tf`; empty means `<namePrefix>-notebooks`."),
-    ConfigKey("notebooksHostPath", "string", "", "Absolute host directory to bind at `/tf` instead of a volume (not `/`, a system directory or the Docker socket)."),
+    ConfigKey("notebooksHostPath", "string", "", "Absolute host directory to bind at `/tf` instead of a volume; it must lie below "
+              "`tfbox:hostPathRoot` (and not be a system or hidden directory or hold the Docker socket)."),
+    ConfigKey("hostPathRoot", "string", DEFAULT_HOST_PATH_ROOT, "The machine's data root: `notebooksHostPath` must be a directory "
+              "strictly below it (the notebook is root in `/tf`). Set it to where your notebooks directories live, e.g. `/data/tfbox`."),
     ConfigKey("logsVolume", "string", "", "Docker volume for the TensorBoard logs; empty means `<namePrefix>-logs`."),
     ConfigKey("logsDir", "string", "/tf/logs", "Where notebooks write logs and TensorBoard reads them, inside the containers; a directory below `/tf`."),
     ConfigKey("tfLogLevel", "integer", 2, "`TF_CPP_MIN_LOG_LEVEL` in the notebook: 0 shows TensorFlow's C++ info and warnings, 2 only errors, 3 nothing."),
@@ -396,10 +405,26 @@ def parse_config(
     if volumes["notebooksVolume"] == volumes["logsVolume"]:
         r.add("logsVolume", "is the same volume as notebooksVolume", "give the logs their own volume")
     host_path = r.value("notebooksHostPath")
-    sockets = (host[len("unix://"):],) if host.startswith("unix://") else ()
-    for problem in notebooks_host_path_problems(host_path, (*sockets, LOCAL_DOCKER_HOST[len("unix://"):])) if host_path else []:
-        r.add("notebooksHostPath", problem, "bind a directory of its own such as /srv/notebooks or /home/<you>/notebooks, "
+    sockets = (*((host[len("unix://"):],) if host.startswith("unix://") else ()), LOCAL_DOCKER_HOST[len("unix://"):])
+    root = r.value("hostPathRoot") or DEFAULT_HOST_PATH_ROOT
+    root_problems = host_path_root_problems(root, sockets)
+    for problem in root_problems:
+        r.add("hostPathRoot", problem, f"choose a directory that holds only notebooks directories, such as {DEFAULT_HOST_PATH_ROOT} "
+              "or /data/tfbox, or `pulumi config rm tfbox:hostPathRoot` for the default")
+    path_problems = notebooks_host_path_problems(host_path, sockets) if host_path else []
+    for problem in path_problems:
+        r.add("notebooksHostPath", problem, f"bind a directory of its own below the data root, such as {root.rstrip('/')}/notebooks, "
               "or leave it empty for a Docker volume")
+    if host_path and not path_problems and not root_problems and (outside := outside_root_problem(host_path, root)):
+        parent, below = _parent(host_path), f"{root.rstrip('/')}/notebooks"
+        if host_path.rstrip("/") == root.rstrip("/"):
+            fix = f"bind a directory below the root, such as {below}"
+        elif not host_path_root_problems(parent, sockets):
+            fix = (f"bind a directory below {root}; or, to keep {host_path} where it is, set the data root that holds it: "
+                   f"`pulumi config set tfbox:hostPathRoot {parent}` (a directory only for notebooks)")
+        else:
+            fix = f"move the directory below a data root of its own (e.g. `mv {host_path} {below}`) and bind that"
+        r.add("notebooksHostPath", outside, fix)
     logs_dir = r.value("logsDir")
     for problem in logs_dir_problems(logs_dir):
         r.add("logsDir", problem, "use a directory below /tf such as /tf/logs")
@@ -461,6 +486,11 @@ def parse_config(
         allow_plain_http_on_lan=allow_plain, seats=seats, cull_idle_kernels=cull_idle,
         cull_idle_text=str(r.value("cullIdleKernels")),
     )
+
+
+def _parent(path: str) -> str:
+    """The directory holding `path`: what a stack bound outside the data root sets as its root."""
+    return path.rstrip("/").rsplit("/", 1)[0] or "/"
 
 
 def _check_tls(r: _Reader, stack: str, bind: str, key_state: PasswordState | None, key: str | None) -> str:

@@ -7,7 +7,7 @@ import pytest
 from components.binds import binds_overlap, normalise_bind
 from components.config import ConfigError, cross_stack_problems, parse_config
 from components.docker_host import docker_host_problems, normalise_docker_host
-from components.paths import logs_dir_problems, notebooks_host_path_problems
+from components.paths import DEFAULT_HOST_PATH_ROOT, logs_dir_problems, notebooks_host_path_problems
 
 SALT = "0123456789abcdef0123456789abcdef"
 
@@ -91,6 +91,49 @@ def test_ordinary_host_paths_are_fine(path):
     assert notebooks_host_path_problems(path) == []
 
 
+# issue 22: a denylist misses these; each is host root (or a user's login) for the root notebook
+HOST_TAKEOVERS = ["/root/.ssh", "/home/alice", "/home/alice/.ssh", "/var/spool/cron/crontabs", "/var/spool/cron",
+                  "/home/alice/.config/autostart", "/var/mail", "/opt/app", "/data"]
+
+
+@pytest.mark.parametrize("path", HOST_TAKEOVERS)
+def test_a_host_path_outside_the_data_root_is_refused_by_default(path):
+    (problem,) = problems_of({"notebooksHostPath": path})
+    assert problem.startswith("tfbox:notebooksHostPath:") and "Fix:" in problem, problem
+
+
+@pytest.mark.parametrize("path", ["/root/.ssh", "/home/alice/.ssh", "/home/alice/.config/autostart", "/var/spool/cron/crontabs"])
+def test_a_data_root_that_holds_them_does_not_let_hidden_or_system_directories_in(path):
+    root = path.rsplit("/", 1)[0]
+    problems = problems_of({"notebooksHostPath": path, "hostPathRoot": root if root not in ("/root", "/var/spool/cron") else "/srv/x"})
+    assert any(p.startswith("tfbox:notebooksHostPath:") for p in problems), problems
+
+
+def test_the_default_data_root_is_srv_tfbox_and_paths_strictly_below_it_are_fine():
+    assert DEFAULT_HOST_PATH_ROOT == "/srv/tfbox"
+    assert parse({"notebooksHostPath": "/srv/tfbox/alice"}, stack="dev", password_state="secret").notebooks_host_path == "/srv/tfbox/alice"
+    (problem,) = problems_of({"notebooksHostPath": "/srv/tfbox"})
+    assert "below the data root '/srv/tfbox'" in problem and "/srv/tfbox/notebooks" in problem
+    (problem,) = problems_of({"notebooksHostPath": "/srv/tfbox-other/nb"})  # a prefix of the name is not below it
+    assert "tfbox:hostPathRoot" in problem
+
+
+def test_a_stack_outside_the_default_root_is_told_to_set_the_root_key():
+    (problem,) = problems_of({"notebooksHostPath": "/home/me/notebooks"})
+    assert "tfbox:hostPathRoot" in problem and "`pulumi config set tfbox:hostPathRoot /home/me`" in problem
+    cfg = parse({"notebooksHostPath": "/home/me/notebooks", "hostPathRoot": "/home/me"}, stack="dev", password_state="secret")
+    assert cfg.notebooks_host_path == "/home/me/notebooks"
+    (problem,) = problems_of({"notebooksHostPath": "/srv/notebooks"})  # /srv itself cannot be a root: move it
+    assert "mv /srv/notebooks /srv/tfbox/notebooks" in problem
+
+
+@pytest.mark.parametrize("root", ["/", "/home", "/root", "/srv", "/etc/tfbox", "/var/spool", "relative", "/home/me/.ssh", "/var/run"])
+def test_a_data_root_that_would_let_the_host_in_is_refused(root):
+    problems = problems_of({"hostPathRoot": root})
+    assert [p.split(":")[1] for p in problems] == ["hostPathRoot"] and "Fix:" in problems[0], problems
+    assert parse({"hostPathRoot": "/data/tfbox"}, stack="dev", password_state="secret")  # a root of its own is fine
+
+
 def test_a_directory_holding_a_custom_docker_socket_is_refused():
     sockets = ("/srv/docker/docker.sock",)
     assert "Docker socket" in notebooks_host_path_problems("/srv/docker", sockets)[0]
@@ -99,7 +142,7 @@ def test_a_directory_holding_a_custom_docker_socket_is_refused():
 
 
 def test_host_path_of_the_stacks_own_unix_socket_is_refused_through_the_config():
-    (problem,) = problems_of({"notebooksHostPath": "/srv/dockerd"}, docker_host="unix:///srv/dockerd/docker.sock")
+    (problem,) = problems_of({"notebooksHostPath": "/srv/tfbox/dockerd"}, docker_host="unix:///srv/tfbox/dockerd/docker.sock")[-1:]
     assert problem.startswith("tfbox:notebooksHostPath:") and "Docker socket" in problem and "Fix:" in problem
 
 

@@ -160,9 +160,9 @@ def test_volume_options_follow_config():
 
 
 def test_host_path_replaces_the_notebooks_volume():
-    rec, _ = run(notebooksHostPath="/srv/notebooks")
+    rec, _ = run(notebooksHostPath="/srv/tfbox/notebooks")
     assert [r.name for r in rec.by_type(VOLUME)] == ["logs"]
-    assert rec.one(CONTAINER, "notebook").inputs["mounts"][0] == {"target": "/tf", "type": "bind", "source": "/srv/notebooks"}
+    assert rec.one(CONTAINER, "notebook").inputs["mounts"][0] == {"target": "/tf", "type": "bind", "source": "/srv/tfbox/notebooks"}
 
 
 def test_tensorboard_sidecar_inputs():
