@@ -81,14 +81,18 @@ def docker_provider() -> tuple[str | None, bool]:
     return host, tls
 
 
-def docker_ssh_opts() -> list[str]:
-    """`docker:sshOpts` (a list in config, as the provider reads it), else DOCKER_SSH_OPTS."""
+def configured_ssh_opts() -> object:
+    """`docker:sshOpts` as the stack config has it (a list, passed by the engine as JSON text); None when unset."""
     raw_opts = get_config("docker:sshOpts")
     try:
-        opts: object = json.loads(raw_opts) if raw_opts else None
+        return json.loads(raw_opts) if raw_opts else None
     except ValueError:
-        opts = raw_opts
-    return ssh.ssh_opts_from(opts)
+        return raw_opts
+
+
+def docker_ssh_opts() -> list[str]:
+    """`docker:sshOpts` (a list in config, as the provider reads it), else DOCKER_SSH_OPTS."""
+    return ssh.ssh_opts_from(configured_ssh_opts())
 
 
 def check_ssh_host(host: str | None) -> None:
@@ -132,7 +136,8 @@ def main() -> None:
         cfg = parse_config(raw, stack=stack, project=project, password_state=password_state,
                            docker_host=docker_host, docker_tls=docker_tls, password=get_config(f"{NAMESPACE}:password"),
                            tls_key_state=secret_state("tlsKey"), tls_key=get_config(f"{NAMESPACE}:tlsKey"),
-                           seat_password_states=password_states, seat_passwords=passwords)
+                           seat_password_states=password_states, seat_passwords=passwords,
+                           docker_ssh_opts=configured_ssh_opts())
         clashes = cross_stack_problems(cfg, load_other_stacks(Path.cwd(), project, stack))
         if clashes:
             raise ConfigError(clashes)

@@ -44,6 +44,7 @@ from components.seats import (
     seats_want_gpus,
     stack_file_password_states,
 )
+from components.ssh import SSH_OPTS_FIX, ssh_opts_problems
 from components.tls import TlsError, check_pair, load_cert
 
 NAMESPACE = "tfbox"
@@ -274,6 +275,7 @@ def parse_config(
     seat_password_states: Mapping[str, SeatPasswordState] | None = None,
     seat_passwords: Mapping[str, str] | None = None,
     require_seat_passwords: bool = True,
+    docker_ssh_opts: object = None,
 ) -> LabConfig:
     """Validate raw `tfbox:` values (keys without the namespace) and return the typed config.
 
@@ -284,11 +286,13 @@ def parse_config(
     key is set per machine and unknown here (the stack-file checker), so TLS is not required.
     `seat_password_states`/`seat_passwords` are `tfbox:passwords` per seat (how each is given, the values
     where readable); `require_seat_passwords` False lets a committed stack file leave them to each machine.
+    `docker_ssh_opts` is the stack's `docker:sshOpts` (never DOCKER_SSH_OPTS, the user's own): only safe options.
     Raises ConfigError listing every problem.
     """
     r = _Reader(raw)
     host_text = docker_host or LOCAL_DOCKER_HOST
     r.problems.extend(f"docker:host: {p}" for p in docker_host_problems(host_text, tls=docker_tls))
+    r.problems.extend(f"docker:sshOpts: {p}. Fix: {SSH_OPTS_FIX}." for p in ssh_opts_problems(docker_ssh_opts))
     host = normalise_docker_host(host_text, tls=docker_tls)
     warnings: list[str] = []
     for name in raw:
@@ -539,6 +543,7 @@ class StackFile:
     docker_tls: bool = False
     tls_key_state: PasswordState = "missing"
     seat_password_states: dict[str, SeatPasswordState] = field(default_factory=dict)
+    ssh_opts: object = None  # docker:sshOpts as the file has it
 
 
 # libyaml's loader where PyYAML has it: every `up` reads the sibling stack files, ten times faster in C
@@ -555,10 +560,13 @@ def read_stack_file(path: Path) -> StackFile:
     state: PasswordState = "missing"
     tls_key_state: PasswordState = "missing"
     seat_states: dict[str, SeatPasswordState] = {}
+    ssh_opts: object = None
     for full, value in config.items():
         ns, _, name = str(full).partition(":")
         if ns == "docker" and name == "host":
             docker_host = str(value)
+        if ns == "docker" and name == "sshOpts":
+            ssh_opts = value
         if ns == "docker" and name in DOCKER_TLS_KEYS and value:
             docker_tls = True
         if ns != NAMESPACE:
@@ -575,7 +583,7 @@ def read_stack_file(path: Path) -> StackFile:
             continue
         raw[name] = value
     stack = path.name[len("Pulumi."):-len(".yaml")]
-    return StackFile(stack, path, raw, docker_host, state, docker_tls, tls_key_state, seat_states)
+    return StackFile(stack, path, raw, docker_host, state, docker_tls, tls_key_state, seat_states, ssh_opts)
 
 
 def stack_files(project_dir: Path) -> list[Path]:
@@ -646,7 +654,8 @@ def check_stack_file(path: Path, project: str = "tfbox") -> LabConfig:
     tls_state = None if sf.tls_key_state == "missing" else sf.tls_key_state
     cfg = parse_config(sf.raw, stack=sf.stack, project=project, password_state=state, docker_host=sf.docker_host,
                        docker_tls=sf.docker_tls, tls_key_state=tls_state, require_salt=False,
-                       seat_password_states=sf.seat_password_states, require_seat_passwords=False)
+                       seat_password_states=sf.seat_password_states, require_seat_passwords=False,
+                       docker_ssh_opts=sf.ssh_opts)
     problems = cross_stack_problems(cfg, load_other_stacks(path.parent, project, sf.stack))
     if problems:
         raise ConfigError(problems)

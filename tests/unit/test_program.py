@@ -438,3 +438,14 @@ def test_ssh_problem_stops_the_program_with_one_line():
     with pytest.raises(Exception, match="host key is not in known_hosts"):
         run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)
     assert [r for r in rec.resources if r.type.startswith("docker:")] == []
+
+
+def test_unsafe_ssh_opts_stop_the_program_before_ssh_or_any_resource_runs():
+    """The preflight, the live ledger and the provider all run ssh with docker:sshOpts: none may start."""
+    rec = Recorder()
+    cfg = config_for("gpu-box")
+    cfg["docker:sshOpts"] = json.dumps(["-o", "ProxyCommand=touch /tmp/tfbox-pwned"])
+    with pytest.raises(Exception, match="docker:sshOpts: the ssh option 'ProxyCommand'"):
+        run_program(cfg, stack="gpu-box", recorder=rec)
+    assert rec.ssh_probes == [] and rec.host_commands == []
+    assert [r for r in rec.resources if r.type.startswith("docker:")] == []
