@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components import commands
+from components.binds import is_loopback
 from components.config import LabConfig
 from components.gpu_check import GpuCheck, GpuCheckArgs
 from components.gpus import GpuSpec, container_gpu_settings, parse_nvidia_smi_list
@@ -97,7 +98,8 @@ class Lab(pulumi.ComponentResource):
             notebook_labels["tfbox.plain-http-on-lan"] = "true"  # the opt-in, where the policy pack can see it
         notebook = Notebook("notebook", NotebookArgs(
             container_name=cfg.container_name("notebook"), image_id=image.image_id,
-            jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, tls=cfg.tls, cull_idle=cfg.cull_idle_kernels),
+            jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, tls=cfg.tls, cull_idle=cfg.cull_idle_kernels,
+                                                 remote_access=not is_loopback(cfg.notebook_bind)),
             gpu=gpu, ports=ports, notebooks_type=storage.notebooks_type, notebooks_source=storage.notebooks_source,
             logs_source=storage.logs_source, logs_dir=cfg.logs_dir, tensorboard_inside=tb_inside,
             labels=notebook_labels, gate=gate, network=network.name, hardening=notebook_hardening(cfg.notebook_resources),

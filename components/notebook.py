@@ -30,7 +30,8 @@ CAPTURE_SOURCE = (Path(__file__).parent / "capture.py").read_text()
 RESTART_POLICY = "always"
 
 
-def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = False, cull_idle: int = 0) -> pulumi.Output[str]:
+def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = False, cull_idle: int = 0,
+                          remote_access: bool = False) -> pulumi.Output[str]:
     """The Jupyter config file content, secret because it carries the password's argon2id hash.
 
     The hash (about 0.1 s of CPU; argon2 releases the GIL) runs in a worker thread, so the program
@@ -38,7 +39,8 @@ def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = Fa
     """
     def render(p: str) -> Awaitable[str]:
         return asyncio.get_running_loop().run_in_executor(
-            None, lambda: commands.jupyter_config(hash_password(p, salt), tls=tls, cull_idle_seconds=cull_idle))
+            None, lambda: commands.jupyter_config(hash_password(p, salt), tls=tls, cull_idle_seconds=cull_idle,
+                                            remote_access=remote_access))
     return pulumi.Output.secret(password).apply(render)
 
 

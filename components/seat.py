@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components import commands
+from components.binds import is_loopback
 from components.config import LabConfig
 from components.gpus import container_gpu_settings
 from components.hardening import notebook_hardening
@@ -86,7 +87,8 @@ class Seat(pulumi.ComponentResource):
         if cfg.allow_plain_http_on_lan and not cfg.tls:
             notebook_labels["tfbox.plain-http-on-lan"] = "true"
         salt, tls, cull_idle = cfg.password_salt, cfg.tls, cfg.cull_idle_for(seat.gpus.requested)
-        jupyter_config = hashed_jupyter_config(args.password, salt, tls=tls, cull_idle=cull_idle)
+        jupyter_config = hashed_jupyter_config(args.password, salt, tls=tls, cull_idle=cull_idle,
+                                               remote_access=not is_loopback(seat.notebook_bind))
         notebook = Notebook(f"{n}-notebook", NotebookArgs(
             container_name=named("notebook"), image_id=args.image_id, jupyter_config=jupyter_config,
             gpu=container_gpu_settings(seat.gpus, cfg.gpu_mode), ports=ports,

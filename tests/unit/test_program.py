@@ -449,3 +449,11 @@ def test_unsafe_ssh_opts_stop_the_program_before_ssh_or_any_resource_runs():
         run_program(cfg, stack="gpu-box", recorder=rec)
     assert rec.ssh_probes == [] and rec.host_commands == []
     assert [r for r in rec.resources if r.type.startswith("docker:")] == []
+
+
+def test_jupyter_allows_remote_hosts_only_when_published_beyond_loopback():
+    """On loopback, Jupyter's DNS-rebinding guard (allow_remote_access False) answers only Host 127.0.0.1/localhost."""
+    dev, _ = run()
+    assert jupyter_settings(dev.one(CONTAINER, "notebook"))[0]["ServerApp"]["allow_remote_access"] is False
+    box, _ = run("gpu-box")  # 0.0.0.0 with TLS: reached by the box's name
+    assert jupyter_settings(box.one(CONTAINER, "notebook"))[0]["ServerApp"]["allow_remote_access"] is True
