@@ -13,6 +13,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import commands
+from components.gpus import NO_GPUS_ENV
 from components.hardening import tensorboard_hardening
 from components.labels import docker_labels
 from components.notebook import RESTART_POLICY, PortBinding, container_ports, hardening_args
@@ -39,6 +40,7 @@ class TensorBoard(pulumi.ComponentResource):
             name=args.container_name,
             image=args.image_id,
             command=commands.tensorboard_command(args.logs_dir),
+            envs=[NO_GPUS_ENV],  # TensorBoard needs no GPU, even on a daemon whose default runtime is nvidia
             network_mode=args.network,  # the stack's network only, so other stacks' containers cannot reach it
             ports=container_ports([args.port]),
             mounts=[docker.ContainerMountArgs(target=args.logs_dir, type="volume", source=args.logs_source, read_only=True)],

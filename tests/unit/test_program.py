@@ -79,7 +79,8 @@ def test_dev_notebook_container_inputs():
     assert nb["healthcheck"]["tests"][:3] == ["CMD", "bash", "-c"]
     assert "/dev/tcp/127.0.0.1/8888" in nb["healthcheck"]["tests"][3] and "GET /api " in nb["healthcheck"]["tests"][3]
     assert "gpus" not in nb and "deviceRequests" not in nb and "runtime" not in nb
-    assert nb["envs"] == ["TF_CPP_MIN_LOG_LEVEL=2"], "TensorFlow's import-time C++ info/warnings are quiet by default"
+    assert nb["envs"] == ["TF_CPP_MIN_LOG_LEVEL=2", "NVIDIA_VISIBLE_DEVICES=void"], \
+        "TensorFlow's import-time C++ info/warnings are quiet by default; no GPUs even under a default nvidia runtime"
     assert labels(nb) == {"tfbox.project": "tfbox", "tfbox.stack": "dev", "tfbox.role": "notebook"}
     assert "jupyter notebook --notebook-dir=/tf" in nb["command"][2]
     assert rec.opts(CONTAINER, "notebook").delete_before_replace is True
@@ -323,7 +324,8 @@ def test_ready_container_waits_for_both_and_reruns_when_either_is_new():
     ready = rec.one(CONTAINER, "ready").inputs
     assert ready["name"] == "tfbox-dev-ready" and ready["image"] == IMAGE_ID
     assert ready["networkMode"] == "container:notebook-id", "it checks the notebook from inside its network namespace"
-    assert ready["envs"] == ["TFBOX_WAITS_FOR=notebook-id,tensorboard-id"], "a new notebook or TensorBoard container replaces it"
+    assert ready["envs"] == ["TFBOX_WAITS_FOR=notebook-id,tensorboard-id", "NVIDIA_VISIBLE_DEVICES=void"], \
+        "a new notebook or TensorBoard container replaces it"
     assert ready["attach"] is True and ready["mustRun"] is False and ready["restart"] == "no"
     script = ready["command"][2]
     # TensorBoard by its name on the stack network (Docker's DNS), never by an address a daemon restart changes
@@ -340,7 +342,7 @@ def test_exec_mode_ready_checks_tensorboard_inside_the_notebook():
     rec, _ = run(tensorboardMode="exec")
     ready = rec.one(CONTAINER, "ready").inputs
     assert "/dev/tcp/127.0.0.1/6006" in ready["command"][2]
-    assert ready["envs"] == ["TFBOX_WAITS_FOR=notebook-id"]
+    assert ready["envs"] == ["TFBOX_WAITS_FOR=notebook-id", "NVIDIA_VISIBLE_DEVICES=void"]
 
 
 def test_a_lab_that_never_answers_fails_the_up():
@@ -457,3 +459,15 @@ def test_jupyter_allows_remote_hosts_only_when_published_beyond_loopback():
     assert jupyter_settings(dev.one(CONTAINER, "notebook"))[0]["ServerApp"]["allow_remote_access"] is False
     box, _ = run("gpu-box")  # 0.0.0.0 with TLS: reached by the box's name
     assert jupyter_settings(box.one(CONTAINER, "notebook"))[0]["ServerApp"]["allow_remote_access"] is True
+
+
+def test_containers_without_gpus_say_void_so_a_default_nvidia_runtime_gives_them_none():
+    """NVIDIA's CUDA images set NVIDIA_VISIBLE_DEVICES=all; a daemon whose default runtime is nvidia would honour it."""
+    dev, _ = run()
+    for name in ("notebook", "tensorboard", "ready"):
+        assert "NVIDIA_VISIBLE_DEVICES=void" in dev.one(CONTAINER, name).inputs["envs"], name
+    for mode in ("device-requests", "nvidia-runtime"):
+        gpu, _ = run("dev", gpus="0", gpuMode=mode, image="tensorflow/tensorflow:2.17.0-gpu-jupyter")
+        nb = gpu.one(CONTAINER, "notebook").inputs
+        assert "NVIDIA_VISIBLE_DEVICES=void" not in nb["envs"], mode
+        assert "NVIDIA_VISIBLE_DEVICES=void" in gpu.one(CONTAINER, "tensorboard").inputs["envs"]

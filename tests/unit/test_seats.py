@@ -332,3 +332,12 @@ def test_only_a_seat_published_beyond_loopback_allows_remote_hosts():
         uploads = rec.one(CONTAINER, f"{seat}-notebook").inputs["uploads"]["value"]
         settings = json.loads({u["file"]: u["content"] for u in uploads}["/etc/jupyter/jupyter_server_config.json"])
         assert settings["ServerApp"]["allow_remote_access"] is remote, seat
+
+
+def test_a_seat_without_gpus_gets_void_and_a_gpu_seat_does_not():
+    rec, _ = run_seats([{"name": "alice", "gpus": "0", "notebookPort": 8888, "tensorboardPort": 6006},
+                        {"name": "cpu", "notebookPort": 8889, "tensorboardPort": 6007}],
+                       {"alice": PASSWORDS["alice"], "cpu": PASSWORDS["bob"]})
+    assert "NVIDIA_VISIBLE_DEVICES=void" not in rec.one(CONTAINER, "alice-notebook").inputs["envs"]
+    assert "NVIDIA_VISIBLE_DEVICES=void" in rec.one(CONTAINER, "cpu-notebook").inputs["envs"]
+    assert "NVIDIA_VISIBLE_DEVICES=void" in rec.one(CONTAINER, "cpu-tensorboard").inputs["envs"]
