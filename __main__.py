@@ -23,7 +23,7 @@ from components.config import (
     parse_config,
     read_stack_file,
 )
-from components.host_state import read_live_ledger
+from components.host_state import read_live_ledger, read_volumes, volume_owner_problems
 from components.lab import Lab, LabArgs
 from components.ledger import ledger_problems
 from components.seats import SeatPasswordState, parse_passwords
@@ -105,20 +105,46 @@ def check_ssh_host(host: str | None) -> None:
         raise pulumi.RunError(problem)
 
 
+def host_unreadable(cfg: LabConfig, host: str, what: str, problem: str) -> None:
+    """A host tfbox cannot read: a machine stack stops (a check that is skipped protects nobody); a local stack
+    (your own Docker, `tfbox:stackKind: local`) goes on with a warning, as before."""
+    fix = ("make the docker CLI here reach it: install it (Debian: docker.io or docker-ce-cli), and for a tcp:// host "
+           "export DOCKER_CERT_PATH (the directory with ca.pem, cert.pem, key.pem) and DOCKER_TLS_VERIFY=1"
+           if not host.startswith("ssh://") else "make `docker` work for the ssh user on the box (see the line above)")
+    if cfg.stack_kind == "local":
+        pulumi.log.warn(f"{what}: could not read {host} ({problem}); the check was skipped (a local stack). To run it: {fix}")
+        return
+    raise pulumi.RunError(f"{what}: could not read {host} ({problem}), and a machine stack does not go on without it "
+                          f"(another stack's GPUs or volumes could be handed to this one). Fix: {fix}; or, if this is your "
+                          f"own Docker and not a shared machine, `pulumi config set {NAMESPACE}:stackKind local`")
+
+
 def check_live_ledger(cfg: LabConfig, docker_host: str | None) -> None:
     """GPUs this stack asks for that another stack's notebook on the same host already has, read from the
     host itself (components.host_state) before anything is declared; every clash at once, naming the other
-    stack and seat. A host that cannot be read (no docker CLI here) skips the check with a warning."""
+    stack and seat. A host that cannot be read stops a machine stack, and only warns on a local one."""
     mine = cfg.claims()
     if not any(c.gpus.requested for c in mine):
         return
     host = docker_host or cfg.docker_host
     live = read_live_ledger(host, docker_ssh_opts(), cfg.project, cfg.stack)
     if live.problem:
-        pulumi.log.warn(f"GPU ledger: could not read which GPUs other stacks use on {host} ({live.problem}); "
-                        "the cross-stack GPU check was skipped")
+        host_unreadable(cfg, host, "GPU ledger", live.problem)
         return
     problems = ledger_problems(mine, live.claims, live.listing)
+    if problems:
+        raise pulumi.RunError(str(ConfigError(problems)))
+
+
+def check_host_volumes(cfg: LabConfig, docker_host: str | None) -> None:
+    """A volume this stack would mount that the host has labelled for another stack or project: refused
+    before anything is declared (Docker hands an existing volume to whoever names it)."""
+    host = docker_host or cfg.docker_host
+    found = read_volumes(host, docker_ssh_opts())
+    if found.problem:
+        host_unreadable(cfg, host, "volume owners", found.problem)
+        return
+    problems = volume_owner_problems(cfg.volumes(), found.labels, cfg.project, cfg.stack, cfg.docker_host)
     if problems:
         raise pulumi.RunError(str(ConfigError(problems)))
 
@@ -148,6 +174,7 @@ def main() -> None:
         pulumi.log.warn(warning)
     check_ssh_host(docker_host)
     check_live_ledger(cfg, docker_host)
+    check_host_volumes(cfg, docker_host)
 
     tls_key = pulumi.Config(NAMESPACE).require_secret("tlsKey") if cfg.tls else None
     if cfg.seats:

@@ -187,6 +187,7 @@ class LabConfig:
     seats: tuple[SeatConfig, ...] = ()  # empty: the single-seat lab of the keys above
     cull_idle_kernels: int = 0  # seconds (components.kernels); 0: never
     cull_idle_text: str = ""  # tfbox:cullIdleKernels as given: a seats stack's default depends on each seat's GPUs
+    stack_kind: str = "machine"  # tfbox:stackKind: a machine's host must be readable (components.host_state), fail closed
 
     @property
     def tls(self) -> bool:
@@ -213,6 +214,14 @@ class LabConfig:
     def cull_idle_for(self, gpus: bool) -> int:
         """Idle-kernel timeout of a notebook with or without GPUs: the key's default is on only for GPU notebooks."""
         return parse_cull_idle(self.cull_idle_text, gpus)
+
+    def volumes(self) -> dict[str, str]:
+        """The Docker volumes this stack mounts: name -> the config key that names them (for messages)."""
+        if self.seats:
+            return {f"{self.name_prefix}-{s.name}-{kind}": f"{NAMESPACE}:seats[{s.index}]" for s in self.seats
+                    for kind in ("notebooks", "logs")}
+        out = {} if self.notebooks_host_path else {self.notebooks_volume: f"{NAMESPACE}:notebooksVolume"}
+        return {**out, self.logs_volume: f"{NAMESPACE}:logsVolume"}
 
     def claims(self) -> list[Claim]:
         """The GPUs this stack takes, for the ledger (components.ledger): one claim per seat, or the lab's."""
@@ -488,7 +497,7 @@ def parse_config(
         protect_volumes=flags["protectVolumes"], name_prefix=prefix, tf_log_level=tf_log_level,
         docker_host=host, notebook_resources=resources, warnings=tuple(warnings), tls_cert=tls_cert,
         allow_plain_http_on_lan=allow_plain, seats=seats, cull_idle_kernels=cull_idle,
-        cull_idle_text=str(r.value("cullIdleKernels")),
+        cull_idle_text=str(r.value("cullIdleKernels")), stack_kind=str(r.value("stackKind")),
     )
 
 
@@ -616,6 +625,18 @@ def cross_stack_problems(this: LabConfig, others: Iterable[LabConfig]) -> list[s
         if this.name_prefix == other.name_prefix:
             problems.append(f"{NAMESPACE}:namePrefix: '{this.name_prefix}' is also used by stack '{other.stack}' on the "
                             "same host. Fix: give each stack its own prefix.")
+            continue  # every volume clashes too: the prefix is the fix
+        theirs = other.volumes()
+        for name, key in this.volumes().items():
+            if name in theirs:
+                problems.append(f"{key}: the volume {name} on {this.docker_host} is stack '{other.stack}''s ({theirs[name]}); "
+                                "mounting it would give this stack that one's files. Fix: give this stack a volume of its own "
+                                "(leave tfbox:notebooksVolume and tfbox:logsVolume empty for <namePrefix>-notebooks and -logs).")
+        mine, their_path = this.notebooks_host_path.rstrip("/"), other.notebooks_host_path.rstrip("/")
+        if mine and their_path and (mine == their_path or mine.startswith(their_path + "/") or their_path.startswith(mine + "/")):
+            problems.append(f"{NAMESPACE}:notebooksHostPath: {this.notebooks_host_path} on {this.docker_host} overlaps stack "
+                            f"'{other.stack}''s {other.notebooks_host_path}; each would read and write the other's notebooks. "
+                            "Fix: give each stack a directory of its own, side by side below the data root.")
     return problems
 
 

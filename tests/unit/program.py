@@ -41,6 +41,7 @@ class Recorder(pulumi.runtime.Mocks):
         self.host_commands: list[list[str]] = []  # what the program ran to read the host (components.host_state)
         self.host_result: tuple[int, str, str] = (0, "[]", "")  # `docker inspect` of the host's tfbox containers
         self.host_logs = ""  # `docker logs` of a GPU check found there
+        self.host_volumes: tuple[int, str, str] = (0, "[]", "")  # `docker volume inspect` of the host's tfbox volumes
 
     def transformation(self, args: pulumi.ResourceTransformationArgs) -> None:
         """Records each resource's options as the program gave them (mocks do not see options)."""
@@ -135,6 +136,8 @@ def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[s
 
     def fake_host(argv: list[str], env: Mapping[str, str]) -> tuple[int, str, str]:
         recorder.host_commands.append(argv)
+        if "docker volume" in argv[-1]:
+            return recorder.host_volumes
         return (0, recorder.host_logs, "") if "docker logs" in argv[-1] else recorder.host_result
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]

@@ -224,3 +224,43 @@ def test_cross_stack_clash_sees_through_host_spellings():
     local = parse({"namePrefix": "c"}, stack="c", password_state="secret", docker_host="unix:///run/docker.sock")
     dev = parse({}, stack="dev", password_state="secret")
     assert any("host port 8888" in p for p in cross_stack_problems(local, [dev]))
+
+
+# --- another stack's volumes and directories (issue 22) ---------------------------------------
+
+
+def test_a_stack_naming_another_stacks_volume_is_refused_at_preview(tmp_path):
+    from components.config import check_stack_file
+
+    (tmp_path / "Pulumi.gpu-box.yaml").write_text(
+        "config:\n  docker:host: ssh://tfbox@gpu-box\n  tfbox:seats:\n"
+        "    - {name: alice, notebookPort: 8890, tensorboardPort: 6010}\n")
+    (tmp_path / "Pulumi.thief.yaml").write_text(
+        "config:\n  docker:host: ssh://tfbox@gpu-box\n  tfbox:notebookPort: 8900\n  tfbox:tensorboardPort: 6100\n"
+        "  tfbox:notebooksVolume: tfbox-gpu-box-alice-notebooks\n  tfbox:logsVolume: tfbox-gpu-box-alice-logs\n")
+    with pytest.raises(ConfigError) as info:
+        check_stack_file(tmp_path / "Pulumi.thief.yaml")
+    keys = sorted(p.split(":", 2)[1] for p in info.value.problems)
+    assert keys == ["logsVolume", "notebooksVolume"], info.value.problems
+    assert all("stack 'gpu-box''s" in p and "Fix:" in p for p in info.value.problems)
+    # the other way round too: the seats stack is told its volumes are taken
+    with pytest.raises(ConfigError, match=r"tfbox:seats\[0\]: the volume tfbox-gpu-box-alice-notebooks .* stack 'thief'"):
+        check_stack_file(tmp_path / "Pulumi.gpu-box.yaml")
+
+
+def test_the_same_volume_on_another_docker_host_is_fine():
+    a = parse({}, stack="a", password_state="secret", docker_host="ssh://me@box-a")
+    b = parse({"notebooksVolume": "tfbox-a-notebooks", "logsVolume": "b-logs"}, stack="b", password_state="secret",
+              docker_host="ssh://me@box-b")
+    assert cross_stack_problems(b, [a]) == []
+
+
+def test_overlapping_host_paths_of_two_stacks_are_refused():
+    a = parse({"notebooksHostPath": "/srv/tfbox/team"}, stack="a", password_state="secret")
+    b = parse({"namePrefix": "b", "notebookPort": 8900, "tensorboardPort": 6100, "notebooksHostPath": "/srv/tfbox/team/alice"},
+              stack="b", password_state="secret")
+    (problem,) = cross_stack_problems(b, [a])
+    assert problem.startswith("tfbox:notebooksHostPath:") and "stack 'a'" in problem and "Fix:" in problem
+    c = parse({"namePrefix": "c", "notebookPort": 8901, "tensorboardPort": 6101, "notebooksHostPath": "/srv/tfbox/team-c"},
+              stack="c", password_state="secret")
+    assert cross_stack_problems(c, [a]) == [], "a sibling directory whose name starts the same is not inside"
