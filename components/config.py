@@ -626,14 +626,15 @@ def cross_stack_problems(this: LabConfig, others: Iterable[LabConfig]) -> list[s
             problems.append(f"{NAMESPACE}:namePrefix: '{this.name_prefix}' is also used by stack '{other.stack}' on the "
                             "same host. Fix: give each stack its own prefix.")
             continue  # every volume clashes too: the prefix is the fix
-        theirs = other.volumes()
+        their_volumes = other.volumes()
         for name, key in this.volumes().items():
-            if name in theirs:
-                problems.append(f"{key}: the volume {name} on {this.docker_host} is stack '{other.stack}''s ({theirs[name]}); "
+            if name in their_volumes:
+                problems.append(f"{key}: the volume {name} on {this.docker_host} is stack '{other.stack}''s ({their_volumes[name]}); "
                                 "mounting it would give this stack that one's files. Fix: give this stack a volume of its own "
                                 "(leave tfbox:notebooksVolume and tfbox:logsVolume empty for <namePrefix>-notebooks and -logs).")
-        mine, their_path = this.notebooks_host_path.rstrip("/"), other.notebooks_host_path.rstrip("/")
-        if mine and their_path and (mine == their_path or mine.startswith(their_path + "/") or their_path.startswith(mine + "/")):
+        my_path, their_path = this.notebooks_host_path.rstrip("/"), other.notebooks_host_path.rstrip("/")
+        if my_path and their_path and (my_path == their_path or my_path.startswith(their_path + "/")
+                                       or their_path.startswith(my_path + "/")):
             problems.append(f"{NAMESPACE}:notebooksHostPath: {this.notebooks_host_path} on {this.docker_host} overlaps stack "
                             f"'{other.stack}''s {other.notebooks_host_path}; each would read and write the other's notebooks. "
                             "Fix: give each stack a directory of its own, side by side below the data root.")
