@@ -26,6 +26,7 @@ from components.config import (
 from components.host_state import read_live_ledger, read_volumes, volume_owner_problems
 from components.lab import Lab, LabArgs
 from components.ledger import ledger_problems
+from components.pids import HostAccess
 from components.seats import SeatPasswordState, parse_passwords
 
 
@@ -178,9 +179,10 @@ def main() -> None:
 
     tls_key = pulumi.Config(NAMESPACE).require_secret("tlsKey") if cfg.tls else None
     if cfg.seats:
-        main_seats(cfg, tls_key)
+        main_seats(cfg, tls_key, host_access(cfg, docker_host))
         return
-    lab = Lab("lab", LabArgs(config=cfg, password=pulumi.Config(NAMESPACE).require_secret("password"), tls_key=tls_key))
+    lab = Lab("lab", LabArgs(config=cfg, password=pulumi.Config(NAMESPACE).require_secret("password"), tls_key=tls_key,
+                             host=host_access(cfg, docker_host)))
     export_lab(lab, cfg.gpus.describe())
     pulumi.export("password", pulumi.Config(NAMESPACE).require_secret("password"))
     if lab.gpu_check_output is not None:
@@ -198,11 +200,16 @@ def export_lab(lab: Lab, gpus: str) -> None:
     pulumi.export("containerNames", lab.container_names)
 
 
-def main_seats(cfg: LabConfig, tls_key: pulumi.Output[str] | None) -> None:
+def host_access(cfg: LabConfig, docker_host: str | None) -> HostAccess:
+    """The docker CLI's way to the stack's daemon (as the ledger reads it), for `docker update --pids-limit`."""
+    return HostAccess(docker_host or cfg.docker_host, tuple(docker_ssh_opts()))
+
+
+def main_seats(cfg: LabConfig, tls_key: pulumi.Output[str] | None, host: HostAccess) -> None:
     """A shared box: per-seat URLs, GPUs and containers under `seats`, the GPU ledger, and the
     single-seat outputs kept meaningful (`seat=url …`) for scripts and `make fleet`."""
     passwords = pulumi.Config(NAMESPACE).require_secret_object("passwords")
-    lab = Lab("lab", LabArgs(config=cfg, password="", tls_key=tls_key, seat_passwords=passwords))
+    lab = Lab("lab", LabArgs(config=cfg, password="", tls_key=tls_key, seat_passwords=passwords, host=host))
     export_lab(lab, " ".join(f"{s.name}={s.gpus.describe()}" for s in cfg.seats))
     pulumi.export("seats", {
         s.name: {"notebookUrl": lab.seats[s.name].notebook_url_text, "tensorboardUrl": lab.seats[s.name].tensorboard_url_text,

@@ -22,7 +22,13 @@ import yaml
 from components.binds import bind_problem, binds_overlap, is_loopback, normalise_bind
 from components.docker_host import LOCAL_DOCKER_HOST, docker_host_problems, normalise_docker_host
 from components.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
-from components.hardening import DEFAULT_SHM_SIZE, GPU_ULIMITS_TEXT, NotebookResources, parse_notebook_resources
+from components.hardening import (
+    DEFAULT_NOTEBOOK_PIDS_LIMIT,
+    DEFAULT_SHM_SIZE,
+    GPU_ULIMITS_TEXT,
+    NotebookResources,
+    parse_notebook_resources,
+)
 from components.image_ref import ImageRef, ImageRefError, parse_image_ref
 from components.kernels import parse_cull_idle
 from components.ledger import Claim, ledger_problems
@@ -114,6 +120,9 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("notebookUlimits", "string", "",
               f"Notebook ulimits `name=soft[:hard],…` (`docker run --ulimit`); empty gives GPU stacks NVIDIA's `{GPU_ULIMITS_TEXT}` "
               "and others Docker's defaults; `none` for Docker's defaults everywhere."),
+    ConfigKey("notebookPidsLimit", "integer", DEFAULT_NOTEBOOK_PIDS_LIMIT,
+              "Most processes and threads a notebook may run (`docker update --pids-limit`), so a fork bomb stops there "
+              "(TensorBoard: 1024); 0 for no pids limits."),
     ConfigKey("cullIdleKernels", "string", "",
               "Shut down kernels idle this long with no browser tab connected (`3600`, `30m`, `1h`; `off`), so a closed tab "
               "frees its GPU memory; empty: `1h` on GPU stacks, `off` otherwise."),
@@ -447,7 +456,8 @@ def parse_config(
         r.add("tfLogLevel", f"{tf_log_level} is not a TensorFlow log level", "write 0 (everything), 1, 2 (errors only) or 3 (nothing)")
 
     resources, resource_problems = parse_notebook_resources(
-        r.value("shmSize"), r.value("notebookMemory"), r.value("notebookCpus"), r.value("notebookUlimits"), gpus.requested)
+        r.value("shmSize"), r.value("notebookMemory"), r.value("notebookCpus"), r.value("notebookUlimits"), gpus.requested,
+        r.value("notebookPidsLimit"))
     for p in resource_problems:
         r.add(p.key, p.problem, p.fix)
     cull_idle = 0
@@ -470,7 +480,7 @@ def parse_config(
             image=image, notebook_bind=binds["notebookBind"] if not bind_problem(binds["notebookBind"]) else "127.0.0.1",
             tensorboard_bind=binds["tensorboardBind"] if not bind_problem(binds["tensorboardBind"]) else "127.0.0.1",
             memory=r.value("notebookMemory"), cpus=r.value("notebookCpus"), shm_size=r.value("shmSize"),
-            ulimits=r.value("notebookUlimits"), tensorboard_mode=tb_mode, tensorboard_public=tb_public, tls=bool(tls_cert),
+            ulimits=r.value("notebookUlimits"), pids_limit=r.value("notebookPidsLimit"), tensorboard_mode=tb_mode, tensorboard_public=tb_public, tls=bool(tls_cert),
             allow_plain_http_on_lan=allow_plain,
         ))
         r.problems += seat_problems

@@ -24,6 +24,7 @@ from components.gpus import GpuSettings, expected_gpus
 from components.hardening import LOG_DRIVER, ContainerHardening, provider_cpus, provider_mib
 from components.labels import docker_labels
 from components.password import hash_password
+from components.pids import HostAccess, PidsLimit, PidsLimitArgs
 
 CAPTURE_SOURCE = (Path(__file__).parent / "capture.py").read_text()
 # The lab's long-running containers restart with the daemon even after it was killed (see below).
@@ -71,6 +72,7 @@ class NotebookArgs:
     tls_key: pulumi.Input[str] | None = None  # secret: the certificate's private key
     network: pulumi.Input[str] | None = None  # the stack's own network (components.network); None: Docker's default bridge
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    host: HostAccess | None = None  # where `docker update --pids-limit` runs (components.pids); None: no pids limit
 
 
 def container_ports(ports: list[PortBinding]) -> list[docker.ContainerPortArgs]:
@@ -173,4 +175,7 @@ class Notebook(pulumi.ComponentResource):
             ),
         )
         self.container_id = self.container.id
+        if args.host is not None and args.hardening.pids_limit:
+            PidsLimit(f"{name}-pids", PidsLimitArgs(args.host, self.container.id, args.container_name, args.hardening.pids_limit),
+                      pulumi.ResourceOptions(parent=self))
         self.register_outputs({"containerId": self.container_id, "name": self.container.name})

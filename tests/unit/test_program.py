@@ -49,6 +49,7 @@ def test_dev_stack_declares_exactly_these_resources():
         ("tfbox:index:Network", "network"), (NETWORK, "network"),
         (VOLUME, "notebooks"), (VOLUME, "logs"), (IMAGE, "image"), (CONTAINER, "notebook"), (CONTAINER, "tensorboard"),
         ("tfbox:index:Ready", "ready"), (CONTAINER, "ready"),
+        ("tfbox:index:PidsLimit", "notebook-pids"), ("tfbox:index:PidsLimit", "tensorboard-pids"),
     ])
     # Pulumi's component style: every resource below the Lab, children with parent=self
     assert rec.parents[f"{CONTAINER}::notebook"] == "notebook"
@@ -190,7 +191,7 @@ def test_running_twice_gives_identical_inputs():
     second, out2 = run("gpu-box")
     # registration order is asynchronous; what matters is each resource's inputs
     assert {(r.type, r.name): r.inputs for r in first.resources} == {(r.type, r.name): r.inputs for r in second.resources}
-    assert len(first.resources) == len(second.resources) == 16
+    assert len(first.resources) == len(second.resources) == 18
     assert out1 == out2
 
 
@@ -471,3 +472,35 @@ def test_containers_without_gpus_say_void_so_a_default_nvidia_runtime_gives_them
         nb = gpu.one(CONTAINER, "notebook").inputs
         assert "NVIDIA_VISIBLE_DEVICES=void" not in nb["envs"], mode
         assert "NVIDIA_VISIBLE_DEVICES=void" in gpu.one(CONTAINER, "tensorboard").inputs["envs"]
+
+
+def test_notebook_and_tensorboard_get_a_pids_limit_through_docker_update():
+    """The docker provider has no pids input: components.pids sets it on the container once it exists, and a
+    second run changes no resource input (the limit is no input of the provider's)."""
+    rec, _ = run()
+    updates = sorted(c[-1] for c in rec.host_commands if "--pids-limit" in c[-1])
+    assert updates == [
+        "[ \"$(docker inspect -f '{{.HostConfig.PidsLimit}}' notebook-id)\" = 4096 ] || docker update --pids-limit 4096 notebook-id >/dev/null",
+        "[ \"$(docker inspect -f '{{.HostConfig.PidsLimit}}' tensorboard-id)\" = 1024 ] || docker update --pids-limit 1024 tensorboard-id >/dev/null",
+    ]
+    assert all(c[:2] == ["sh", "-c"] for c in rec.host_commands), "the local daemon: DOCKER_HOST, no ssh"
+    raised, _ = run(notebookPidsLimit="100000")
+    assert any("--pids-limit 100000 notebook-id" in c[-1] for c in raised.host_commands)
+    off, _ = run(notebookPidsLimit="0")
+    assert not any("--pids-limit" in c[-1] for c in off.host_commands), "0: no pids limits, TensorBoard's neither"
+    assert ("tfbox:index:PidsLimit", "notebook-pids") not in {(r.type, r.name) for r in off.resources}
+
+
+def test_a_pids_limit_docker_refuses_stops_up_with_the_fix():
+    rec = Recorder()
+    rec.pids_result = (1, "", "Error response from daemon: unknown flag: --pids-limit")
+    with pytest.raises(Exception, match=r"could not limit tfbox-dev-(notebook to 4096|tensorboard to 1024) processes .*notebookPidsLimit 0"):
+        run_program(config_for("dev"), recorder=rec)
+
+
+@pytest.mark.parametrize("value", ["10", "-1", "lots"])
+def test_a_pids_limit_too_low_is_refused(value):
+    rec = Recorder()
+    with pytest.raises(Exception, match=r"tfbox:notebookPidsLimit: .*Fix:"):
+        run_program(config_for("dev", notebookPidsLimit=value), recorder=rec)
+    assert rec.resources == []
