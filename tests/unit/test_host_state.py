@@ -163,3 +163,13 @@ def test_the_stacks_own_volumes_and_unlabelled_ones_pass() -> None:
     (problem,) = volume_owner_problems({"shared": "tfbox:logsVolume"}, labels, "tfbox", "dev", "unix:///var/run/docker.sock")
     assert "belongs to stack 'dev' of project 'other'" in problem, "the same stack name in another project is another lab"
     assert volume_owner_problems({"mine": "tfbox:logsVolume"}, {}, "tfbox", "dev", "unix:///x") == []
+
+
+def test_a_void_notebook_under_a_default_nvidia_runtime_claims_no_gpu() -> None:
+    """On a daemon whose default runtime is nvidia, a GPU-less notebook runs under `nvidia` with `void`."""
+    from components.ledger import claim_from_inspect
+
+    info = container("cpu-lab", "notebook")
+    info["HostConfig"]["Runtime"] = "nvidia"
+    info["Config"]["Env"] = ["NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"]
+    assert claim_from_inspect(info) is None
