@@ -111,7 +111,7 @@ def host_unreadable(cfg: LabConfig, host: str, what: str, problem: str) -> None:
     (your own Docker, `tfbox:stackKind: local`) goes on with a warning, as before."""
     fix = ("make the docker CLI here reach it: install it (Debian: docker.io or docker-ce-cli), and for a tcp:// host "
            "export DOCKER_CERT_PATH (the directory with ca.pem, cert.pem, key.pem) and DOCKER_TLS_VERIFY=1"
-           if not host.startswith("ssh://") else "make `docker` work for the ssh user on the box (see the line above)")
+           if not host.startswith("ssh://") else "run `docker ps` on the box as the ssh user by hand to see why")
     if cfg.stack_kind == "local":
         pulumi.log.warn(f"{what}: could not read {host} ({problem}); the check was skipped (a local stack). To run it: {fix}")
         return
