@@ -23,9 +23,10 @@ from components.config import (
     parse_config,
     read_stack_file,
 )
-from components.host_state import read_live_ledger
+from components.host_state import read_live_ledger, read_volumes, volume_owner_problems
 from components.lab import Lab, LabArgs
 from components.ledger import ledger_problems
+from components.pids import HostAccess
 from components.seats import SeatPasswordState, parse_passwords
 
 
@@ -81,14 +82,18 @@ def docker_provider() -> tuple[str | None, bool]:
     return host, tls
 
 
-def docker_ssh_opts() -> list[str]:
-    """`docker:sshOpts` (a list in config, as the provider reads it), else DOCKER_SSH_OPTS."""
+def configured_ssh_opts() -> object:
+    """`docker:sshOpts` as the stack config has it (a list, passed by the engine as JSON text); None when unset."""
     raw_opts = get_config("docker:sshOpts")
     try:
-        opts: object = json.loads(raw_opts) if raw_opts else None
+        return json.loads(raw_opts) if raw_opts else None
     except ValueError:
-        opts = raw_opts
-    return ssh.ssh_opts_from(opts)
+        return raw_opts
+
+
+def docker_ssh_opts() -> list[str]:
+    """`docker:sshOpts` (a list in config, as the provider reads it), else DOCKER_SSH_OPTS."""
+    return ssh.ssh_opts_from(configured_ssh_opts())
 
 
 def check_ssh_host(host: str | None) -> None:
@@ -101,20 +106,46 @@ def check_ssh_host(host: str | None) -> None:
         raise pulumi.RunError(problem)
 
 
+def host_unreadable(cfg: LabConfig, host: str, what: str, problem: str) -> None:
+    """A host tfbox cannot read: a machine stack stops (a check that is skipped protects nobody); a local stack
+    (your own Docker, `tfbox:stackKind: local`) goes on with a warning, as before."""
+    fix = ("make the docker CLI here reach it: install it (Debian: docker.io or docker-ce-cli), and for a tcp:// host "
+           "export DOCKER_CERT_PATH (the directory with ca.pem, cert.pem, key.pem) and DOCKER_TLS_VERIFY=1"
+           if not host.startswith("ssh://") else "run `docker ps` on the box as the ssh user by hand to see why")
+    if cfg.stack_kind == "local":
+        pulumi.log.warn(f"{what}: could not read {host} ({problem}); the check was skipped (a local stack). To run it: {fix}")
+        return
+    raise pulumi.RunError(f"{what}: could not read {host} ({problem}), and a machine stack does not go on without it "
+                          f"(another stack's GPUs or volumes could be handed to this one). Fix: {fix}; or, if this is your "
+                          f"own Docker and not a shared machine, `pulumi config set {NAMESPACE}:stackKind local`")
+
+
 def check_live_ledger(cfg: LabConfig, docker_host: str | None) -> None:
     """GPUs this stack asks for that another stack's notebook on the same host already has, read from the
     host itself (components.host_state) before anything is declared; every clash at once, naming the other
-    stack and seat. A host that cannot be read (no docker CLI here) skips the check with a warning."""
+    stack and seat. A host that cannot be read stops a machine stack, and only warns on a local one."""
     mine = cfg.claims()
     if not any(c.gpus.requested for c in mine):
         return
     host = docker_host or cfg.docker_host
     live = read_live_ledger(host, docker_ssh_opts(), cfg.project, cfg.stack)
     if live.problem:
-        pulumi.log.warn(f"GPU ledger: could not read which GPUs other stacks use on {host} ({live.problem}); "
-                        "the cross-stack GPU check was skipped")
+        host_unreadable(cfg, host, "GPU ledger", live.problem)
         return
     problems = ledger_problems(mine, live.claims, live.listing)
+    if problems:
+        raise pulumi.RunError(str(ConfigError(problems)))
+
+
+def check_host_volumes(cfg: LabConfig, docker_host: str | None) -> None:
+    """A volume this stack would mount that the host has labelled for another stack or project: refused
+    before anything is declared (Docker hands an existing volume to whoever names it)."""
+    host = docker_host or cfg.docker_host
+    found = read_volumes(host, docker_ssh_opts())
+    if found.problem:
+        host_unreadable(cfg, host, "volume owners", found.problem)
+        return
+    problems = volume_owner_problems(cfg.volumes(), found.labels, cfg.project, cfg.stack, cfg.docker_host)
     if problems:
         raise pulumi.RunError(str(ConfigError(problems)))
 
@@ -132,7 +163,8 @@ def main() -> None:
         cfg = parse_config(raw, stack=stack, project=project, password_state=password_state,
                            docker_host=docker_host, docker_tls=docker_tls, password=get_config(f"{NAMESPACE}:password"),
                            tls_key_state=secret_state("tlsKey"), tls_key=get_config(f"{NAMESPACE}:tlsKey"),
-                           seat_password_states=password_states, seat_passwords=passwords)
+                           seat_password_states=password_states, seat_passwords=passwords,
+                           docker_ssh_opts=configured_ssh_opts())
         clashes = cross_stack_problems(cfg, load_other_stacks(Path.cwd(), project, stack))
         if clashes:
             raise ConfigError(clashes)
@@ -143,12 +175,14 @@ def main() -> None:
         pulumi.log.warn(warning)
     check_ssh_host(docker_host)
     check_live_ledger(cfg, docker_host)
+    check_host_volumes(cfg, docker_host)
 
     tls_key = pulumi.Config(NAMESPACE).require_secret("tlsKey") if cfg.tls else None
     if cfg.seats:
-        main_seats(cfg, tls_key)
+        main_seats(cfg, tls_key, host_access(cfg, docker_host))
         return
-    lab = Lab("lab", LabArgs(config=cfg, password=pulumi.Config(NAMESPACE).require_secret("password"), tls_key=tls_key))
+    lab = Lab("lab", LabArgs(config=cfg, password=pulumi.Config(NAMESPACE).require_secret("password"), tls_key=tls_key,
+                             host=host_access(cfg, docker_host)))
     export_lab(lab, cfg.gpus.describe())
     pulumi.export("password", pulumi.Config(NAMESPACE).require_secret("password"))
     if lab.gpu_check_output is not None:
@@ -166,11 +200,16 @@ def export_lab(lab: Lab, gpus: str) -> None:
     pulumi.export("containerNames", lab.container_names)
 
 
-def main_seats(cfg: LabConfig, tls_key: pulumi.Output[str] | None) -> None:
+def host_access(cfg: LabConfig, docker_host: str | None) -> HostAccess:
+    """The docker CLI's way to the stack's daemon (as the ledger reads it), for `docker update --pids-limit`."""
+    return HostAccess(docker_host or cfg.docker_host, tuple(docker_ssh_opts()))
+
+
+def main_seats(cfg: LabConfig, tls_key: pulumi.Output[str] | None, host: HostAccess) -> None:
     """A shared box: per-seat URLs, GPUs and containers under `seats`, the GPU ledger, and the
     single-seat outputs kept meaningful (`seat=url …`) for scripts and `make fleet`."""
     passwords = pulumi.Config(NAMESPACE).require_secret_object("passwords")
-    lab = Lab("lab", LabArgs(config=cfg, password="", tls_key=tls_key, seat_passwords=passwords))
+    lab = Lab("lab", LabArgs(config=cfg, password="", tls_key=tls_key, seat_passwords=passwords, host=host))
     export_lab(lab, " ".join(f"{s.name}={s.gpus.describe()}" for s in cfg.seats))
     pulumi.export("seats", {
         s.name: {"notebookUrl": lab.seats[s.name].notebook_url_text, "tensorboardUrl": lab.seats[s.name].tensorboard_url_text,

@@ -21,9 +21,14 @@ TLS_CERT_PATH = "/etc/jupyter/tfbox-notebook.crt"
 TLS_KEY_PATH = "/etc/jupyter/tfbox-notebook.key"
 
 
-def jupyter_config(hashed_password: str, tls: bool = False, cull_idle_seconds: int = 0) -> str:
+def jupyter_config(hashed_password: str, tls: bool = False, cull_idle_seconds: int = 0, remote_access: bool = False) -> str:
     """Jupyter Server 2 settings: password login only, no token; HTTPS with the uploaded pair if `tls`;
     idle kernels culled after `cull_idle_seconds` (components.kernels; 0: never, and no setting written).
+
+    `remote_access` only when the notebook is published beyond loopback (which needs TLS or an explicit
+    opt-in). Otherwise Jupyter's DNS-rebinding guard stays on: it answers only requests whose Host header
+    is a loopback address or `localhost` (jupyter_server's check_host reads the header, not the peer, so
+    `127.0.0.1:<port>` through docker-proxy and an SSH tunnel to `localhost:<port>` still log in).
 
     Uploaded as a file rather than passed as flags or env so the hash shows up in neither
     `docker inspect` nor `ps`; TensorFlow's old PASSWORD env var is ignored by current images.
@@ -35,7 +40,7 @@ def jupyter_config(hashed_password: str, tls: bool = False, cull_idle_seconds: i
             "password_required": True,
             "allow_password_change": False,
         },
-        "ServerApp": {"allow_remote_access": True},
+        "ServerApp": {"allow_remote_access": remote_access},
     }
     if tls:
         config["ServerApp"].update(certfile=TLS_CERT_PATH, keyfile=TLS_KEY_PATH)

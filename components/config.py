@@ -22,12 +22,24 @@ import yaml
 from components.binds import bind_problem, binds_overlap, is_loopback, normalise_bind
 from components.docker_host import LOCAL_DOCKER_HOST, docker_host_problems, normalise_docker_host
 from components.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
-from components.hardening import DEFAULT_SHM_SIZE, GPU_ULIMITS_TEXT, NotebookResources, parse_notebook_resources
+from components.hardening import (
+    DEFAULT_NOTEBOOK_PIDS_LIMIT,
+    DEFAULT_SHM_SIZE,
+    GPU_ULIMITS_TEXT,
+    NotebookResources,
+    parse_notebook_resources,
+)
 from components.image_ref import ImageRef, ImageRefError, parse_image_ref
 from components.kernels import parse_cull_idle
 from components.ledger import Claim, ledger_problems
 from components.password import password_problem, valid_salt
-from components.paths import logs_dir_problems, notebooks_host_path_problems
+from components.paths import (
+    DEFAULT_HOST_PATH_ROOT,
+    host_path_root_problems,
+    logs_dir_problems,
+    notebooks_host_path_problems,
+    outside_root_problem,
+)
 from components.seats import (
     SeatConfig,
     SeatDefaults,
@@ -38,6 +50,7 @@ from components.seats import (
     seats_want_gpus,
     stack_file_password_states,
 )
+from components.ssh import SSH_OPTS_FIX, ssh_opts_problems
 from components.tls import TlsError, check_pair, load_cert
 
 NAMESPACE = "tfbox"
@@ -90,7 +103,10 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("tensorboardBind", "string", "127.0.0.1", "Host IP address TensorBoard is published on (`localhost` means `127.0.0.1`)."),
     ConfigKey("tensorboardPublic", "boolean", False, "Must be `true` to publish TensorBoard (which has no login) beyond loopback."),
     ConfigKey("notebooksVolume", "string", "", "Docker volume for `/tf`; empty means `<namePrefix>-notebooks`."),
-    ConfigKey("notebooksHostPath", "string", "", "Absolute host directory to bind at `/tf` instead of a volume (not `/`, a system directory or the Docker socket)."),
+    ConfigKey("notebooksHostPath", "string", "", "Absolute host directory to bind at `/tf` instead of a volume; it must lie below "
+              "`tfbox:hostPathRoot` (and not be a system or hidden directory or hold the Docker socket)."),
+    ConfigKey("hostPathRoot", "string", DEFAULT_HOST_PATH_ROOT, "The machine's data root: `notebooksHostPath` must be a directory "
+              "strictly below it (the notebook is root in `/tf`). Set it to where your notebooks directories live, e.g. `/data/tfbox`."),
     ConfigKey("logsVolume", "string", "", "Docker volume for the TensorBoard logs; empty means `<namePrefix>-logs`."),
     ConfigKey("logsDir", "string", "/tf/logs", "Where notebooks write logs and TensorBoard reads them, inside the containers; a directory below `/tf`."),
     ConfigKey("tfLogLevel", "integer", 2, "`TF_CPP_MIN_LOG_LEVEL` in the notebook: 0 shows TensorFlow's C++ info and warnings, 2 only errors, 3 nothing."),
@@ -104,6 +120,9 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("notebookUlimits", "string", "",
               f"Notebook ulimits `name=soft[:hard],…` (`docker run --ulimit`); empty gives GPU stacks NVIDIA's `{GPU_ULIMITS_TEXT}` "
               "and others Docker's defaults; `none` for Docker's defaults everywhere."),
+    ConfigKey("notebookPidsLimit", "integer", DEFAULT_NOTEBOOK_PIDS_LIMIT,
+              "Most processes and threads a notebook may run (`docker update --pids-limit`), so a fork bomb stops there "
+              "(TensorBoard: 1024); 0 for no pids limits."),
     ConfigKey("cullIdleKernels", "string", "",
               "Shut down kernels idle this long with no browser tab connected (`3600`, `30m`, `1h`; `off`), so a closed tab "
               "frees its GPU memory; empty: `1h` on GPU stacks, `off` otherwise."),
@@ -177,6 +196,7 @@ class LabConfig:
     seats: tuple[SeatConfig, ...] = ()  # empty: the single-seat lab of the keys above
     cull_idle_kernels: int = 0  # seconds (components.kernels); 0: never
     cull_idle_text: str = ""  # tfbox:cullIdleKernels as given: a seats stack's default depends on each seat's GPUs
+    stack_kind: str = "machine"  # tfbox:stackKind: a machine's host must be readable (components.host_state), fail closed
 
     @property
     def tls(self) -> bool:
@@ -203,6 +223,14 @@ class LabConfig:
     def cull_idle_for(self, gpus: bool) -> int:
         """Idle-kernel timeout of a notebook with or without GPUs: the key's default is on only for GPU notebooks."""
         return parse_cull_idle(self.cull_idle_text, gpus)
+
+    def volumes(self) -> dict[str, str]:
+        """The Docker volumes this stack mounts: name -> the config key that names them (for messages)."""
+        if self.seats:
+            return {f"{self.name_prefix}-{s.name}-{kind}": f"{NAMESPACE}:seats[{s.index}]" for s in self.seats
+                    for kind in ("notebooks", "logs")}
+        out = {} if self.notebooks_host_path else {self.notebooks_volume: f"{NAMESPACE}:notebooksVolume"}
+        return {**out, self.logs_volume: f"{NAMESPACE}:logsVolume"}
 
     def claims(self) -> list[Claim]:
         """The GPUs this stack takes, for the ledger (components.ledger): one claim per seat, or the lab's."""
@@ -265,6 +293,7 @@ def parse_config(
     seat_password_states: Mapping[str, SeatPasswordState] | None = None,
     seat_passwords: Mapping[str, str] | None = None,
     require_seat_passwords: bool = True,
+    docker_ssh_opts: object = None,
 ) -> LabConfig:
     """Validate raw `tfbox:` values (keys without the namespace) and return the typed config.
 
@@ -275,11 +304,13 @@ def parse_config(
     key is set per machine and unknown here (the stack-file checker), so TLS is not required.
     `seat_password_states`/`seat_passwords` are `tfbox:passwords` per seat (how each is given, the values
     where readable); `require_seat_passwords` False lets a committed stack file leave them to each machine.
+    `docker_ssh_opts` is the stack's `docker:sshOpts` (never DOCKER_SSH_OPTS, the user's own): only safe options.
     Raises ConfigError listing every problem.
     """
     r = _Reader(raw)
     host_text = docker_host or LOCAL_DOCKER_HOST
     r.problems.extend(f"docker:host: {p}" for p in docker_host_problems(host_text, tls=docker_tls))
+    r.problems.extend(f"docker:sshOpts: {p}. Fix: {SSH_OPTS_FIX}." for p in ssh_opts_problems(docker_ssh_opts))
     host = normalise_docker_host(host_text, tls=docker_tls)
     warnings: list[str] = []
     for name in raw:
@@ -396,10 +427,26 @@ def parse_config(
     if volumes["notebooksVolume"] == volumes["logsVolume"]:
         r.add("logsVolume", "is the same volume as notebooksVolume", "give the logs their own volume")
     host_path = r.value("notebooksHostPath")
-    sockets = (host[len("unix://"):],) if host.startswith("unix://") else ()
-    for problem in notebooks_host_path_problems(host_path, (*sockets, LOCAL_DOCKER_HOST[len("unix://"):])) if host_path else []:
-        r.add("notebooksHostPath", problem, "bind a directory of its own such as /srv/notebooks or /home/<you>/notebooks, "
+    sockets = (*((host[len("unix://"):],) if host.startswith("unix://") else ()), LOCAL_DOCKER_HOST[len("unix://"):])
+    root = r.value("hostPathRoot") or DEFAULT_HOST_PATH_ROOT
+    root_problems = host_path_root_problems(root, sockets)
+    for problem in root_problems:
+        r.add("hostPathRoot", problem, f"choose a directory that holds only notebooks directories, such as {DEFAULT_HOST_PATH_ROOT} "
+              "or /data/tfbox, or `pulumi config rm tfbox:hostPathRoot` for the default")
+    path_problems = notebooks_host_path_problems(host_path, sockets) if host_path else []
+    for problem in path_problems:
+        r.add("notebooksHostPath", problem, f"bind a directory of its own below the data root, such as {root.rstrip('/')}/notebooks, "
               "or leave it empty for a Docker volume")
+    if host_path and not path_problems and not root_problems and (outside := outside_root_problem(host_path, root)):
+        parent, below = _parent(host_path), f"{root.rstrip('/')}/notebooks"
+        if host_path.rstrip("/") == root.rstrip("/"):
+            fix = f"bind a directory below the root, such as {below}"
+        elif not host_path_root_problems(parent, sockets):
+            fix = (f"bind a directory below {root}; or, to keep {host_path} where it is, set the data root that holds it: "
+                   f"`pulumi config set tfbox:hostPathRoot {parent}` (a directory only for notebooks)")
+        else:
+            fix = f"move the directory below a data root of its own (e.g. `mv {host_path} {below}`) and bind that"
+        r.add("notebooksHostPath", outside, fix)
     logs_dir = r.value("logsDir")
     for problem in logs_dir_problems(logs_dir):
         r.add("logsDir", problem, "use a directory below /tf such as /tf/logs")
@@ -409,7 +456,8 @@ def parse_config(
         r.add("tfLogLevel", f"{tf_log_level} is not a TensorFlow log level", "write 0 (everything), 1, 2 (errors only) or 3 (nothing)")
 
     resources, resource_problems = parse_notebook_resources(
-        r.value("shmSize"), r.value("notebookMemory"), r.value("notebookCpus"), r.value("notebookUlimits"), gpus.requested)
+        r.value("shmSize"), r.value("notebookMemory"), r.value("notebookCpus"), r.value("notebookUlimits"), gpus.requested,
+        r.value("notebookPidsLimit"))
     for p in resource_problems:
         r.add(p.key, p.problem, p.fix)
     cull_idle = 0
@@ -432,7 +480,7 @@ def parse_config(
             image=image, notebook_bind=binds["notebookBind"] if not bind_problem(binds["notebookBind"]) else "127.0.0.1",
             tensorboard_bind=binds["tensorboardBind"] if not bind_problem(binds["tensorboardBind"]) else "127.0.0.1",
             memory=r.value("notebookMemory"), cpus=r.value("notebookCpus"), shm_size=r.value("shmSize"),
-            ulimits=r.value("notebookUlimits"), tensorboard_mode=tb_mode, tensorboard_public=tb_public, tls=bool(tls_cert),
+            ulimits=r.value("notebookUlimits"), pids_limit=r.value("notebookPidsLimit"), tensorboard_mode=tb_mode, tensorboard_public=tb_public, tls=bool(tls_cert),
             allow_plain_http_on_lan=allow_plain,
         ))
         r.problems += seat_problems
@@ -459,8 +507,13 @@ def parse_config(
         protect_volumes=flags["protectVolumes"], name_prefix=prefix, tf_log_level=tf_log_level,
         docker_host=host, notebook_resources=resources, warnings=tuple(warnings), tls_cert=tls_cert,
         allow_plain_http_on_lan=allow_plain, seats=seats, cull_idle_kernels=cull_idle,
-        cull_idle_text=str(r.value("cullIdleKernels")),
+        cull_idle_text=str(r.value("cullIdleKernels")), stack_kind=str(r.value("stackKind")),
     )
+
+
+def _parent(path: str) -> str:
+    """The directory holding `path`: what a stack bound outside the data root sets as its root."""
+    return path.rstrip("/").rsplit("/", 1)[0] or "/"
 
 
 def _check_tls(r: _Reader, stack: str, bind: str, key_state: PasswordState | None, key: str | None) -> str:
@@ -509,6 +562,7 @@ class StackFile:
     docker_tls: bool = False
     tls_key_state: PasswordState = "missing"
     seat_password_states: dict[str, SeatPasswordState] = field(default_factory=dict)
+    ssh_opts: object = None  # docker:sshOpts as the file has it
 
 
 # libyaml's loader where PyYAML has it: every `up` reads the sibling stack files, ten times faster in C
@@ -525,10 +579,13 @@ def read_stack_file(path: Path) -> StackFile:
     state: PasswordState = "missing"
     tls_key_state: PasswordState = "missing"
     seat_states: dict[str, SeatPasswordState] = {}
+    ssh_opts: object = None
     for full, value in config.items():
         ns, _, name = str(full).partition(":")
         if ns == "docker" and name == "host":
             docker_host = str(value)
+        if ns == "docker" and name == "sshOpts":
+            ssh_opts = value
         if ns == "docker" and name in DOCKER_TLS_KEYS and value:
             docker_tls = True
         if ns != NAMESPACE:
@@ -545,7 +602,7 @@ def read_stack_file(path: Path) -> StackFile:
             continue
         raw[name] = value
     stack = path.name[len("Pulumi."):-len(".yaml")]
-    return StackFile(stack, path, raw, docker_host, state, docker_tls, tls_key_state, seat_states)
+    return StackFile(stack, path, raw, docker_host, state, docker_tls, tls_key_state, seat_states, ssh_opts)
 
 
 def stack_files(project_dir: Path) -> list[Path]:
@@ -578,6 +635,19 @@ def cross_stack_problems(this: LabConfig, others: Iterable[LabConfig]) -> list[s
         if this.name_prefix == other.name_prefix:
             problems.append(f"{NAMESPACE}:namePrefix: '{this.name_prefix}' is also used by stack '{other.stack}' on the "
                             "same host. Fix: give each stack its own prefix.")
+            continue  # every volume clashes too: the prefix is the fix
+        their_volumes = other.volumes()
+        for name, key in this.volumes().items():
+            if name in their_volumes:
+                problems.append(f"{key}: the volume {name} on {this.docker_host} is stack '{other.stack}''s ({their_volumes[name]}); "
+                                "mounting it would give this stack that one's files. Fix: give this stack a volume of its own "
+                                "(leave tfbox:notebooksVolume and tfbox:logsVolume empty for <namePrefix>-notebooks and -logs).")
+        my_path, their_path = this.notebooks_host_path.rstrip("/"), other.notebooks_host_path.rstrip("/")
+        if my_path and their_path and (my_path == their_path or my_path.startswith(their_path + "/")
+                                       or their_path.startswith(my_path + "/")):
+            problems.append(f"{NAMESPACE}:notebooksHostPath: {this.notebooks_host_path} on {this.docker_host} overlaps stack "
+                            f"'{other.stack}''s {other.notebooks_host_path}; each would read and write the other's notebooks. "
+                            "Fix: give each stack a directory of its own, side by side below the data root.")
     return problems
 
 
@@ -616,7 +686,8 @@ def check_stack_file(path: Path, project: str = "tfbox") -> LabConfig:
     tls_state = None if sf.tls_key_state == "missing" else sf.tls_key_state
     cfg = parse_config(sf.raw, stack=sf.stack, project=project, password_state=state, docker_host=sf.docker_host,
                        docker_tls=sf.docker_tls, tls_key_state=tls_state, require_salt=False,
-                       seat_password_states=sf.seat_password_states, require_seat_passwords=False)
+                       seat_password_states=sf.seat_password_states, require_seat_passwords=False,
+                       docker_ssh_opts=sf.ssh_opts)
     problems = cross_stack_problems(cfg, load_other_stacks(path.parent, project, sf.stack))
     if problems:
         raise ConfigError(problems)

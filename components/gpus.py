@@ -213,9 +213,16 @@ class GpuSettings:
     envs: tuple[str, ...] = ()
 
 
+# A container without GPUs says so: a daemon whose default runtime is `nvidia` (a common GPU-host setup)
+# would otherwise read the NVIDIA_VISIBLE_DEVICES=all that NVIDIA's CUDA images (TensorFlow's GPU images
+# among them) set in their ENV, and hand the container every GPU. `void` makes NVIDIA's runtime behave
+# like runc: no devices, no driver libraries. Harmless where the runtime is runc.
+NO_GPUS_ENV = "NVIDIA_VISIBLE_DEVICES=void"
+
+
 def container_gpu_settings(spec: GpuSpec, mode: str) -> GpuSettings:
     if not spec.requested:
-        return GpuSettings()
+        return GpuSettings(envs=(NO_GPUS_ENV,))
     if mode == "nvidia-runtime":
         return GpuSettings(
             runtime="nvidia",
@@ -238,5 +245,7 @@ def expected_gpus(settings: GpuSettings) -> int | None:
     for env in settings.envs:
         name, _, value = env.partition("=")
         if name == "NVIDIA_VISIBLE_DEVICES":
+            if value in ("", "void", "none"):
+                return None
             return 0 if value == "all" else len([v for v in value.split(",") if v])
     return None

@@ -43,6 +43,13 @@ MIN_NOTEBOOK_MEMORY = 512 * MIB  # Jupyter plus an imported TensorFlow needs abo
 # NVIDIA's recommended `docker run --ulimit memlock=-1 --ulimit stack=67108864` for its TF containers.
 GPU_ULIMITS_TEXT = "memlock=-1,stack=67108864"
 NO_ULIMITS = "none"
+# At most this many processes and threads in a notebook (`docker run --pids-limit`): a fork bomb in a cell (or a
+# runaway `multiprocessing` pool) stops there instead of exhausting the host's PIDs, which every other seat and
+# the host itself share. TensorFlow starts about two threads per core per process, so a few kernels on a big
+# box stay far below it; `tfbox:notebookPidsLimit` raises it (or 0: no limit).
+DEFAULT_NOTEBOOK_PIDS_LIMIT = 4096
+MIN_NOTEBOOK_PIDS_LIMIT = 64  # Jupyter, a kernel and TensorFlow's first threads
+TENSORBOARD_PIDS_LIMIT = 1024  # a thread per request; it starts no processes
 # The names `docker run --ulimit` knows (Docker's go-units).
 ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
                 "rss", "rtprio", "rttime", "sigpending", "stack")
@@ -66,6 +73,7 @@ class NotebookResources:
     memory_bytes: int | None = None
     nano_cpus: int | None = None
     ulimits: tuple[Ulimit, ...] = ()
+    pids_limit: int | None = DEFAULT_NOTEBOOK_PIDS_LIMIT  # None: no limit
 
 
 @dataclass(frozen=True)
@@ -83,18 +91,21 @@ class ContainerHardening:
     memory_bytes: int | None = None
     nano_cpus: int | None = None
     ulimits: tuple[Ulimit, ...] = field(default=())
+    pids_limit: int | None = None  # applied by components.pids (the docker provider has no input for it)
 
 
 def notebook_hardening(resources: NotebookResources) -> ContainerHardening:
     return ContainerHardening(
         cap_drop=NOTEBOOK_CAP_DROP, init=True, log_opts=LOG_OPTS, shm_bytes=resources.shm_bytes,
         memory_bytes=resources.memory_bytes, nano_cpus=resources.nano_cpus, ulimits=resources.ulimits,
+        pids_limit=resources.pids_limit,
     )
 
 
-def tensorboard_hardening() -> ContainerHardening:
+def tensorboard_hardening(pids_limit: int | None = TENSORBOARD_PIDS_LIMIT) -> ContainerHardening:
     """TensorBoard reads the logs read-only and serves HTTP on an unprivileged port: it needs nothing else."""
-    return ContainerHardening(user=UNPRIVILEGED_USER, read_only=True, tmpfs=TENSORBOARD_TMPFS, cap_drop=(ALL_CAPABILITIES,))
+    return ContainerHardening(user=UNPRIVILEGED_USER, read_only=True, tmpfs=TENSORBOARD_TMPFS, cap_drop=(ALL_CAPABILITIES,),
+                              pids_limit=pids_limit)
 
 
 def gpu_check_hardening() -> ContainerHardening:
@@ -179,7 +190,7 @@ class Problem:
 
 
 def parse_notebook_resources(shm_size: str, memory: str, cpus: str, ulimits: str,
-                             gpus: bool) -> tuple[NotebookResources, list[Problem]]:
+                             gpus: bool, pids_limit: int = DEFAULT_NOTEBOOK_PIDS_LIMIT) -> tuple[NotebookResources, list[Problem]]:
     """The notebook's resources from the `tfbox:` values, and every problem with its key and fix.
 
     `ulimits` empty means NVIDIA's recommended ones on GPU stacks and Docker's defaults otherwise.
@@ -223,7 +234,13 @@ def parse_notebook_resources(shm_size: str, memory: str, cpus: str, ulimits: str
         except ValueError as e:
             problems.append(Problem("notebookUlimits", str(e),
                                     f"write e.g. {GPU_ULIMITS_TEXT}, `none` for Docker's defaults, or leave it empty"))
-    return NotebookResources(shm_bytes=shm, memory_bytes=mem, nano_cpus=nano, ulimits=limits), problems
+    pids: int | None = pids_limit or None
+    if pids_limit < 0 or 0 < pids_limit < MIN_NOTEBOOK_PIDS_LIMIT:
+        problems.append(Problem("notebookPidsLimit", f"{pids_limit} is too few processes for Jupyter and TensorFlow",
+                                f"write {DEFAULT_NOTEBOOK_PIDS_LIMIT} (the default) or at least {MIN_NOTEBOOK_PIDS_LIMIT}, "
+                                "or 0 for no limit"))
+        pids = DEFAULT_NOTEBOOK_PIDS_LIMIT
+    return NotebookResources(shm_bytes=shm, memory_bytes=mem, nano_cpus=nano, ulimits=limits, pids_limit=pids), problems
 
 
 # --- the docker provider's spellings -------------------------------------------------------------

@@ -5,7 +5,10 @@ project, another repository, a stack whose file is not committed here). The GPU 
 check (components.ledger) needs the truth, so it reads it from the host before anything is declared:
 every tfbox notebook's GPUs (`docker inspect`: device requests or NVIDIA_VISIBLE_DEVICES) and, to
 tell an index from the UUID of the same GPU, the listing of a GPU check that saw every GPU.
-The parsing is pure (the ledger's claim_from_inspect); this module only runs the commands.
+The same reading finds the volumes tfbox labelled on the host, so a stack cannot mount another stack's
+notebooks by naming its volume (`tfbox:notebooksVolume: tfbox-gpu-box-notebooks`): Docker would hand
+the existing volume to whoever asks for its name.
+The parsing is pure (the ledger's claim_from_inspect, volume_owner_problems); this module only runs the commands.
 """
 
 from __future__ import annotations
@@ -85,6 +88,54 @@ def read_live_ledger(docker_host: str, ssh_opts: Sequence[str], project: str, st
             claims.append(claim)
     listing = _listing(docker_host, ssh_opts, checks, runner) if claims and checks else None
     return LiveLedger(claims=claims, listing=listing)
+
+
+# every volume tfbox labelled, inspected in one round trip
+_VOLUMES = ("ids=$(docker volume ls -q --filter label=tfbox.stack); "
+            "[ -z \"$ids\" ] && echo '[]' || docker volume inspect $ids")
+
+
+@dataclass
+class HostVolumes:
+    """The tfbox-labelled volumes on the host: name -> labels."""
+
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    problem: str | None = None  # why the host could not be read
+
+
+def read_volumes(docker_host: str, ssh_opts: Sequence[str], runner: Runner | None = None) -> HostVolumes:
+    """Every volume on the host with a tfbox.stack label, and its labels."""
+    runner = runner or run
+    argv, env = docker_argv(docker_host, ssh_opts, _VOLUMES)
+    code, out, err = runner(argv, env)
+    if code != 0:
+        return HostVolumes(problem=(err.strip().splitlines() or [f"exit status {code}"])[-1])
+    try:
+        infos: list[dict[str, Any]] = json.loads(out or "[]")
+    except ValueError:
+        return HostVolumes(problem="`docker volume inspect` printed something that is not JSON")
+    return HostVolumes(labels={str(v.get("Name", "")): dict(v.get("Labels") or {}) for v in infos if isinstance(v, dict)})
+
+
+def volume_owner_problems(wanted: Mapping[str, str], host_labels: Mapping[str, Mapping[str, str]], project: str,
+                          stack: str, docker_host: str) -> list[str]:
+    """A volume this stack would mount (name -> the config key that names it) that the host already has,
+    labelled for another stack or project: Docker would hand that stack's notebooks to this one."""
+    problems = []
+    for name, key in wanted.items():
+        labels = host_labels.get(name)
+        if labels is None:
+            continue
+        owner_project, owner_stack = labels.get("tfbox.project", ""), labels.get("tfbox.stack", "")
+        if owner_stack == stack and owner_project == project:
+            continue
+        seat = f", seat '{labels['tfbox.seat']}'" if labels.get("tfbox.seat") else ""
+        owner = f"stack '{owner_stack}'{seat}" + (f" of project '{owner_project}'" if owner_project != project else "")
+        problems.append(f"{key}: the volume {name} on {docker_host} belongs to {owner} (its tfbox.stack label); mounting it "
+                        "would give this stack that one's files. Fix: give this stack volumes of its own (another "
+                        "tfbox:notebooksVolume / tfbox:logsVolume, empty for <namePrefix>-notebooks, or another tfbox:namePrefix); "
+                        f"if that stack is gone and its data may go: `docker volume rm {name}`")
+    return problems
 
 
 def _saw_every_gpu(info: Mapping[str, Any]) -> bool:

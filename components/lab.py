@@ -8,14 +8,16 @@ from dataclasses import dataclass
 import pulumi
 
 from components import commands
+from components.binds import is_loopback
 from components.config import LabConfig
 from components.gpu_check import GpuCheck, GpuCheckArgs
 from components.gpus import GpuSpec, container_gpu_settings, parse_nvidia_smi_list
-from components.hardening import notebook_hardening
+from components.hardening import TENSORBOARD_PIDS_LIMIT, notebook_hardening
 from components.image import Image, ImageArgs
 from components.ledger import ledger_problems, ledger_table
 from components.network import Network, NetworkArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding, hashed_jupyter_config
+from components.pids import HostAccess
 from components.ready import Ready, ReadyArgs
 from components.seat import Seat, SeatArgs
 from components.storage import Storage, StorageArgs
@@ -30,6 +32,7 @@ class LabArgs:
     password: pulumi.Input[str]  # a secret Output from `pulumi config set --secret`
     tls_key: pulumi.Input[str] | None = None  # secret; set when config.tls
     seat_passwords: pulumi.Input[dict[str, str]] | None = None  # secret map tfbox:passwords, on a stack with seats
+    host: HostAccess | None = None  # the docker CLI's way to the daemon, for the pids limits (components.pids)
 
 
 def _entry(seat: str) -> Callable[[dict[str, str]], str]:
@@ -97,11 +100,12 @@ class Lab(pulumi.ComponentResource):
             notebook_labels["tfbox.plain-http-on-lan"] = "true"  # the opt-in, where the policy pack can see it
         notebook = Notebook("notebook", NotebookArgs(
             container_name=cfg.container_name("notebook"), image_id=image.image_id,
-            jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, tls=cfg.tls, cull_idle=cfg.cull_idle_kernels),
+            jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, tls=cfg.tls, cull_idle=cfg.cull_idle_kernels,
+                                                 remote_access=not is_loopback(cfg.notebook_bind)),
             gpu=gpu, ports=ports, notebooks_type=storage.notebooks_type, notebooks_source=storage.notebooks_source,
             logs_source=storage.logs_source, logs_dir=cfg.logs_dir, tensorboard_inside=tb_inside,
             labels=notebook_labels, gate=gate, network=network.name, hardening=notebook_hardening(cfg.notebook_resources),
-            tls_cert=cfg.tls_cert, tls_key=args.tls_key,
+            tls_cert=cfg.tls_cert, tls_key=args.tls_key, host=args.host,
             # TensorFlow's import-time C++ info/warnings read as errors in a cell; tfbox:tfLogLevel sets how many show
             envs=[f"TF_CPP_MIN_LOG_LEVEL={cfg.tf_log_level}"],
         ), child)
@@ -113,7 +117,8 @@ class Lab(pulumi.ComponentResource):
                 container_name=cfg.container_name("tensorboard"), image_id=image.image_id, port=tb_port,
                 logs_source=storage.logs_source, logs_dir=cfg.logs_dir,
                 labels={**cfg.labels("tensorboard"), "tfbox.tensorboard-public": str(cfg.tensorboard_public).lower()},
-                network=network.name,
+                network=network.name, host=args.host,
+                pids_limit=TENSORBOARD_PIDS_LIMIT if cfg.notebook_resources.pids_limit else None,
             ), child)
 
         # `up` returns when both answer (components.ready), re-checked whenever either container is new
@@ -182,7 +187,7 @@ class Lab(pulumi.ComponentResource):
             self.seats[seat.name] = Seat(seat.name, SeatArgs(
                 config=cfg, seat=seat, image_id=images[str(seat.image)].image_id,
                 password=passwords.apply(_entry(seat.name)), tls_key=args.tls_key,
-                gate=gate if seat.gpus.requested else None,
+                gate=gate if seat.gpus.requested else None, host=args.host,
             ), child)
         self.notebook_url = pulumi.Output.from_input(" ".join(f"{n}={s.notebook_url_text}" for n, s in self.seats.items()))
         self.tensorboard_url = (

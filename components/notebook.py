@@ -24,13 +24,15 @@ from components.gpus import GpuSettings, expected_gpus
 from components.hardening import LOG_DRIVER, ContainerHardening, provider_cpus, provider_mib
 from components.labels import docker_labels
 from components.password import hash_password
+from components.pids import HostAccess, PidsLimit, PidsLimitArgs
 
 CAPTURE_SOURCE = (Path(__file__).parent / "capture.py").read_text()
 # The lab's long-running containers restart with the daemon even after it was killed (see below).
 RESTART_POLICY = "always"
 
 
-def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = False, cull_idle: int = 0) -> pulumi.Output[str]:
+def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = False, cull_idle: int = 0,
+                          remote_access: bool = False) -> pulumi.Output[str]:
     """The Jupyter config file content, secret because it carries the password's argon2id hash.
 
     The hash (about 0.1 s of CPU; argon2 releases the GIL) runs in a worker thread, so the program
@@ -38,7 +40,8 @@ def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = Fa
     """
     def render(p: str) -> Awaitable[str]:
         return asyncio.get_running_loop().run_in_executor(
-            None, lambda: commands.jupyter_config(hash_password(p, salt), tls=tls, cull_idle_seconds=cull_idle))
+            None, lambda: commands.jupyter_config(hash_password(p, salt), tls=tls, cull_idle_seconds=cull_idle,
+                                            remote_access=remote_access))
     return pulumi.Output.secret(password).apply(render)
 
 
@@ -69,6 +72,7 @@ class NotebookArgs:
     tls_key: pulumi.Input[str] | None = None  # secret: the certificate's private key
     network: pulumi.Input[str] | None = None  # the stack's own network (components.network); None: Docker's default bridge
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    host: HostAccess | None = None  # where `docker update --pids-limit` runs (components.pids); None: no pids limit
 
 
 def container_ports(ports: list[PortBinding]) -> list[docker.ContainerPortArgs]:
@@ -171,4 +175,7 @@ class Notebook(pulumi.ComponentResource):
             ),
         )
         self.container_id = self.container.id
+        if args.host is not None and args.hardening.pids_limit:
+            PidsLimit(f"{name}-pids", PidsLimitArgs(args.host, self.container.id, args.container_name, args.hardening.pids_limit),
+                      pulumi.ResourceOptions(parent=self))
         self.register_outputs({"containerId": self.container_id, "name": self.container.name})

@@ -17,6 +17,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import commands
+from components.gpus import NO_GPUS_ENV
 from components.hardening import tensorboard_hardening
 from components.labels import docker_labels
 from components.notebook import hardening_args
@@ -75,7 +76,7 @@ class Ready(pulumi.ComponentResource):
             command=commands.ready_command(checks),
             network_mode=pulumi.Output.concat("container:", args.notebook_id),
             # a new TensorBoard container (new id) must be waited for too: the id is an input
-            envs=pulumi.Output.all(*waits_for).apply(lambda ids: [f"TFBOX_WAITS_FOR={','.join(ids)}"]),
+            envs=pulumi.Output.all(*waits_for).apply(lambda ids: [f"TFBOX_WAITS_FOR={','.join(ids)}", NO_GPUS_ENV]),
             must_run=False,  # it exits by design; refresh must not delete it for that
             attach=True,
             logs=True,

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 import pulumi
 
 from components import commands
+from components.binds import is_loopback
 from components.config import LabConfig
 from components.gpus import container_gpu_settings
-from components.hardening import notebook_hardening
+from components.hardening import TENSORBOARD_PIDS_LIMIT, notebook_hardening
 from components.ledger import SHARE_LABEL
 from components.network import Network, NetworkArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding, hashed_jupyter_config
+from components.pids import HostAccess
 from components.ready import Ready, ReadyArgs
 from components.seats import SeatConfig
 from components.storage import Storage, StorageArgs
@@ -41,6 +43,7 @@ class SeatArgs:
     password: pulumi.Input[str]  # secret: this seat's entry of tfbox:passwords
     tls_key: pulumi.Input[str] | None = None
     gate: pulumi.Input[str] | None = None  # the stack's GPU check (and ledger) verdict: no notebook before it passes
+    host: HostAccess | None = None  # the docker CLI's way to the daemon, for the pids limits (components.pids)
 
 
 def seat_envs(cfg: LabConfig, seat: SeatConfig) -> list[str]:
@@ -86,7 +89,8 @@ class Seat(pulumi.ComponentResource):
         if cfg.allow_plain_http_on_lan and not cfg.tls:
             notebook_labels["tfbox.plain-http-on-lan"] = "true"
         salt, tls, cull_idle = cfg.password_salt, cfg.tls, cfg.cull_idle_for(seat.gpus.requested)
-        jupyter_config = hashed_jupyter_config(args.password, salt, tls=tls, cull_idle=cull_idle)
+        jupyter_config = hashed_jupyter_config(args.password, salt, tls=tls, cull_idle=cull_idle,
+                                               remote_access=not is_loopback(seat.notebook_bind))
         notebook = Notebook(f"{n}-notebook", NotebookArgs(
             container_name=named("notebook"), image_id=args.image_id, jupyter_config=jupyter_config,
             gpu=container_gpu_settings(seat.gpus, cfg.gpu_mode), ports=ports,
@@ -94,7 +98,7 @@ class Seat(pulumi.ComponentResource):
             logs_source=storage.logs_source, logs_dir=cfg.logs_dir, tensorboard_inside=tb_inside,
             labels=notebook_labels, gate=args.gate, network=network.name,
             hardening=notebook_hardening(seat.resources), tls_cert=cfg.tls_cert, tls_key=args.tls_key,
-            envs=seat_envs(cfg, seat),
+            envs=seat_envs(cfg, seat), host=args.host,
         ), child)
 
         tensorboard: TensorBoard | None = None
@@ -103,7 +107,8 @@ class Seat(pulumi.ComponentResource):
                 container_name=named("tensorboard"), image_id=args.image_id, port=tb_port,
                 logs_source=storage.logs_source, logs_dir=cfg.logs_dir,
                 labels={**labels("tensorboard"), "tfbox.tensorboard-public": str(cfg.tensorboard_public).lower()},
-                network=network.name,
+                network=network.name, host=args.host,
+                pids_limit=TENSORBOARD_PIDS_LIMIT if seat.resources.pids_limit else None,
             ), child)
         tb_container = tensorboard.container if tensorboard is not None else None
         Ready(f"{n}-ready", ReadyArgs(

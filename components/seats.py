@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from components.binds import bind_problem, binds_overlap, is_loopback, normalise_bind
 from components.gpus import NO_GPUS, GpuSpec, GpuSpecError, parse_gpus
-from components.hardening import NotebookResources, parse_notebook_resources
+from components.hardening import DEFAULT_NOTEBOOK_PIDS_LIMIT, NotebookResources, parse_notebook_resources
 from components.image_ref import ImageRef, ImageRefError, parse_image_ref
 from components.ledger import Claim
 from components.password import password_problem
@@ -42,6 +42,7 @@ class SeatDefaults:
     cpus: str = ""
     shm_size: str = "1g"
     ulimits: str = ""
+    pids_limit: int = DEFAULT_NOTEBOOK_PIDS_LIMIT
     tensorboard_mode: str = "sidecar"
     tensorboard_public: bool = False
     tls: bool = False
@@ -218,7 +219,8 @@ def parse_seats(value: object, defaults: SeatDefaults) -> tuple[tuple[SeatConfig
 
         memory = str(item.get("memory") or defaults.memory).strip()
         cpus = str(item.get("cpus") or defaults.cpus).strip()
-        resources, resource_problems = parse_notebook_resources(defaults.shm_size, memory, cpus, defaults.ulimits, gpus.requested)
+        resources, resource_problems = parse_notebook_resources(defaults.shm_size, memory, cpus, defaults.ulimits, gpus.requested,
+                                                                defaults.pids_limit)
         for p in resource_problems:
             if p.key == "notebookMemory" and item.get("memory"):
                 add("memory", p.problem, p.fix)

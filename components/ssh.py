@@ -13,6 +13,7 @@ runs the command.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -69,6 +70,71 @@ def ssh_opts_from(configured: object) -> list[str]:
     if isinstance(configured, str) and configured:
         return shlex.split(configured)
     return os.environ.get("DOCKER_SSH_OPTS", "").split()
+
+
+# `docker:sshOpts` sits in a committed stack file, and ssh runs wherever `pulumi` does (a laptop, the CI
+# runner holding every machine's key). ssh options that run a local command (ProxyCommand, LocalCommand,
+# KnownHostsCommand, `Match exec`, PKCS11Provider, a whole `-F` config) would run a stranger's command
+# there, so only these options, each a plain value, are taken from a stack file.
+SAFE_SSH_OPTIONS = (
+    "AddressFamily", "BatchMode", "Compression", "ConnectionAttempts", "ConnectTimeout", "GlobalKnownHostsFile",
+    "HostKeyAlgorithms", "HostKeyAlias", "IdentitiesOnly", "IdentityFile", "LogLevel", "Port", "ServerAliveCountMax",
+    "ServerAliveInterval", "StrictHostKeyChecking", "TCPKeepAlive", "User", "UserKnownHostsFile",
+)
+_SAFE_OPTIONS = {o.lower(): o for o in SAFE_SSH_OPTIONS}
+_VALUE_FLAGS = {"-i": "IdentityFile", "-p": "Port", "-l": "User"}  # ssh's short forms of three of them
+_BARE_FLAGS = ("-4", "-6", "-C", "-q")
+_OTHER_VALUE_FLAGS = ("-B", "-b", "-c", "-D", "-E", "-e", "-F", "-I", "-J", "-L", "-m", "-O", "-P", "-Q", "-R", "-S", "-W", "-w")
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9._/+@:~%,-]+$")
+SSH_OPTS_FIX = ("keep only -i KEY, -p PORT, -l USER, -4/-6/-C/-q and -o NAME=VALUE with NAME one of "
+                f"{', '.join(SAFE_SSH_OPTIONS)}; put anything else (ProxyJump, ProxyCommand, Match) in your own "
+                "~/.ssh/config, which a stack file cannot change")
+
+
+def ssh_opts_problems(opts: object) -> list[str]:
+    """Why `docker:sshOpts` from a stack file is refused (empty: fine): anything but a list of safe ssh options."""
+    if opts is None or opts == [] or opts == "":
+        return []
+    if isinstance(opts, str):
+        try:
+            opts = shlex.split(opts)
+        except ValueError:
+            return ["is not a list of ssh arguments such as [\"-i\", \"/path/key\"]"]
+    if not isinstance(opts, list) or not all(isinstance(o, str) for o in opts):
+        return ["is not a list of ssh arguments such as [\"-i\", \"/path/key\"]"]
+    problems: list[str] = []
+    i = 0
+    while i < len(opts):
+        arg = opts[i]
+        flag, attached = arg[:2], arg[2:]
+        if arg in _BARE_FLAGS:
+            i += 1
+            continue
+        if flag in _VALUE_FLAGS or flag == "-o":
+            value = attached if attached else (opts[i + 1] if i + 1 < len(opts) else None)
+            i += 1 if attached else 2
+            if value is None:
+                problems.append(f"{arg} has no value")
+                continue
+            name = _VALUE_FLAGS.get(flag)
+            if name is None:
+                key, sep, val = value.partition("=")
+                if not sep:
+                    key, _, val = value.strip().partition(" ")
+                name, value = _SAFE_OPTIONS.get(key.strip().lower(), ""), val.strip()
+                if not name:
+                    problems.append(f"the ssh option {key.strip()!r} is not one tfbox takes from a stack file "
+                                    "(ProxyCommand, LocalCommand, KnownHostsCommand and the like run commands on this machine)")
+                    continue
+            if not _SAFE_VALUE.match(value):
+                problems.append(f"{name} {value!r} has characters other than letters, digits and . _ / + @ : ~ % , -")
+            elif name == "StrictHostKeyChecking" and value.lower() not in ("yes", "accept-new"):
+                problems.append(f"StrictHostKeyChecking {value} would accept any host key")
+            continue
+        problems.append(f"{arg!r} is not an ssh argument tfbox takes from a stack file (-F, -J, -o ProxyCommand and the "
+                        "like run commands or read a config on this machine)")
+        i += 2 if flag in _OTHER_VALUE_FLAGS and not attached else 1
+    return problems
 
 
 def ssh_argv(target: SshTarget, ssh_opts: list[str]) -> list[str]:

@@ -13,9 +13,11 @@ import pulumi
 import pulumi_docker as docker
 
 from components import commands
-from components.hardening import tensorboard_hardening
+from components.gpus import NO_GPUS_ENV
+from components.hardening import TENSORBOARD_PIDS_LIMIT, tensorboard_hardening
 from components.labels import docker_labels
 from components.notebook import RESTART_POLICY, PortBinding, container_ports, hardening_args
+from components.pids import HostAccess, PidsLimit, PidsLimitArgs
 
 
 @dataclass
@@ -27,6 +29,8 @@ class TensorBoardArgs:
     logs_dir: str
     labels: dict[str, str]
     network: pulumi.Input[str] | None = None  # the stack's own network (components.network)
+    host: HostAccess | None = None  # where `docker update --pids-limit` runs (components.pids)
+    pids_limit: int | None = TENSORBOARD_PIDS_LIMIT  # None: no limit (tfbox:notebookPidsLimit 0 turns off every limit)
 
 
 class TensorBoard(pulumi.ComponentResource):
@@ -39,6 +43,7 @@ class TensorBoard(pulumi.ComponentResource):
             name=args.container_name,
             image=args.image_id,
             command=commands.tensorboard_command(args.logs_dir),
+            envs=[NO_GPUS_ENV],  # TensorBoard needs no GPU, even on a daemon whose default runtime is nvidia
             network_mode=args.network,  # the stack's network only, so other stacks' containers cannot reach it
             ports=container_ports([args.port]),
             mounts=[docker.ContainerMountArgs(target=args.logs_dir, type="volume", source=args.logs_source, read_only=True)],
@@ -51,7 +56,11 @@ class TensorBoard(pulumi.ComponentResource):
             must_run=True,
             destroy_grace_seconds=10,
             labels=docker_labels(args.labels, docker.ContainerLabelArgs),
-            **hardening_args(tensorboard_hardening()),
+            **hardening_args(tensorboard_hardening(args.pids_limit)),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
+        hardening = tensorboard_hardening(args.pids_limit)
+        if args.host is not None and hardening.pids_limit:
+            PidsLimit(f"{name}-pids", PidsLimitArgs(args.host, self.container.id, args.container_name, hardening.pids_limit),
+                      pulumi.ResourceOptions(parent=self))
         self.register_outputs({"containerId": self.container.id, "name": self.container.name})

@@ -33,7 +33,7 @@ from typing import Any
 
 from components.config import read_stack_file
 from components.docker_host import LOCAL_DOCKER_HOST, normalise_docker_host
-from components.ssh import parse_ssh_host, remote_docker, ssh_argv, ssh_opts_from
+from components.ssh import SSH_OPTS_FIX, parse_ssh_host, remote_docker, ssh_argv, ssh_opts_from, ssh_opts_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_RUNNING = ("notebook", "tensorboard")  # the roles that must run; the others are one-shots
@@ -401,6 +401,7 @@ class StackRef:
     host: Host
     expected_roles: tuple[str, ...]
     ports: tuple[int, ...]
+    refused: str = ""  # why the stack file's docker:sshOpts are not run here (components.ssh.ssh_opts_problems)
 
 
 def stack_refs(root: Path, only: str | None = None) -> list[StackRef]:
@@ -425,7 +426,9 @@ def stack_refs(root: Path, only: str | None = None) -> list[StackRef]:
         if seats:  # a stack with seats publishes the seats' ports (components/seats.py), not the stack's
             ports = tuple(int(seat[k]) for seat in seats if isinstance(seat, dict)
                           for k in ("notebookPort", "tensorboardPort") if str(seat.get(k, "")).isdigit())
-        refs.append(StackRef(sf.stack, Host(host, ssh_opts_from(config.get("docker:sshOpts"))), roles, ports))
+        unsafe = ssh_opts_problems(config.get("docker:sshOpts"))
+        refused = f"stack {sf.stack}: docker:sshOpts: {'; '.join(unsafe)}; not examined. Fix: {SSH_OPTS_FIX}" if unsafe else ""
+        refs.append(StackRef(sf.stack, Host(host, ssh_opts_from(config.get("docker:sshOpts"))), roles, ports, refused))
     return refs
 
 
@@ -497,11 +500,12 @@ def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_comma
 
 def doctor(root: Path, only: str | None = None, run: Runner = run_command) -> tuple[list[Finding], list[str]]:
     refs = stack_refs(root, only)
+    errors: list[str] = [r.refused for r in refs if r.refused]  # a committed file's ssh options never run here
     by_host: dict[str, list[StackRef]] = {}
     for r in refs:
-        by_host.setdefault(r.host.docker_host, []).append(r)
+        if not r.refused:
+            by_host.setdefault(r.host.docker_host, []).append(r)
     findings: list[Finding] = []
-    errors: list[str] = []
     for stacks in by_host.values():
         rep = examine_host(stacks[0].host, stacks, run, every_port=only is None)
         findings += rep.findings

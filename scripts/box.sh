@@ -43,6 +43,10 @@ NAME=$2
 PUBKEY=${3:-}
 [[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,27}$ ]] || die "NAME must be 1-28 chars of [A-Za-z0-9_.-]: '$NAME'"
 
+# the base must be ours alone (scripts/run-base.sh); 0711 so the box's users reach its socket below it
+. "$HERE/run-base.sh"
+ensure_run_base "$RUN_BASE" 0711 || die "refusing to use TFBOX_RUN=$RUN_BASE"
+chmod o+x,g+x "$RUN_BASE"  # a base dockerd.sh made (0700): the box's users must traverse it
 DNAME=box-$NAME
 D=$RUN_BASE/$DNAME
 B=$D/box
@@ -50,7 +54,7 @@ H=$(printf '%s' "$D" | sha256sum | cut -c1-10)
 NS=tfbx-$H
 VH=tb${H}h  # host end of the veth (15 chars at most)
 VB=tb${H}b  # box end, renamed eth0 inside
-dockerd_sh() { TFBOX_NETNS=$NS TFBOX_DOCKERD_GROUP=$GROUP "$HERE/dockerd.sh" "$@"; }
+dockerd_sh() { TFBOX_NETNS=$NS TFBOX_DOCKERD_GROUP=$GROUP TFBOX_RUN_MODE=0711 "$HERE/dockerd.sh" "$@"; }
 
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 stop_pidfile() {

@@ -23,6 +23,9 @@
 #     iptables ON (Docker's inter-network isolation needs them; they change only that namespace's
 #     tables). scripts/box.sh uses it for the SSH "boxes".
 #   TFBOX_DOCKERD_GROUP: the group that owns the daemon's socket (who may use it; default docker).
+#   TFBOX_DOCKERD_DEFAULT_RUNTIME: `nvidia` makes the stand-in runtime the daemon's default (a GPU host set up
+#     with `nvidia-ctk runtime configure --set-as-default`): every container's NVIDIA_VISIBLE_DEVICES counts.
+#   TFBOX_RUN_MODE: the mode a new run base gets (default 0700; scripts/run-base.sh refuses an unsafe one).
 #   TFBOX_NVIDIA_DRIVER, TFBOX_NVIDIA_CUDA: the driver version and the CUDA version (MAJOR.MINOR) the
 #     stand-in nvidia-smi reports and the stand-in hook checks images against (default 580.159.04 and
 #     13.0, the real capture's); taken at each start.
@@ -43,6 +46,10 @@ usage() { awk '/^# Usage:/ { on = 1 } /^set -euo/ { on = 0 } on' "${BASH_SOURCE[
 CMD=$1
 NAME=$2
 [[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$ ]] || die "NAME must be 1-32 chars of [A-Za-z0-9_.-]: '$NAME'"
+
+# the base must be ours alone: it holds the daemons' sockets, pid files and configs (scripts/run-base.sh)
+. "$HERE/run-base.sh"
+[ "$CMD" = env ] || ensure_run_base "$RUN_BASE" "${TFBOX_RUN_MODE:-0700}" || die "refusing to use TFBOX_RUN=$RUN_BASE"
 
 D=$RUN_BASE/$NAME
 SOCK=$D/docker.sock
@@ -137,9 +144,17 @@ install_standins() {
 }
 
 write_config() {
-  local n=$1
+  local n=$1 default_runtime=
+  # TFBOX_DOCKERD_DEFAULT_RUNTIME=nvidia: every container runs under the stand-in nvidia runtime unless it names
+  # another, as on GPU hosts set up with `nvidia-ctk runtime configure --set-as-default`
+  case ${TFBOX_DOCKERD_DEFAULT_RUNTIME:-} in
+    '') ;;
+    nvidia|runc) default_runtime="\"default-runtime\": \"$TFBOX_DOCKERD_DEFAULT_RUNTIME\"," ;;
+    *) die "TFBOX_DOCKERD_DEFAULT_RUNTIME must be nvidia or runc: '$TFBOX_DOCKERD_DEFAULT_RUNTIME'" ;;
+  esac
   cat > "$D/daemon.json" <<EOF
 {
+  $default_runtime
   "runtimes": {
     "nvidia": { "path": "$D/bin/nvidia-container-runtime" }
   },

@@ -28,6 +28,9 @@ CMD=$1
 PORT=${2:-${TFBOX_REGISTRY_PORT:-5000}}
 [[ $PORT =~ ^[0-9]+$ ]] && [ "$PORT" -ge 1 ] && [ "$PORT" -le 65535 ] || die "bad port: $PORT"
 ADDR=127.0.0.1:$PORT
+# the base must be ours alone: it holds the registry's pid file and config (scripts/run-base.sh)
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/run-base.sh"
+ensure_run_base "$RUN_BASE" || die "refusing to use TFBOX_RUN=$RUN_BASE"
 D=$RUN_BASE/registry-$PORT
 PIDFILE=$D/registry.pid
 LOG=$D/registry.log

@@ -8,7 +8,7 @@ What a test gets (`start_boxes`): per box its `ssh://tfbox@<ip>:22` host string,
 unix socket (to check the box from the side, not through SSH), and one `SshClient` for all boxes:
 a key of the test's own, a `known_hosts` the test wrote from the boxes' host keys, and an
 ssh_config that uses them with strict host key checking. Stacks pass `client.ssh_opts`
-(`["-F", <ssh_config>]`) as `docker:sshOpts`: what ~/.ssh/config does for a user.
+(`-i <key>` and `-o` options for its known_hosts) as `docker:sshOpts`: what ~/.ssh/config does for a user.
 
     boxes, client = start_boxes(["fleet-a", "fleet-b"], tmp_dir)
     stack config: {"docker:host": boxes[0].ssh_host, "docker:sshOpts": client.ssh_opts, ...}
@@ -64,8 +64,11 @@ class SshClient:
 
     @property
     def ssh_opts(self) -> list[str]:
-        """For `docker:sshOpts`: the provider appends them to its `ssh` command."""
-        return ["-F", str(self.config)]
+        """For `docker:sshOpts`: the provider appends them to its `ssh` command. The ssh_config's settings as
+        -o options: tfbox takes only safe options from a stack file, never `-F` (a config may run commands)."""
+        return ["-i", str(self.identity), "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={self.known_hosts}",
+                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+                "-o", "ConnectTimeout=10"]
 
     def variant(self, name: str, known_hosts: str | None = None, identity: Path | None = None) -> SshClient:
         """Another client (its own ssh_config) with other known_hosts content or another key: the failure tests."""

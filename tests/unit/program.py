@@ -41,6 +41,8 @@ class Recorder(pulumi.runtime.Mocks):
         self.host_commands: list[list[str]] = []  # what the program ran to read the host (components.host_state)
         self.host_result: tuple[int, str, str] = (0, "[]", "")  # `docker inspect` of the host's tfbox containers
         self.host_logs = ""  # `docker logs` of a GPU check found there
+        self.host_volumes: tuple[int, str, str] = (0, "[]", "")  # `docker volume inspect` of the host's tfbox volumes
+        self.pids_result: tuple[int, str, str] = (0, "", "")  # `docker update --pids-limit` (components.pids)
 
     def transformation(self, args: pulumi.ResourceTransformationArgs) -> None:
         """Records each resource's options as the program gave them (mocks do not see options)."""
@@ -135,6 +137,10 @@ def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[s
 
     def fake_host(argv: list[str], env: Mapping[str, str]) -> tuple[int, str, str]:
         recorder.host_commands.append(argv)
+        if "docker volume" in argv[-1]:
+            return recorder.host_volumes
+        if "docker update --pids-limit" in argv[-1]:
+            return recorder.pids_result
         return (0, recorder.host_logs, "") if "docker logs" in argv[-1] else recorder.host_result
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
@@ -142,13 +148,9 @@ def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[s
         pulumi.runtime.register_stack_transformation(recorder.transformation)
         cwd = os.getcwd()
         os.chdir(ROOT)
-        real_probe, real_host_run = ssh.run_probe, host_state.run
-        ssh.run_probe = fake_probe  # no ssh from unit tests: the probe's answer is the recorder's
-        host_state.run = fake_host  # nor docker: the host's containers are the recorder's
         try:
             runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
         finally:
-            ssh.run_probe, host_state.run = real_probe, real_host_run
             os.chdir(cwd)
         stack_resource = pulumi.runtime.settings.get_root_resource()
         exported = stack_resource.outputs if stack_resource is not None else {}  # type: ignore[attr-defined]
@@ -159,7 +161,13 @@ def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[s
             lambda resolved: outputs.update(resolved)
         )
 
-    _run()
+    real_probe, real_host_run = ssh.run_probe, host_state.run
+    ssh.run_probe = fake_probe  # no ssh from unit tests: the probe's answer is the recorder's
+    host_state.run = fake_host  # nor docker: the host's containers are the recorder's (also in applies, e.g. components.pids)
+    try:
+        _run()
+    finally:
+        ssh.run_probe, host_state.run = real_probe, real_host_run
     recorder.output_secret = {k: _resolve(v) for k, v in secrets.items()}
     return recorder, outputs
 

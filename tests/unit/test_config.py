@@ -233,3 +233,17 @@ def test_committed_checker_defers_per_machine_secrets(tmp_path):
                                                "tfbox:notebookPort": 9000, "tfbox:tensorboardPort": 9001})
     assert check_stack_file(with_cert).tls
     assert read_stack_file(with_cert).tls_key_state == "missing"
+
+
+def test_a_stack_file_with_a_proxy_command_in_ssh_opts_is_refused_with_the_key_and_the_fix(tmp_path):
+    """A committed `docker:sshOpts` is run by ssh wherever pulumi runs (a laptop, the CI runner): no local commands."""
+    from components.config import check_stack_file
+
+    path = tmp_path / "Pulumi.box.yaml"
+    path.write_text("config:\n  docker:host: ssh://tfbox@box\n  docker:sshOpts:\n    - -o\n    - ProxyCommand=sh -c 'id>/tmp/p'\n")
+    with pytest.raises(ConfigError) as info:
+        check_stack_file(path)
+    (problem,) = info.value.problems
+    assert problem.startswith("docker:sshOpts:") and "ProxyCommand" in problem and "Fix:" in problem and "~/.ssh/config" in problem
+    path.write_text("config:\n  docker:host: ssh://tfbox@box\n  docker:sshOpts: [-i, /home/me/.ssh/lab, -o, IdentitiesOnly=yes]\n")
+    assert check_stack_file(path).docker_host == "ssh://tfbox@box"

@@ -244,3 +244,20 @@ def test_a_seats_stack_owns_its_seats_ports(tmp_path: Path) -> None:
     [ref] = d.stack_refs(tmp_path)
     assert ref.ports == (8890, 6010, 8891, 6011)
     assert ref.host.docker_host == "ssh://me@box" and ref.host.ssh_opts == ["-F", "/cfg"]
+
+
+def test_doctor_never_runs_a_stack_files_unsafe_ssh_opts(tmp_path: Path) -> None:
+    """`make doctor` runs ssh with each stack file's docker:sshOpts: a ProxyCommand there is refused, not run."""
+    (tmp_path / "Pulumi.yaml").write_text("name: tfbox\n")
+    (tmp_path / "Pulumi.box.yaml").write_text(
+        "config:\n  docker:host: ssh://me@box\n  docker:sshOpts: ['-o', 'ProxyCommand=touch /tmp/pwned']\n")
+    calls: list[list[str]] = []
+
+    def run(argv: list[str], env: Any) -> tuple[int, str, str]:
+        calls.append(argv)
+        return 0, "", ""
+
+    findings, errors = d.doctor(tmp_path, run=run)
+    assert calls == [] and findings == []
+    (error,) = errors
+    assert error.startswith("stack box: docker:sshOpts:") and "ProxyCommand" in error and "Fix:" in error

@@ -117,3 +117,12 @@ def test_how_many_gpus_the_health_check_expects(value, mode, expected):
     from components.gpus import expected_gpus
 
     assert expected_gpus(container_gpu_settings(parse_gpus(value), mode)) == expected
+
+
+def test_no_gpus_is_void_for_both_modes_and_expects_no_gpu():
+    from components.gpus import expected_gpus
+
+    for mode in ("device-requests", "nvidia-runtime"):
+        settings = container_gpu_settings(GpuSpec("none"), mode)
+        assert settings.envs == ("NVIDIA_VISIBLE_DEVICES=void",) and settings.runtime is None and settings.device_request is None
+        assert expected_gpus(settings) is None, "the health probe must not wait for GPUs a void container never has"

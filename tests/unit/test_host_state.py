@@ -112,7 +112,64 @@ def test_shared_on_both_sides_and_other_gpus_pass() -> None:
     assert any(r.type == "docker:index/container:Container" for r in rec.resources)
 
 
-def test_cpu_stacks_do_not_read_the_host() -> None:
+def test_cpu_stacks_do_not_read_the_gpu_ledger_only_the_volumes() -> None:
     rec = Recorder()
     run_program(config_for("dev"), stack="dev", recorder=rec)
-    assert rec.host_commands == []
+    assert not any("docker ps" in c[-1] for c in rec.host_commands), "no GPU ledger"
+    assert any("docker volume" in c[-1] for c in rec.host_commands)
+
+
+# --- issue 22: an unreadable host stops a machine stack; another stack's volumes are refused -----------
+
+
+def test_an_unreadable_host_stops_a_machine_stack_with_the_fix() -> None:
+    rec = Recorder()
+    rec.host_result = (255, "", "ssh: connect to host gpu-box port 22: Connection refused")
+    with pytest.raises(Exception, match=r"GPU ledger: could not read ssh://tfbox@gpu-box .*Connection refused.*machine stack.*Fix:"):
+        run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)
+    assert [r for r in rec.resources if r.type.startswith("docker:")] == [], "nothing declared"
+
+
+def test_an_unreadable_host_only_warns_on_a_local_stack() -> None:
+    rec = Recorder()
+    rec.host_result = rec.host_volumes = (127, "", "sh: 1: docker: not found")
+    run_program(config_for("dev", gpus="0", image="tensorflow/tensorflow:2.17.0-gpu-jupyter"), stack="dev", recorder=rec)
+    assert any(r.type == "docker:index/container:Container" for r in rec.resources), "a local stack goes on"
+
+
+def volume(name: str, stack: str, project: str = "tfbox", seat: str = "") -> dict[str, Any]:
+    labels = {"tfbox.project": project, "tfbox.stack": stack, "tfbox.role": "notebooks"}
+    return {"Name": name, "Driver": "local", "Labels": labels | ({"tfbox.seat": seat} if seat else {})}
+
+
+def test_a_volume_labelled_for_another_stack_is_refused_before_anything_is_declared() -> None:
+    rec = Recorder()
+    rec.host_volumes = (0, json.dumps([volume("tfbox-gpu-box-alice-notebooks", "gpu-box", seat="alice")]), "")
+    with pytest.raises(Exception, match=r"tfbox:notebooksVolume: the volume tfbox-gpu-box-alice-notebooks on .* belongs to stack "
+                                        r"'gpu-box', seat 'alice' \(its tfbox.stack label\).*Fix:"):
+        run_program(config_for("dev", notebooksVolume="tfbox-gpu-box-alice-notebooks"), stack="dev", recorder=rec)
+    assert [r for r in rec.resources if r.type.startswith("docker:")] == []
+
+
+def test_the_stacks_own_volumes_and_unlabelled_ones_pass() -> None:
+    rec = Recorder()
+    rec.host_volumes = (0, json.dumps([volume("tfbox-dev-notebooks", "dev"), volume("tfbox-dev-logs", "dev"),
+                                       volume("tfbox-other-notebooks", "dev", project="other")]), "")
+    run_program(config_for("dev"), stack="dev", recorder=rec)
+    assert any(r.type == "docker:index/volume:Volume" for r in rec.resources)
+    from components.host_state import volume_owner_problems
+
+    labels = {"shared": {"tfbox.project": "other", "tfbox.stack": "dev"}}
+    (problem,) = volume_owner_problems({"shared": "tfbox:logsVolume"}, labels, "tfbox", "dev", "unix:///var/run/docker.sock")
+    assert "belongs to stack 'dev' of project 'other'" in problem, "the same stack name in another project is another lab"
+    assert volume_owner_problems({"mine": "tfbox:logsVolume"}, {}, "tfbox", "dev", "unix:///x") == []
+
+
+def test_a_void_notebook_under_a_default_nvidia_runtime_claims_no_gpu() -> None:
+    """On a daemon whose default runtime is nvidia, a GPU-less notebook runs under `nvidia` with `void`."""
+    from components.ledger import claim_from_inspect
+
+    info = container("cpu-lab", "notebook")
+    info["HostConfig"]["Runtime"] = "nvidia"
+    info["Config"]["Env"] = ["NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"]
+    assert claim_from_inspect(info) is None

@@ -7,7 +7,7 @@ import pytest
 from components.binds import binds_overlap, normalise_bind
 from components.config import ConfigError, cross_stack_problems, parse_config
 from components.docker_host import docker_host_problems, normalise_docker_host
-from components.paths import logs_dir_problems, notebooks_host_path_problems
+from components.paths import DEFAULT_HOST_PATH_ROOT, logs_dir_problems, notebooks_host_path_problems
 
 SALT = "0123456789abcdef0123456789abcdef"
 
@@ -91,6 +91,49 @@ def test_ordinary_host_paths_are_fine(path):
     assert notebooks_host_path_problems(path) == []
 
 
+# issue 22: a denylist misses these; each is host root (or a user's login) for the root notebook
+HOST_TAKEOVERS = ["/root/.ssh", "/home/alice", "/home/alice/.ssh", "/var/spool/cron/crontabs", "/var/spool/cron",
+                  "/home/alice/.config/autostart", "/var/mail", "/opt/app", "/data"]
+
+
+@pytest.mark.parametrize("path", HOST_TAKEOVERS)
+def test_a_host_path_outside_the_data_root_is_refused_by_default(path):
+    (problem,) = problems_of({"notebooksHostPath": path})
+    assert problem.startswith("tfbox:notebooksHostPath:") and "Fix:" in problem, problem
+
+
+@pytest.mark.parametrize("path", ["/root/.ssh", "/home/alice/.ssh", "/home/alice/.config/autostart", "/var/spool/cron/crontabs"])
+def test_a_data_root_that_holds_them_does_not_let_hidden_or_system_directories_in(path):
+    root = path.rsplit("/", 1)[0]
+    problems = problems_of({"notebooksHostPath": path, "hostPathRoot": root if root not in ("/root", "/var/spool/cron") else "/srv/x"})
+    assert any(p.startswith("tfbox:notebooksHostPath:") for p in problems), problems
+
+
+def test_the_default_data_root_is_srv_tfbox_and_paths_strictly_below_it_are_fine():
+    assert DEFAULT_HOST_PATH_ROOT == "/srv/tfbox"
+    assert parse({"notebooksHostPath": "/srv/tfbox/alice"}, stack="dev", password_state="secret").notebooks_host_path == "/srv/tfbox/alice"
+    (problem,) = problems_of({"notebooksHostPath": "/srv/tfbox"})
+    assert "below the data root '/srv/tfbox'" in problem and "/srv/tfbox/notebooks" in problem
+    (problem,) = problems_of({"notebooksHostPath": "/srv/tfbox-other/nb"})  # a prefix of the name is not below it
+    assert "tfbox:hostPathRoot" in problem
+
+
+def test_a_stack_outside_the_default_root_is_told_to_set_the_root_key():
+    (problem,) = problems_of({"notebooksHostPath": "/home/me/notebooks"})
+    assert "tfbox:hostPathRoot" in problem and "`pulumi config set tfbox:hostPathRoot /home/me`" in problem
+    cfg = parse({"notebooksHostPath": "/home/me/notebooks", "hostPathRoot": "/home/me"}, stack="dev", password_state="secret")
+    assert cfg.notebooks_host_path == "/home/me/notebooks"
+    (problem,) = problems_of({"notebooksHostPath": "/srv/notebooks"})  # /srv itself cannot be a root: move it
+    assert "mv /srv/notebooks /srv/tfbox/notebooks" in problem
+
+
+@pytest.mark.parametrize("root", ["/", "/home", "/root", "/srv", "/etc/tfbox", "/var/spool", "relative", "/home/me/.ssh", "/var/run"])
+def test_a_data_root_that_would_let_the_host_in_is_refused(root):
+    problems = problems_of({"hostPathRoot": root})
+    assert [p.split(":")[1] for p in problems] == ["hostPathRoot"] and "Fix:" in problems[0], problems
+    assert parse({"hostPathRoot": "/data/tfbox"}, stack="dev", password_state="secret")  # a root of its own is fine
+
+
 def test_a_directory_holding_a_custom_docker_socket_is_refused():
     sockets = ("/srv/docker/docker.sock",)
     assert "Docker socket" in notebooks_host_path_problems("/srv/docker", sockets)[0]
@@ -99,7 +142,7 @@ def test_a_directory_holding_a_custom_docker_socket_is_refused():
 
 
 def test_host_path_of_the_stacks_own_unix_socket_is_refused_through_the_config():
-    (problem,) = problems_of({"notebooksHostPath": "/srv/dockerd"}, docker_host="unix:///srv/dockerd/docker.sock")
+    (problem,) = problems_of({"notebooksHostPath": "/srv/tfbox/dockerd"}, docker_host="unix:///srv/tfbox/dockerd/docker.sock")[-1:]
     assert problem.startswith("tfbox:notebooksHostPath:") and "Docker socket" in problem and "Fix:" in problem
 
 
@@ -181,3 +224,43 @@ def test_cross_stack_clash_sees_through_host_spellings():
     local = parse({"namePrefix": "c"}, stack="c", password_state="secret", docker_host="unix:///run/docker.sock")
     dev = parse({}, stack="dev", password_state="secret")
     assert any("host port 8888" in p for p in cross_stack_problems(local, [dev]))
+
+
+# --- another stack's volumes and directories (issue 22) ---------------------------------------
+
+
+def test_a_stack_naming_another_stacks_volume_is_refused_at_preview(tmp_path):
+    from components.config import check_stack_file
+
+    (tmp_path / "Pulumi.gpu-box.yaml").write_text(
+        "config:\n  docker:host: ssh://tfbox@gpu-box\n  tfbox:seats:\n"
+        "    - {name: alice, notebookPort: 8890, tensorboardPort: 6010}\n")
+    (tmp_path / "Pulumi.thief.yaml").write_text(
+        "config:\n  docker:host: ssh://tfbox@gpu-box\n  tfbox:notebookPort: 8900\n  tfbox:tensorboardPort: 6100\n"
+        "  tfbox:notebooksVolume: tfbox-gpu-box-alice-notebooks\n  tfbox:logsVolume: tfbox-gpu-box-alice-logs\n")
+    with pytest.raises(ConfigError) as info:
+        check_stack_file(tmp_path / "Pulumi.thief.yaml")
+    keys = sorted(p.split(":", 2)[1] for p in info.value.problems)
+    assert keys == ["logsVolume", "notebooksVolume"], info.value.problems
+    assert all("stack 'gpu-box''s" in p and "Fix:" in p for p in info.value.problems)
+    # the other way round too: the seats stack is told its volumes are taken
+    with pytest.raises(ConfigError, match=r"tfbox:seats\[0\]: the volume tfbox-gpu-box-alice-notebooks .* stack 'thief'"):
+        check_stack_file(tmp_path / "Pulumi.gpu-box.yaml")
+
+
+def test_the_same_volume_on_another_docker_host_is_fine():
+    a = parse({}, stack="a", password_state="secret", docker_host="ssh://me@box-a")
+    b = parse({"notebooksVolume": "tfbox-a-notebooks", "logsVolume": "b-logs"}, stack="b", password_state="secret",
+              docker_host="ssh://me@box-b")
+    assert cross_stack_problems(b, [a]) == []
+
+
+def test_overlapping_host_paths_of_two_stacks_are_refused():
+    a = parse({"notebooksHostPath": "/srv/tfbox/team"}, stack="a", password_state="secret")
+    b = parse({"namePrefix": "b", "notebookPort": 8900, "tensorboardPort": 6100, "notebooksHostPath": "/srv/tfbox/team/alice"},
+              stack="b", password_state="secret")
+    (problem,) = cross_stack_problems(b, [a])
+    assert problem.startswith("tfbox:notebooksHostPath:") and "stack 'a'" in problem and "Fix:" in problem
+    c = parse({"namePrefix": "c", "notebookPort": 8901, "tensorboardPort": 6101, "notebooksHostPath": "/srv/tfbox/team-c"},
+              stack="c", password_state="secret")
+    assert cross_stack_problems(c, [a]) == [], "a sibling directory whose name starts the same is not inside"

@@ -49,6 +49,7 @@ def test_dev_stack_declares_exactly_these_resources():
         ("tfbox:index:Network", "network"), (NETWORK, "network"),
         (VOLUME, "notebooks"), (VOLUME, "logs"), (IMAGE, "image"), (CONTAINER, "notebook"), (CONTAINER, "tensorboard"),
         ("tfbox:index:Ready", "ready"), (CONTAINER, "ready"),
+        ("tfbox:index:PidsLimit", "notebook-pids"), ("tfbox:index:PidsLimit", "tensorboard-pids"),
     ])
     # Pulumi's component style: every resource below the Lab, children with parent=self
     assert rec.parents[f"{CONTAINER}::notebook"] == "notebook"
@@ -79,7 +80,8 @@ def test_dev_notebook_container_inputs():
     assert nb["healthcheck"]["tests"][:3] == ["CMD", "bash", "-c"]
     assert "/dev/tcp/127.0.0.1/8888" in nb["healthcheck"]["tests"][3] and "GET /api " in nb["healthcheck"]["tests"][3]
     assert "gpus" not in nb and "deviceRequests" not in nb and "runtime" not in nb
-    assert nb["envs"] == ["TF_CPP_MIN_LOG_LEVEL=2"], "TensorFlow's import-time C++ info/warnings are quiet by default"
+    assert nb["envs"] == ["TF_CPP_MIN_LOG_LEVEL=2", "NVIDIA_VISIBLE_DEVICES=void"], \
+        "TensorFlow's import-time C++ info/warnings are quiet by default; no GPUs even under a default nvidia runtime"
     assert labels(nb) == {"tfbox.project": "tfbox", "tfbox.stack": "dev", "tfbox.role": "notebook"}
     assert "jupyter notebook --notebook-dir=/tf" in nb["command"][2]
     assert rec.opts(CONTAINER, "notebook").delete_before_replace is True
@@ -160,9 +162,9 @@ def test_volume_options_follow_config():
 
 
 def test_host_path_replaces_the_notebooks_volume():
-    rec, _ = run(notebooksHostPath="/srv/notebooks")
+    rec, _ = run(notebooksHostPath="/srv/tfbox/notebooks")
     assert [r.name for r in rec.by_type(VOLUME)] == ["logs"]
-    assert rec.one(CONTAINER, "notebook").inputs["mounts"][0] == {"target": "/tf", "type": "bind", "source": "/srv/notebooks"}
+    assert rec.one(CONTAINER, "notebook").inputs["mounts"][0] == {"target": "/tf", "type": "bind", "source": "/srv/tfbox/notebooks"}
 
 
 def test_tensorboard_sidecar_inputs():
@@ -189,7 +191,7 @@ def test_running_twice_gives_identical_inputs():
     second, out2 = run("gpu-box")
     # registration order is asynchronous; what matters is each resource's inputs
     assert {(r.type, r.name): r.inputs for r in first.resources} == {(r.type, r.name): r.inputs for r in second.resources}
-    assert len(first.resources) == len(second.resources) == 16
+    assert len(first.resources) == len(second.resources) == 18
     assert out1 == out2
 
 
@@ -323,7 +325,8 @@ def test_ready_container_waits_for_both_and_reruns_when_either_is_new():
     ready = rec.one(CONTAINER, "ready").inputs
     assert ready["name"] == "tfbox-dev-ready" and ready["image"] == IMAGE_ID
     assert ready["networkMode"] == "container:notebook-id", "it checks the notebook from inside its network namespace"
-    assert ready["envs"] == ["TFBOX_WAITS_FOR=notebook-id,tensorboard-id"], "a new notebook or TensorBoard container replaces it"
+    assert ready["envs"] == ["TFBOX_WAITS_FOR=notebook-id,tensorboard-id", "NVIDIA_VISIBLE_DEVICES=void"], \
+        "a new notebook or TensorBoard container replaces it"
     assert ready["attach"] is True and ready["mustRun"] is False and ready["restart"] == "no"
     script = ready["command"][2]
     # TensorBoard by its name on the stack network (Docker's DNS), never by an address a daemon restart changes
@@ -340,7 +343,7 @@ def test_exec_mode_ready_checks_tensorboard_inside_the_notebook():
     rec, _ = run(tensorboardMode="exec")
     ready = rec.one(CONTAINER, "ready").inputs
     assert "/dev/tcp/127.0.0.1/6006" in ready["command"][2]
-    assert ready["envs"] == ["TFBOX_WAITS_FOR=notebook-id"]
+    assert ready["envs"] == ["TFBOX_WAITS_FOR=notebook-id", "NVIDIA_VISIBLE_DEVICES=void"]
 
 
 def test_a_lab_that_never_answers_fails_the_up():
@@ -438,3 +441,66 @@ def test_ssh_problem_stops_the_program_with_one_line():
     with pytest.raises(Exception, match="host key is not in known_hosts"):
         run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)
     assert [r for r in rec.resources if r.type.startswith("docker:")] == []
+
+
+def test_unsafe_ssh_opts_stop_the_program_before_ssh_or_any_resource_runs():
+    """The preflight, the live ledger and the provider all run ssh with docker:sshOpts: none may start."""
+    rec = Recorder()
+    cfg = config_for("gpu-box")
+    cfg["docker:sshOpts"] = json.dumps(["-o", "ProxyCommand=touch /tmp/tfbox-pwned"])
+    with pytest.raises(Exception, match="docker:sshOpts: the ssh option 'ProxyCommand'"):
+        run_program(cfg, stack="gpu-box", recorder=rec)
+    assert rec.ssh_probes == [] and rec.host_commands == []
+    assert [r for r in rec.resources if r.type.startswith("docker:")] == []
+
+
+def test_jupyter_allows_remote_hosts_only_when_published_beyond_loopback():
+    """On loopback, Jupyter's DNS-rebinding guard (allow_remote_access False) answers only Host 127.0.0.1/localhost."""
+    dev, _ = run()
+    assert jupyter_settings(dev.one(CONTAINER, "notebook"))[0]["ServerApp"]["allow_remote_access"] is False
+    box, _ = run("gpu-box")  # 0.0.0.0 with TLS: reached by the box's name
+    assert jupyter_settings(box.one(CONTAINER, "notebook"))[0]["ServerApp"]["allow_remote_access"] is True
+
+
+def test_containers_without_gpus_say_void_so_a_default_nvidia_runtime_gives_them_none():
+    """NVIDIA's CUDA images set NVIDIA_VISIBLE_DEVICES=all; a daemon whose default runtime is nvidia would honour it."""
+    dev, _ = run()
+    for name in ("notebook", "tensorboard", "ready"):
+        assert "NVIDIA_VISIBLE_DEVICES=void" in dev.one(CONTAINER, name).inputs["envs"], name
+    for mode in ("device-requests", "nvidia-runtime"):
+        gpu, _ = run("dev", gpus="0", gpuMode=mode, image="tensorflow/tensorflow:2.17.0-gpu-jupyter")
+        nb = gpu.one(CONTAINER, "notebook").inputs
+        assert "NVIDIA_VISIBLE_DEVICES=void" not in nb["envs"], mode
+        assert "NVIDIA_VISIBLE_DEVICES=void" in gpu.one(CONTAINER, "tensorboard").inputs["envs"]
+
+
+def test_notebook_and_tensorboard_get_a_pids_limit_through_docker_update():
+    """The docker provider has no pids input: components.pids sets it on the container once it exists, and a
+    second run changes no resource input (the limit is no input of the provider's)."""
+    rec, _ = run()
+    updates = sorted(c[-1] for c in rec.host_commands if "--pids-limit" in c[-1])
+    assert updates == [
+        "[ \"$(docker inspect -f '{{.HostConfig.PidsLimit}}' notebook-id)\" = 4096 ] || docker update --pids-limit 4096 notebook-id >/dev/null",
+        "[ \"$(docker inspect -f '{{.HostConfig.PidsLimit}}' tensorboard-id)\" = 1024 ] || docker update --pids-limit 1024 tensorboard-id >/dev/null",
+    ]
+    assert all(c[:2] == ["sh", "-c"] for c in rec.host_commands), "the local daemon: DOCKER_HOST, no ssh"
+    raised, _ = run(notebookPidsLimit="100000")
+    assert any("--pids-limit 100000 notebook-id" in c[-1] for c in raised.host_commands)
+    off, _ = run(notebookPidsLimit="0")
+    assert not any("--pids-limit" in c[-1] for c in off.host_commands), "0: no pids limits, TensorBoard's neither"
+    assert ("tfbox:index:PidsLimit", "notebook-pids") not in {(r.type, r.name) for r in off.resources}
+
+
+def test_a_pids_limit_docker_refuses_stops_up_with_the_fix():
+    rec = Recorder()
+    rec.pids_result = (1, "", "Error response from daemon: unknown flag: --pids-limit")
+    with pytest.raises(Exception, match=r"could not limit tfbox-dev-(notebook to 4096|tensorboard to 1024) processes .*notebookPidsLimit 0"):
+        run_program(config_for("dev"), recorder=rec)
+
+
+@pytest.mark.parametrize("value", ["10", "-1", "lots"])
+def test_a_pids_limit_too_low_is_refused(value):
+    rec = Recorder()
+    with pytest.raises(Exception, match=r"tfbox:notebookPidsLimit: .*Fix:"):
+        run_program(config_for("dev", notebookPidsLimit=value), recorder=rec)
+    assert rec.resources == []

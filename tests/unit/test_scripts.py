@@ -210,3 +210,70 @@ def test_new_machine_drops_tfbox_password_from_the_environment(tmp_path: Path) -
     assert "ARGS config set --secret tfbox:password --stack box-1" in calls
     assert "TFBOX_PASSWORD=unset" in calls and password not in calls, "no child process inherits TFBOX_PASSWORD"
     assert mode(root / ".state") == 0o700 and mode(root / ".state" / "passphrase") == 0o600
+
+
+# --- the run base of the test daemons (issue 22): ours, 0700, never a symlink or a shared directory ---------
+
+RUN_BASE_SH = ROOT / "scripts" / "run-base.sh"
+
+
+def run_base(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(RUN_BASE_SH), str(path), *args], capture_output=True, text=True, check=False, timeout=30)
+
+
+def test_a_new_run_base_is_made_0700_and_ours(tmp_path: Path) -> None:
+    base = tmp_path / "deep" / "run"
+    assert run_base(base).returncode == 0
+    st = base.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.geteuid()
+    assert run_base(base).returncode == 0, "an existing base of ours is fine"
+    box = tmp_path / "boxrun"
+    assert run_base(box, "0711").returncode == 0 and stat.S_IMODE(box.stat().st_mode) == 0o711
+
+
+def test_a_symlinked_run_base_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o700)
+    (tmp_path / "run").symlink_to(target)
+    done = run_base(tmp_path / "run")
+    assert done.returncode != 0 and "is a symlink" in done.stderr and "Fix:" in done.stderr
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    done = run_base(dangling)
+    assert done.returncode != 0 and "is a symlink" in done.stderr and not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770, 0o722])
+def test_a_group_or_world_writable_run_base_is_refused(tmp_path: Path, mode: int) -> None:
+    base = tmp_path / "run"
+    base.mkdir()
+    base.chmod(mode)
+    done = run_base(base)
+    assert done.returncode != 0 and "writable" in done.stderr and "chmod go-w" in done.stderr
+
+
+def test_someone_elses_run_base_is_refused(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        base = tmp_path / "run"
+        base.mkdir(mode=0o755)
+        os.chown(base, 65534, 65534)  # made first by nobody
+    else:
+        base = Path("/")  # root's, and not ours
+    done = run_base(base)
+    assert done.returncode != 0 and "not to us" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("script", [["dockerd.sh", "start", "x"], ["dockerd.sh", "purge", "x"], ["registry.sh", "purge", "5999"],
+                                    ["box.sh", "purge", "x"]])
+def test_the_scripts_refuse_a_planted_run_base_before_touching_it(tmp_path: Path, script: list[str]) -> None:
+    """A base another user planted as a symlink to a directory of theirs: no script writes, starts or deletes there."""
+    planted = tmp_path / "theirs"
+    planted.mkdir(mode=0o700)
+    (planted / "x").mkdir()
+    (planted / "x" / "keep").write_text("not yours to delete")
+    (tmp_path / "run").symlink_to(planted)
+    env = clean_env(TFBOX_RUN=str(tmp_path / "run"))
+    done = subprocess.run([str(ROOT / "scripts" / script[0]), *script[1:]], capture_output=True, text=True, check=False,
+                          env=env, timeout=60)
+    assert done.returncode != 0 and "is a symlink" in done.stderr and "refusing to use TFBOX_RUN" in done.stderr, done.stderr
+    assert sorted(p.name for p in planted.rglob("*")) == ["keep", "x"]

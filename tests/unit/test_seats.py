@@ -324,3 +324,20 @@ def test_idle_kernels_are_culled_on_gpu_seats_by_default_and_as_set_on_every_sea
     assert [jupyter_settings_of(rec, s)["MappingKernelManager"]["cull_idle_timeout"] for s in ("alice", "bob")] == [1800, 1800]
     rec, _ = run_seats(cpu_and_gpu, cullIdleKernels="off")
     assert all("MappingKernelManager" not in jupyter_settings_of(rec, s) for s in ("alice", "bob"))
+
+
+def test_only_a_seat_published_beyond_loopback_allows_remote_hosts():
+    rec, _ = run_seats(two_seats(notebookBind="0.0.0.0"), allowPlainHttpOnLan="true")
+    for seat, remote in (("alice", False), ("bob", True)):
+        uploads = rec.one(CONTAINER, f"{seat}-notebook").inputs["uploads"]["value"]
+        settings = json.loads({u["file"]: u["content"] for u in uploads}["/etc/jupyter/jupyter_server_config.json"])
+        assert settings["ServerApp"]["allow_remote_access"] is remote, seat
+
+
+def test_a_seat_without_gpus_gets_void_and_a_gpu_seat_does_not():
+    rec, _ = run_seats([{"name": "alice", "gpus": "0", "notebookPort": 8888, "tensorboardPort": 6006},
+                        {"name": "cpu", "notebookPort": 8889, "tensorboardPort": 6007}],
+                       {"alice": PASSWORDS["alice"], "cpu": PASSWORDS["bob"]})
+    assert "NVIDIA_VISIBLE_DEVICES=void" not in rec.one(CONTAINER, "alice-notebook").inputs["envs"]
+    assert "NVIDIA_VISIBLE_DEVICES=void" in rec.one(CONTAINER, "cpu-notebook").inputs["envs"]
+    assert "NVIDIA_VISIBLE_DEVICES=void" in rec.one(CONTAINER, "cpu-tensorboard").inputs["envs"]

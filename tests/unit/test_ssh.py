@@ -139,3 +139,29 @@ def test_preflight_runs_the_probe_only_for_ssh(monkeypatch):
     assert "unreachable" in (ssh.preflight("ssh://tfbox@10.215.1.2:2200", []) or "")
     assert len(seen) == 1
     assert "password" in (ssh.preflight("ssh://a:b@box", []) or "")
+
+
+# --- docker:sshOpts from a committed stack file (issue 22) ---------------------------------------
+
+RUNS_A_COMMAND_HERE = [
+    ["-o", "ProxyCommand=sh -c 'id > /tmp/pwned'"], ["-oProxyCommand=nc %h %p"], ["-o", "ProxyCommand nc %h %p"],
+    ["-o", "proxycommand=x"], ["-o", "LocalCommand=id", "-o", "PermitLocalCommand=yes"], ["-o", "KnownHostsCommand=/bin/id"],
+    ["-o", "Match exec true"], ["-F", "ops/evil_ssh_config"], ["-Fops/evil"], ["-o", "PKCS11Provider=/tmp/evil.so"],
+    ["-J", "jump"], ["-o", "ProxyJump=jump"], ["-o", "IdentityFile=/k ProxyCommand=x"], ["-o", "Include=/tmp/x"],
+    ["-o", "StrictHostKeyChecking=no"], ["-o"], "-o ProxyCommand=x", {"ProxyCommand": "x"},
+]
+
+
+@pytest.mark.parametrize("opts", RUNS_A_COMMAND_HERE)
+def test_ssh_options_that_run_commands_or_read_a_config_are_refused(opts):
+    assert ssh.ssh_opts_problems(opts), opts
+
+
+@pytest.mark.parametrize("opts", [
+    None, [], ["-i", "/home/me/.ssh/id_ed25519"], ["-i~/.ssh/gpu", "-p", "2222", "-l", "tfbox", "-4", "-C"],
+    ["-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=/home/me/.ssh/known_hosts_lab", "-o", "ConnectTimeout=10"],
+    ["-o", "ServerAliveInterval 30", "-oHostKeyAlias=gpu-box", "-o", "StrictHostKeyChecking=accept-new", "-o", "Port=22"],
+    "-i /k -p 22",
+])
+def test_the_usual_ssh_options_are_fine(opts):
+    assert ssh.ssh_opts_problems(opts) == []
