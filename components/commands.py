@@ -19,6 +19,11 @@ CAPTURE_STARTUP_PATH = "/root/.ipython/profile_default/startup/00-tfbox-capture.
 TENSORBOARD_LOG = "/tmp/tensorboard.log"
 TLS_CERT_PATH = "/etc/jupyter/tfbox-notebook.crt"
 TLS_KEY_PATH = "/etc/jupyter/tfbox-notebook.key"
+# TensorBoard behind the notebook's login (components.tensorboard_proxy): the extension's module in a
+# directory of its own, and the Python config file that puts it on sys.path, enables it and names its upstream.
+TENSORBOARD_PROXY_DIR = "/etc/jupyter/tfbox"
+TENSORBOARD_PROXY_MODULE_PATH = f"{TENSORBOARD_PROXY_DIR}/tfbox_tensorboard_proxy.py"
+JUPYTER_PY_CONFIG_PATH = "/etc/jupyter/jupyter_server_config.py"
 
 
 def jupyter_config(hashed_password: str, tls: bool = False, cull_idle_seconds: int = 0) -> str:
@@ -41,6 +46,29 @@ def jupyter_config(hashed_password: str, tls: bool = False, cull_idle_seconds: i
         config["ServerApp"].update(certfile=TLS_CERT_PATH, keyfile=TLS_KEY_PATH)
     config.update(culling_settings(cull_idle_seconds))
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def tensorboard_proxy_target(tensorboard_host: str | None) -> str:
+    """The one upstream of the proxy: the sidecar by its container name on the seat's network, else
+    (exec mode) TensorBoard inside the notebook container."""
+    return f"http://{tensorboard_host or '127.0.0.1'}:{TENSORBOARD_PORT}"
+
+
+def tensorboard_proxy_config(target: str) -> str:
+    """`jupyter_server_config.py`, loaded beside the JSON file: Jupyter reads both, and only a Python
+    config can put the extension's directory on sys.path (the image's site-packages path varies).
+    Extensions are enabled the way `jupyter server extension enable` does it, added to the image's."""
+    from components.tensorboard_proxy import MODULE, TARGET_SETTING
+
+    return "\n".join([
+        "# Written by tfbox: TensorBoard behind the notebook's login (components/tensorboard_proxy.py).",
+        "import sys",
+        f"sys.path.insert(0, {TENSORBOARD_PROXY_DIR!r})",
+        "c = get_config()  # noqa: F821 (given by Jupyter's config loader)",
+        f"c.ServerApp.jpserver_extensions.update({{{MODULE!r}: True}})",
+        f"c.ServerApp.tornado_settings.update({{{TARGET_SETTING!r}: {target!r}}})",
+        "",
+    ])
 
 
 def jupyter_argv() -> list[str]:
