@@ -89,6 +89,10 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("tensorboardPort", "integer", 6006, "Host port of TensorBoard."),
     ConfigKey("tensorboardBind", "string", "127.0.0.1", "Host IP address TensorBoard is published on (`localhost` means `127.0.0.1`)."),
     ConfigKey("tensorboardPublic", "boolean", False, "Must be `true` to publish TensorBoard (which has no login) beyond loopback."),
+    ConfigKey("tensorboardProxy", "boolean", False,
+              "Serve each notebook's TensorBoard at `<notebook URL>/tensorboard/`, behind the notebook's login and TLS. "
+              "Off when absent (stacks made before it keep their notebook); `make up` and `make machine` write `true` "
+              "on new stacks. Turning it on replaces the notebook container once (notebooks are kept)."),
     ConfigKey("notebooksVolume", "string", "", "Docker volume for `/tf`; empty means `<namePrefix>-notebooks`."),
     ConfigKey("notebooksHostPath", "string", "", "Absolute host directory to bind at `/tf` instead of a volume (not `/`, a system directory or the Docker socket)."),
     ConfigKey("logsVolume", "string", "", "Docker volume for the TensorBoard logs; empty means `<namePrefix>-logs`."),
@@ -177,6 +181,7 @@ class LabConfig:
     seats: tuple[SeatConfig, ...] = ()  # empty: the single-seat lab of the keys above
     cull_idle_kernels: int = 0  # seconds (components.kernels); 0: never
     cull_idle_text: str = ""  # tfbox:cullIdleKernels as given: a seats stack's default depends on each seat's GPUs
+    tensorboard_proxy: bool = False  # TensorBoard at <notebook>/tensorboard/ (components.tensorboard_proxy); off with mode off
 
     @property
     def tls(self) -> bool:
@@ -377,6 +382,13 @@ def parse_config(
     if tb_mode != "off" and valid_binds and not is_loopback(binds["tensorboardBind"]) and not tb_public:
         r.add("tensorboardBind", f"TensorBoard has no login and {binds['tensorboardBind']} publishes it beyond this machine",
               "bind it to 127.0.0.1 (and use an SSH tunnel), or set tfbox:tensorboardPublic to true to accept that")
+    tb_proxy = r.value("tensorboardProxy")
+    if tb_proxy and tb_mode == "off":
+        # new stacks get the key written true: turning TensorBoard off then must not need a second edit
+        warnings.append(f"{NAMESPACE}:tensorboardProxy is true but {NAMESPACE}:tensorboardMode is off: there is no "
+                        "TensorBoard to serve, so the notebook serves no /tensorboard/ (set tensorboardMode to sidecar "
+                        "or exec for it, or tensorboardProxy to false to silence this)")
+        tb_proxy = False
     if (tb_mode in TENSORBOARD_MODES and tb_mode != "off" and ports["notebookPort"] == ports["tensorboardPort"]
             and binds_overlap(*(b if bind_problem(b) is None else "0.0.0.0"  # as Docker would read it
                                 for b in (binds["notebookBind"], binds["tensorboardBind"])))):
@@ -459,7 +471,7 @@ def parse_config(
         protect_volumes=flags["protectVolumes"], name_prefix=prefix, tf_log_level=tf_log_level,
         docker_host=host, notebook_resources=resources, warnings=tuple(warnings), tls_cert=tls_cert,
         allow_plain_http_on_lan=allow_plain, seats=seats, cull_idle_kernels=cull_idle,
-        cull_idle_text=str(r.value("cullIdleKernels")),
+        cull_idle_text=str(r.value("cullIdleKernels")), tensorboard_proxy=tb_proxy,
     )
 
 

@@ -95,6 +95,8 @@ class Seat(pulumi.ComponentResource):
             labels=notebook_labels, gate=args.gate, network=network.name,
             hardening=notebook_hardening(seat.resources), tls_cert=cfg.tls_cert, tls_key=args.tls_key,
             envs=seat_envs(cfg, seat),
+            tensorboard_proxy_target=(commands.tensorboard_proxy_target(None if tb_inside else named("tensorboard"))
+                                      if cfg.tensorboard_proxy else None),
         ), child)
 
         tensorboard: TensorBoard | None = None
@@ -111,15 +113,18 @@ class Seat(pulumi.ComponentResource):
             notebook_tls=cfg.tls, tensorboard_inside=tb_inside,
             tensorboard_id=tb_container.id if tb_container is not None else None,
             tensorboard_host=named("tensorboard") if tb_container is not None else None,
-            labels=labels("ready"),
+            labels=labels("ready"), tensorboard_proxy=cfg.tensorboard_proxy,
         ), child)
 
         self.notebook_url_text = service_url(cfg.docker_host, seat.notebook_bind, seat.notebook_port,
                                              scheme="https" if cfg.tls else "http")
         self.tensorboard_url_text = (None if cfg.tensorboard_mode == "off"
                                      else service_url(cfg.docker_host, seat.tensorboard_bind, seat.tensorboard_port))
+        # the seat's TensorBoard behind its notebook's login (components.tensorboard_proxy), when on
+        self.tensorboard_proxy_url_text = self.notebook_url_text + "tensorboard/" if cfg.tensorboard_proxy else None
         self.notebook_url = pulumi.Output.from_input(self.notebook_url_text)
         self.tensorboard_url = None if self.tensorboard_url_text is None else pulumi.Output.from_input(self.tensorboard_url_text)
         self.container_names = [named("notebook"), *([named("tensorboard")] if tensorboard is not None else []), named("ready")]
         self.register_outputs({"notebookUrl": self.notebook_url, "tensorboardUrl": self.tensorboard_url,
+                               **({"tensorboardProxyUrl": self.tensorboard_proxy_url_text} if cfg.tensorboard_proxy else {}),
                                "containerNames": self.container_names})

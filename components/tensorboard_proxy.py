@@ -93,14 +93,14 @@ def _handlers(target: str, base_url: str) -> list[tuple[str, Any, dict[str, Any]
 
     root = proxy_path(base_url)
 
-    class AddSlash(JupyterHandler):  # type: ignore[misc]
-        @web.authenticated  # type: ignore[untyped-decorator]
+    class AddSlash(JupyterHandler):
+        @web.authenticated
         def get(self) -> None:
             self.redirect(root + "/" + (f"?{self.request.query}" if self.request.query else ""))
 
         head = get
 
-    class Proxy(JupyterHandler):  # type: ignore[misc]
+    class Proxy(JupyterHandler):
         def check_xsrf_cookie(self) -> None:
             """TensorBoard's frontend POSTs without Jupyter's XSRF token; a same-origin request (by its
             Referer, as jupyter_server accepts for GET) is enough: a cross-site page cannot use the login."""
@@ -110,7 +110,7 @@ def _handlers(target: str, base_url: str) -> list[tuple[str, Any, dict[str, Any]
                 if not self.check_referer():
                     raise
 
-        @web.authenticated  # type: ignore[untyped-decorator]
+        @web.authenticated
         async def get(self) -> None:
             await self._forward()
 
@@ -150,9 +150,12 @@ def _handlers(target: str, base_url: str) -> list[tuple[str, Any, dict[str, Any]
                 self.write(chunk)
                 self.flush()
 
+            forwarded = httputil.HTTPHeaders()
+            for k, v in request_headers(self.request.headers.get_all()):
+                forwarded.add(k, v)
             body = self.request.body if self.request.method == "POST" else None
             request = httpclient.HTTPRequest(
-                url, method=self.request.method, headers=httputil.HTTPHeaders(request_headers(self.request.headers.get_all())),
+                url, method=self.request.method, headers=forwarded,
                 body=body, allow_nonstandard_methods=True, follow_redirects=False, decompress_response=False,
                 header_callback=on_header, streaming_callback=None if head else on_chunk,
                 connect_timeout=10, request_timeout=300,
