@@ -22,6 +22,9 @@ from typing import Any
 
 MODULE = "tfbox_tensorboard_proxy"  # the name it is uploaded and imported under in the notebook container
 PREFIX = "tensorboard"  # served at <base_url>tensorboard/
+# TensorBoard's index.html names its Roboto fonts from the server root (`url(/font-roboto/…)`): served too,
+# path kept, so the page looks as on its own port. Jupyter serves nothing there.
+ROOT_PATHS = ("font-roboto",)
 TARGET_SETTING = "tfbox_tensorboard_target"  # tornado setting (ServerApp.tornado_settings) with the upstream
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection, never forwarded either way.
@@ -62,9 +65,12 @@ def upstream_url(target: str, base_url: str, request_path: str, query: str = "")
     the path and query come from the request: scheme, host and port are tfbox's.
     """
     prefix = proxy_path(base_url) + "/"
-    if not request_path.startswith(prefix):
+    if request_path.startswith(prefix):
+        rest = request_path[len(prefix):]
+    elif any(request_path.startswith(url_join(base_url, p) + "/") for p in ROOT_PATHS):
+        rest = request_path[len(url_join(base_url, "")):]
+    else:
         return None
-    rest = request_path[len(prefix):]
     return f"{target.rstrip('/')}/{rest}" + (f"?{query}" if query else "")
 
 
@@ -173,7 +179,8 @@ def _handlers(target: str, base_url: str) -> list[tuple[str, Any, dict[str, Any]
                 return
             self.finish()
 
-    return [(root, AddSlash, {}), (root + "/.*", Proxy, {})]
+    return [(root, AddSlash, {}), (root + "/.*", Proxy, {}),
+            *((url_join(base_url, p) + "/.*", Proxy, {}) for p in ROOT_PATHS)]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

@@ -45,7 +45,10 @@ def test_the_prefix_is_stripped_and_the_query_kept():
     assert upstream_url(TARGET, "/", "/tensorboard/data/plugin/scalars/scalars", "run=a%2Fb&tag=loss") == \
         TARGET + "/data/plugin/scalars/scalars?run=a%2Fb&tag=loss"
     assert upstream_url(TARGET, "/user/x/", "/user/x/tensorboard/index.js", "") == TARGET + "/index.js"
-    for outside in ("/tensorboard", "/tensorboardx/", "/api/contents", "/user/x/api"):
+    # the fonts TensorBoard's page names from the server root come from TensorBoard too, path kept
+    assert upstream_url(TARGET, "/", "/font-roboto/a.woff2", "") == TARGET + "/font-roboto/a.woff2"
+    assert upstream_url(TARGET, "/user/x/", "/user/x/font-roboto/a.woff2", "") == TARGET + "/font-roboto/a.woff2"
+    for outside in ("/tensorboard", "/tensorboardx/", "/api/contents", "/user/x/api", "/font-roboto", "/static/x"):
         assert upstream_url(TARGET, "/", outside, "") is None
 
 
@@ -296,6 +299,8 @@ def test_logged_in_the_request_reaches_tensorboard_without_the_notebook_s_creden
     assert len(body) > 300_000, "the whole streamed body"
     assert me("GET", "/tensorboard?a=1")[1]["Location"] == "/tensorboard/?a=1"
     assert me("GET", "/tensorboard/redirect")[1]["Location"] == "/tensorboard/elsewhere"
+    assert json.loads(me("GET", "/font-roboto/x.woff2")[2])["path"] == "/font-roboto/x.woff2"
+    assert Browser(server.url)("GET", "/font-roboto/x.woff2")[0] == 302, "behind the login too"
     status, headers, body = me("HEAD", "/tensorboard/x")
     assert status == 200 and body == b"" and int(headers["Content-Length"]) > 300_000
 
