@@ -13,6 +13,7 @@ from components.gpu_check import GpuCheck, GpuCheckArgs
 from components.gpus import GpuSpec, container_gpu_settings, parse_nvidia_smi_list
 from components.hardening import notebook_hardening
 from components.image import Image, ImageArgs
+from components.labels import TENSORBOARD_PROXY_LABEL
 from components.ledger import ledger_problems, ledger_table
 from components.network import Network, NetworkArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding, hashed_jupyter_config
@@ -96,6 +97,8 @@ class Lab(pulumi.ComponentResource):
             notebook_labels["tfbox.tensorboard-public"] = str(cfg.tensorboard_public).lower()
         if cfg.allow_plain_http_on_lan and not cfg.tls:
             notebook_labels["tfbox.plain-http-on-lan"] = "true"  # the opt-in, where the policy pack can see it
+        if cfg.tensorboard_proxy:
+            notebook_labels[TENSORBOARD_PROXY_LABEL] = "true"  # `make status` lists <notebook URL>/tensorboard/
         notebook = Notebook("notebook", NotebookArgs(
             container_name=cfg.container_name("notebook"), image_id=image.image_id,
             jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, tls=cfg.tls, cull_idle=cfg.cull_idle_kernels),

@@ -19,6 +19,7 @@ from components import commands
 from components.config import LabConfig
 from components.gpus import container_gpu_settings
 from components.hardening import notebook_hardening
+from components.labels import TENSORBOARD_PROXY_LABEL
 from components.ledger import SHARE_LABEL
 from components.network import Network, NetworkArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding, hashed_jupyter_config
@@ -85,6 +86,8 @@ class Seat(pulumi.ComponentResource):
             notebook_labels["tfbox.tensorboard-public"] = str(cfg.tensorboard_public).lower()
         if cfg.allow_plain_http_on_lan and not cfg.tls:
             notebook_labels["tfbox.plain-http-on-lan"] = "true"
+        if cfg.tensorboard_proxy:
+            notebook_labels[TENSORBOARD_PROXY_LABEL] = "true"  # `make status` lists <notebook URL>/tensorboard/
         salt, tls, cull_idle = cfg.password_salt, cfg.tls, cfg.cull_idle_for(seat.gpus.requested)
         jupyter_config = hashed_jupyter_config(args.password, salt, tls=tls, cull_idle=cull_idle)
         notebook = Notebook(f"{n}-notebook", NotebookArgs(

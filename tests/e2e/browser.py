@@ -60,3 +60,25 @@ def on_login_page(driver: Any) -> bool:
     from selenium.webdriver.common.by import By
 
     return "/login" in driver.current_url and bool(driver.find_elements(By.ID, "password_input"))
+
+
+def tensorboard_shows_scalars(driver: Any, url: str, run: str, tag: str, last_value: str, timeout: float = 90) -> list[Any]:
+    """Open TensorBoard at `url` and wait until its time series dashboard draws `run`'s `tag` card with the
+    run's last value in the card's table; returns the page's requests (URL, HTTP status, what made it)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+
+    def drawn(d: Any) -> bool:
+        text = str(d.execute_script("return document.body ? document.body.innerText : ''"))
+        return (d.title == "TensorBoard" and run in text and tag in text and last_value in text
+                and bool(d.execute_script("return !!document.querySelector('tb-webapp')")))
+
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.5).until(drawn)
+    except Exception as e:
+        text = driver.execute_script("return document.body ? document.body.innerText : ''")
+        raise AssertionError(f"TensorBoard at {driver.current_url} did not show {run}/{tag}: {str(text)[:1500]}") from e
+    requests: list[Any] = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => [e.name, e.responseStatus, e.initiatorType])")
+    return requests

@@ -1,6 +1,7 @@
 """Issue 9 §1-2: two seats on one GPU box, each with its own password, GPU, volumes and containers;
-the GPU ledger output; changing or removing one seat leaves the other alone; two seats asking for
-one GPU are refused before anything on the host changes.
+the GPU ledger output; each seat's TensorBoard behind its own notebook's login, which does not open
+another seat's (issue 19, in a real browser); changing or removing one seat leaves the other alone; two
+seats asking for one GPU are refused before anything on the host changes.
 
 One `up` for the module (on docker_a, with the NVIDIA stand-ins of scripts/nvidia/: 8 "H200"s whose
 UUIDs end in 60 + the host index); the tests run in order on it."""
@@ -15,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.e2e.harness import Docker, Jupyter, Project, change_summary, free_port, gpu_ulimits_here
+from tests.e2e.harness import Docker, Jupyter, Project, change_summary, free_port, gpu_ulimits_here, write_scalars
 
 STACK = "seats"
 CELL = 'import subprocess; print(subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout, end="")'
@@ -34,7 +35,8 @@ def box(project: Project, docker_a: Docker, gpu_image: str) -> Iterator[SimpleNa
              for i, seat in enumerate("ab")]
     stack = project.stack(STACK, {
         "docker:host": docker_a.host, "tfbox:image": gpu_image, "tfbox:gpuCheck": True,
-        "tfbox:passwordSalt": secrets.token_hex(16), "tfbox:seats": seats, **gpu_ulimits_here(),
+        "tfbox:passwordSalt": secrets.token_hex(16), "tfbox:seats": seats, "tfbox:tensorboardProxy": True,
+        **gpu_ulimits_here(),
     }, None)
     passwords = {seat: f"seat-{seat}-" + secrets.token_urlsafe(12) for seat in "ab"}
     for seat, pw in passwords.items():
@@ -97,6 +99,28 @@ def test_1_each_seat_has_its_own_password_gpu_and_volumes(box: SimpleNamespace) 
     inspected = box.docker("inspect", name("a", "notebook"), name("b", "notebook")).stdout
     seen = box.stack.export() + json.dumps(box.stack.outputs(show_secrets=True)) + inspected + "\n".join(box.project.transcript)
     assert not any(pw in seen for pw in box.passwords.values())
+
+
+def test_1b_one_seat_s_login_does_not_open_another_seat_s_tensorboard(box: SimpleNamespace) -> None:
+    from tests.e2e.browser import chromium, log_in, on_login_page, tensorboard_shows_scalars
+
+    for seat in "ab":
+        assert box.stack.outputs()["seats"][seat]["tensorboardProxyUrl"] == box.url[seat] + "/tensorboard/"
+    write_scalars(box.docker, name("a", "notebook"), "/tf/logs/seat-a-run")
+    with chromium() as driver:
+        log_in(driver, box.url["a"], box.passwords["a"])
+        tensorboard_shows_scalars(driver, box.url["a"] + "/tensorboard/", "seat-a-run", "loss", "0.12")
+        # the same browser, its seat-a cookie sent along (cookies do not depend on the port): seat b's server
+        # knows neither its name nor its signature, so b's TensorBoard is b's login page
+        driver.get(box.url["b"] + "/tensorboard/")
+        assert on_login_page(driver), driver.current_url
+        driver.get(box.url["b"] + "/tensorboard/data/runs")
+        assert on_login_page(driver) and "seat-a-run" not in driver.page_source
+    a = Jupyter(box.url["a"])
+    assert a.login(box.passwords["a"])
+    a.base = box.url["b"]  # seat a's cookies, at seat b's address
+    status, _ = a.request("GET", "/tensorboard/data/runs")
+    assert status == 302, "seat a's session gets nothing from seat b's TensorBoard"
 
 
 def test_2_second_up_changes_nothing(box: SimpleNamespace) -> None:

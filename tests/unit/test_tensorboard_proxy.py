@@ -145,6 +145,8 @@ def test_on_the_notebook_gets_the_extension_and_a_config_naming_the_sidecar():
     config = files[commands.JUPYTER_PY_CONFIG_PATH]
     assert "'tfbox_tensorboard_target': 'http://tfbox-dev-tensorboard:6006'" in config
     assert out["tensorboardProxyUrl"] == "http://127.0.0.1:8888/tensorboard/"
+    labels = {i["label"]: i["value"] for i in rec.one(CONTAINER, "notebook").inputs["labels"]}
+    assert labels["tfbox.tensorboard-proxy"] == "true", "what `make status` lists the proxied URL by"
     assert out["tensorboardUrl"] == "http://127.0.0.1:6006/", "TensorBoard's own port is unchanged"
     assert "GET\", \"/tensorboard/\"" in rec.one(CONTAINER, "ready").inputs["command"][2]
     # TensorBoard itself does not change: turning the proxy on replaces the notebook (and its ready check) only
