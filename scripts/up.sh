@@ -68,9 +68,19 @@ for s in seats if isinstance(seats, list) else []:
         print(s["name"])'
 }
 
-# TensorBoard behind the notebook's login is on for stacks made now (whichever action made it: `make tls` often comes first); a stack that existed before keeps
-# its notebook until its owner opts in (CHANGELOG), and a value already in the stack file is kept.
-if $new_stack && ! config_value tfbox:tensorboardProxy >/dev/null; then
+# TensorBoard behind the notebook's login is on for stacks made now (by whichever action: `make tls` often
+# comes first); a stack that existed before keeps its notebook until its owner opts in (CHANGELOG), and a
+# value already in the stack file is kept. The stack file itself is asked: `pulumi config` also lists
+# Pulumi.yaml's defaults (false here).
+in_stack_file() {
+  python -c 'import sys, yaml
+try:
+    config = (yaml.safe_load(open(sys.argv[1])) or {}).get("config") or {}
+except OSError:
+    config = {}
+sys.exit(0 if sys.argv[2] in config else 1)' "Pulumi.$stack.yaml" "$1"
+}
+if $new_stack && ! in_stack_file tfbox:tensorboardProxy; then
   pulumi config set --plaintext tfbox:tensorboardProxy true --stack "$stack"
   echo "tfbox: TensorBoard is served behind the notebook's login at <notebook URL>/tensorboard/ (tfbox:tensorboardProxy)" >&2
 fi
