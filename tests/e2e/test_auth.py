@@ -28,6 +28,7 @@ from tests.e2e.browser import chromium, log_in, on_login_page, tensorboard_shows
 from tests.e2e.harness import Docker, Jupyter, Project, change_summary, free_port, http_get, write_scalars
 
 NB, TB = "tfbox-auth-notebook", "tfbox-auth-tensorboard"
+RUN = "proxy-run"  # a run's scalars, seen through the proxy in test 6
 NOTEBOOK, SOURCE = "tfbox-e2e-auth.ipynb", "print('kept across a password change')"
 
 
@@ -42,6 +43,7 @@ def lab(project: Project, docker_a: Docker, cpu_image: str, password: str) -> It
     config = yaml.safe_load((project.dir / "Pulumi.auth.yaml").read_text())["config"]
     cert = config["tfbox:tlsCert"]
     stack.up()
+    write_scalars(docker_a, NB, f"/tf/logs/{RUN}")  # TensorBoard reads them while the first tests run (test 6)
     yield SimpleNamespace(stack=stack, project=project, docker=docker_a, password=password, cert=cert, made=made,
                           salt=config["tfbox:passwordSalt"], url=f"https://127.0.0.1:{nb_port}", port=nb_port,
                           tb=f"http://127.0.0.1:{tb_port}")
@@ -113,12 +115,10 @@ def test_5_password_and_hash_are_nowhere(lab: SimpleNamespace) -> None:
     assert hashed in config
 
 
-RUN = "proxy-run"
 SCREENSHOT = Path(os.environ.get("TFBOX_RUN", "/tmp/tfbox-run")) / "tensorboard-proxy.png"
 
 
 def test_6_browser_logs_in_with_the_pinned_certificate_and_sees_scalars_behind_the_login(lab: SimpleNamespace) -> None:
-    write_scalars(lab.docker, NB, f"/tf/logs/{RUN}")
     deadline = time.monotonic() + 60
     while RUN not in http_get(lab.tb + "/data/runs")[1].decode() and time.monotonic() < deadline:
         time.sleep(1)  # TensorBoard reads its logdir every 5 s
