@@ -195,6 +195,8 @@ def export_lab(lab: Lab, gpus: str) -> None:
     if lab.notebook_cert_sha256 is not None:
         pulumi.export("notebookCertSha256", lab.notebook_cert_sha256)
     pulumi.export("tensorboardUrl", lab.tensorboard_url)
+    if lab.tensorboard_proxy_url is not None:  # only when on: a stack that has not opted in sees no new output
+        pulumi.export("tensorboardProxyUrl", lab.tensorboard_proxy_url)
     pulumi.export("gpus", gpus)
     pulumi.export("imageDigest", lab.image.repo_digest)
     pulumi.export("containerNames", lab.container_names)
@@ -213,6 +215,7 @@ def main_seats(cfg: LabConfig, tls_key: pulumi.Output[str] | None, host: HostAcc
     export_lab(lab, " ".join(f"{s.name}={s.gpus.describe()}" for s in cfg.seats))
     pulumi.export("seats", {
         s.name: {"notebookUrl": lab.seats[s.name].notebook_url_text, "tensorboardUrl": lab.seats[s.name].tensorboard_url_text,
+                 **({"tensorboardProxyUrl": lab.seats[s.name].tensorboard_proxy_url_text} if cfg.tensorboard_proxy else {}),
                  "gpus": s.gpus.describe(), "shareGpus": s.share_gpus, "containerNames": lab.seats[s.name].container_names}
         for s in cfg.seats
     })

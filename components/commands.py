@@ -19,6 +19,11 @@ CAPTURE_STARTUP_PATH = "/root/.ipython/profile_default/startup/00-tfbox-capture.
 TENSORBOARD_LOG = "/tmp/tensorboard.log"
 TLS_CERT_PATH = "/etc/jupyter/tfbox-notebook.crt"
 TLS_KEY_PATH = "/etc/jupyter/tfbox-notebook.key"
+# TensorBoard behind the notebook's login (components.tensorboard_proxy): the extension's module in a
+# directory of its own, and the Python config file that puts it on sys.path, enables it and names its upstream.
+TENSORBOARD_PROXY_DIR = "/etc/jupyter/tfbox"
+TENSORBOARD_PROXY_MODULE_PATH = f"{TENSORBOARD_PROXY_DIR}/tfbox_tensorboard_proxy.py"
+JUPYTER_PY_CONFIG_PATH = "/etc/jupyter/jupyter_server_config.py"
 
 
 def jupyter_config(hashed_password: str, tls: bool = False, cull_idle_seconds: int = 0, remote_access: bool = False) -> str:
@@ -46,6 +51,29 @@ def jupyter_config(hashed_password: str, tls: bool = False, cull_idle_seconds: i
         config["ServerApp"].update(certfile=TLS_CERT_PATH, keyfile=TLS_KEY_PATH)
     config.update(culling_settings(cull_idle_seconds))
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def tensorboard_proxy_target(tensorboard_host: str | None) -> str:
+    """The one upstream of the proxy: the sidecar by its container name on the seat's network, else
+    (exec mode) TensorBoard inside the notebook container."""
+    return f"http://{tensorboard_host or '127.0.0.1'}:{TENSORBOARD_PORT}"
+
+
+def tensorboard_proxy_config(target: str) -> str:
+    """`jupyter_server_config.py`, loaded beside the JSON file: Jupyter reads both, and only a Python
+    config can put the extension's directory on sys.path (the image's site-packages path varies).
+    Extensions are enabled the way `jupyter server extension enable` does it, added to the image's."""
+    from components.tensorboard_proxy import MODULE, TARGET_SETTING
+
+    return "\n".join([
+        "# Written by tfbox: TensorBoard behind the notebook's login (components/tensorboard_proxy.py).",
+        "import sys",
+        f"sys.path.insert(0, {TENSORBOARD_PROXY_DIR!r})",
+        "c = get_config()  # noqa: F821 (given by Jupyter's config loader)",
+        f"c.ServerApp.jpserver_extensions.update({{{MODULE!r}: True}})",
+        f"c.ServerApp.tornado_settings.update({{{TARGET_SETTING!r}: {target!r}}})",
+        "",
+    ])
 
 
 def jupyter_argv() -> list[str]:
@@ -162,9 +190,10 @@ def notebook_check(tls: bool = False) -> str:
 READY_TIMEOUT = 300  # seconds `up` waits for the lab to answer (the old health-check wait_timeout)
 
 
-def ready_command(checks: dict[str, str], timeout: int = READY_TIMEOUT) -> list[str]:
+def ready_command(checks: dict[str, str], timeout: int = READY_TIMEOUT, after: list[str] | None = None) -> list[str]:
     """The ready container's command: poll `checks` (what -> bash_http_check snippet) every 0.1 s
-    until all pass, then exit 0; exit 1 naming what did not answer after `timeout` seconds.
+    until all pass, then run each of `after` once (a failure of one ends it with exit 1: it says why
+    itself), then exit 0; exit 1 naming what did not answer after `timeout` seconds.
 
     Polling from inside a one-shot container costs nothing once the lab runs, and `up` learns
     the moment the lab answers (Docker reports the exit at once), where the provider's wait for
@@ -177,7 +206,34 @@ def ready_command(checks: dict[str, str], timeout: int = READY_TIMEOUT) -> list[
             f"if [ $SECONDS -ge {timeout} ]; then echo {shlex.quote(f'{what} did not answer within {timeout} s')}; exit 1; fi; "
             "sleep 0.1; done"
         )
-    return ["bash", "-c", "; ".join([*waits, "echo ready"])]
+    once = [f"{{ {check}; }} || exit 1" for check in after or []]
+    return ["bash", "-c", "; ".join([*waits, *once, "echo ready"])]
+
+
+PROXY_CHECK = """\
+import http.client, ssl, sys
+tls, port = sys.argv[1] == "tls", int(sys.argv[2])
+c = (http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ssl._create_unverified_context()) if tls
+     else http.client.HTTPConnection("127.0.0.1", port, timeout=10))
+c.request("GET", "/tensorboard/")
+r = c.getresponse()
+if r.status in (301, 302, 303, 307) and "/login" in (r.getheader("Location") or ""):
+    sys.exit(0)
+print(f"the notebook does not serve /tensorboard/ behind its login (HTTP {r.status} where the login page's redirect "
+      "was expected): this image's Jupyter did not load tfbox's TensorBoard extension, which needs Jupyter Server 2 "
+      "(Notebook 7 or JupyterLab 4, as in current tensorflow/tensorflow:*-jupyter images; `docker logs` of the notebook "
+      "names tfbox_tensorboard_proxy). Fix: use such an image (tfbox:image), or set tfbox:tensorboardProxy to false "
+      "and reach TensorBoard by its own port")
+sys.exit(1)
+"""
+
+
+def tensorboard_proxy_check(tls: bool) -> str:
+    """A one-time check, once the notebook answers, that it serves `/tensorboard/` behind its login:
+    an anonymous GET is sent to the login page. A 404 means the image's Jupyter did not load the
+    extension (no Jupyter Server 2), which `up` reports with the fix instead of a 404 in the browser.
+    Python, once per ready check: bash cannot speak TLS, and every TensorFlow image has python3."""
+    return shlex.join(["python3", "-c", PROXY_CHECK, "tls" if tls else "plain", str(JUPYTER_PORT)])
 
 
 # The GPU check prints the image's CUDA env on lines starting with this (components.gpu_check reads them).

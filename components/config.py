@@ -102,6 +102,10 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("tensorboardPort", "integer", 6006, "Host port of TensorBoard."),
     ConfigKey("tensorboardBind", "string", "127.0.0.1", "Host IP address TensorBoard is published on (`localhost` means `127.0.0.1`)."),
     ConfigKey("tensorboardPublic", "boolean", False, "Must be `true` to publish TensorBoard (which has no login) beyond loopback."),
+    ConfigKey("tensorboardProxy", "boolean", False,
+              "Serve each notebook's TensorBoard at `<notebook URL>/tensorboard/`, behind the notebook's login and TLS. "
+              "Off when absent (stacks made before it keep their notebook); `make up` and `make machine` write `true` "
+              "on new stacks. Turning it on replaces the notebook container once (notebooks are kept)."),
     ConfigKey("notebooksVolume", "string", "", "Docker volume for `/tf`; empty means `<namePrefix>-notebooks`."),
     ConfigKey("notebooksHostPath", "string", "", "Absolute host directory to bind at `/tf` instead of a volume; it must lie below "
               "`tfbox:hostPathRoot` (and not be a system or hidden directory or hold the Docker socket)."),
@@ -197,6 +201,7 @@ class LabConfig:
     cull_idle_kernels: int = 0  # seconds (components.kernels); 0: never
     cull_idle_text: str = ""  # tfbox:cullIdleKernels as given: a seats stack's default depends on each seat's GPUs
     stack_kind: str = "machine"  # tfbox:stackKind: a machine's host must be readable (components.host_state), fail closed
+    tensorboard_proxy: bool = False  # TensorBoard at <notebook>/tensorboard/ (components.tensorboard_proxy); off with mode off
 
     @property
     def tls(self) -> bool:
@@ -408,6 +413,13 @@ def parse_config(
     if tb_mode != "off" and valid_binds and not is_loopback(binds["tensorboardBind"]) and not tb_public:
         r.add("tensorboardBind", f"TensorBoard has no login and {binds['tensorboardBind']} publishes it beyond this machine",
               "bind it to 127.0.0.1 (and use an SSH tunnel), or set tfbox:tensorboardPublic to true to accept that")
+    tb_proxy = r.value("tensorboardProxy")
+    if tb_proxy and tb_mode == "off":
+        # new stacks get the key written true: turning TensorBoard off then must not need a second edit
+        warnings.append(f"{NAMESPACE}:tensorboardProxy is true but {NAMESPACE}:tensorboardMode is off: there is no "
+                        "TensorBoard to serve, so the notebook serves no /tensorboard/ (set tensorboardMode to sidecar "
+                        "or exec for it, or tensorboardProxy to false to silence this)")
+        tb_proxy = False
     if (tb_mode in TENSORBOARD_MODES and tb_mode != "off" and ports["notebookPort"] == ports["tensorboardPort"]
             and binds_overlap(*(b if bind_problem(b) is None else "0.0.0.0"  # as Docker would read it
                                 for b in (binds["notebookBind"], binds["tensorboardBind"])))):
@@ -508,6 +520,7 @@ def parse_config(
         docker_host=host, notebook_resources=resources, warnings=tuple(warnings), tls_cert=tls_cert,
         allow_plain_http_on_lan=allow_plain, seats=seats, cull_idle_kernels=cull_idle,
         cull_idle_text=str(r.value("cullIdleKernels")), stack_kind=str(r.value("stackKind")),
+        tensorboard_proxy=tb_proxy,
     )
 
 

@@ -14,6 +14,7 @@ from components.gpu_check import GpuCheck, GpuCheckArgs
 from components.gpus import GpuSpec, container_gpu_settings, parse_nvidia_smi_list
 from components.hardening import TENSORBOARD_PIDS_LIMIT, notebook_hardening
 from components.image import Image, ImageArgs
+from components.labels import TENSORBOARD_PROXY_LABEL
 from components.ledger import ledger_problems, ledger_table
 from components.network import Network, NetworkArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding, hashed_jupyter_config
@@ -56,6 +57,7 @@ class Lab(pulumi.ComponentResource):
     notebook_url: pulumi.Output[str]
     notebook_cert_sha256: pulumi.Output[str] | None
     tensorboard_url: pulumi.Output[str] | None
+    tensorboard_proxy_url: pulumi.Output[str] | None  # <notebook URL>tensorboard/ (per seat: `seat=url …`), when on
     gpu_check_output: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: LabArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -98,6 +100,8 @@ class Lab(pulumi.ComponentResource):
             notebook_labels["tfbox.tensorboard-public"] = str(cfg.tensorboard_public).lower()
         if cfg.allow_plain_http_on_lan and not cfg.tls:
             notebook_labels["tfbox.plain-http-on-lan"] = "true"  # the opt-in, where the policy pack can see it
+        if cfg.tensorboard_proxy:
+            notebook_labels[TENSORBOARD_PROXY_LABEL] = "true"  # `make status` lists <notebook URL>/tensorboard/
         notebook = Notebook("notebook", NotebookArgs(
             container_name=cfg.container_name("notebook"), image_id=image.image_id,
             jupyter_config=hashed_jupyter_config(args.password, cfg.password_salt, tls=cfg.tls, cull_idle=cfg.cull_idle_kernels,
@@ -108,6 +112,9 @@ class Lab(pulumi.ComponentResource):
             tls_cert=cfg.tls_cert, tls_key=args.tls_key, host=args.host,
             # TensorFlow's import-time C++ info/warnings read as errors in a cell; tfbox:tfLogLevel sets how many show
             envs=[f"TF_CPP_MIN_LOG_LEVEL={cfg.tf_log_level}"],
+            # TensorBoard behind the notebook's login: the sidecar by name on the stack's network, or exec's own
+            tensorboard_proxy_target=(commands.tensorboard_proxy_target(None if tb_inside else cfg.container_name("tensorboard"))
+                                      if cfg.tensorboard_proxy else None),
         ), child)
         self.notebook = notebook
 
@@ -128,7 +135,7 @@ class Lab(pulumi.ComponentResource):
             notebook_tls=cfg.tls, tensorboard_inside=tb_inside,
             tensorboard_id=tb_container.id if tb_container is not None else None,
             tensorboard_host=cfg.container_name("tensorboard") if tb_container is not None else None,
-            labels=cfg.labels("ready"),
+            labels=cfg.labels("ready"), tensorboard_proxy=cfg.tensorboard_proxy,
         ), child)
 
         self.image = image
@@ -139,6 +146,8 @@ class Lab(pulumi.ComponentResource):
             None if cfg.tensorboard_mode == "off"
             else pulumi.Output.from_input(service_url(cfg.docker_host, cfg.tensorboard_bind, cfg.tensorboard_port))
         )
+        self.tensorboard_proxy_url = (
+            self.notebook_url.apply(lambda url: url + "tensorboard/") if cfg.tensorboard_proxy else None)
         names = [cfg.container_name("notebook")]
         if self.tensorboard is not None:
             names.append(cfg.container_name("tensorboard"))
@@ -148,9 +157,13 @@ class Lab(pulumi.ComponentResource):
         self.container_names = names
         self.register_outputs({
             "notebookUrl": self.notebook_url, "notebookCertSha256": self.notebook_cert_sha256,
-            "tensorboardUrl": self.tensorboard_url,
+            "tensorboardUrl": self.tensorboard_url, **self._proxy_outputs(),
             "imageDigest": image.repo_digest, "containerNames": names,
         })
+
+    def _proxy_outputs(self) -> dict[str, pulumi.Output[str]]:
+        """The proxy's URL among the outputs only when on, so a stack that has not opted in keeps exactly its outputs."""
+        return {} if self.tensorboard_proxy_url is None else {"tensorboardProxyUrl": self.tensorboard_proxy_url}
 
     def _seats(self, args: LabArgs, child: pulumi.ResourceOptions) -> None:
         """A shared box: the image(s), one GPU check of the whole machine, and one Seat per seat."""
@@ -193,6 +206,9 @@ class Lab(pulumi.ComponentResource):
         self.tensorboard_url = (
             None if cfg.tensorboard_mode == "off"
             else pulumi.Output.from_input(" ".join(f"{n}={s.tensorboard_url_text}" for n, s in self.seats.items())))
+        self.tensorboard_proxy_url = (
+            pulumi.Output.from_input(" ".join(f"{n}={s.tensorboard_proxy_url_text}" for n, s in self.seats.items()))
+            if cfg.tensorboard_proxy else None)
         self.notebook_cert_sha256 = pulumi.Output.from_input(fingerprint_sha256(cfg.tls_cert)) if cfg.tls else None
         names = [name for s in self.seats.values() for name in s.container_names]
         if self.gpu_check_output is not None:
@@ -200,6 +216,6 @@ class Lab(pulumi.ComponentResource):
         self.container_names = names
         self.register_outputs({
             "notebookUrl": self.notebook_url, "notebookCertSha256": self.notebook_cert_sha256,
-            "tensorboardUrl": self.tensorboard_url, "imageDigest": image.repo_digest, "containerNames": names,
-            "gpuLedger": self.gpu_ledger,
+            "tensorboardUrl": self.tensorboard_url, **self._proxy_outputs(),
+            "imageDigest": image.repo_digest, "containerNames": names, "gpuLedger": self.gpu_ledger,
         })

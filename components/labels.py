@@ -11,3 +11,6 @@ T = TypeVar("T")
 def docker_labels(labels: Mapping[str, str], make: Callable[..., T]) -> list[T]:
     """Sorted so the same labels always give the same inputs (no diff between runs)."""
     return [make(label=k, value=v) for k, v in sorted(labels.items())]
+
+
+TENSORBOARD_PROXY_LABEL = "tfbox.tensorboard-proxy"  # "true" on a notebook serving /tensorboard/ (components.tensorboard_proxy)

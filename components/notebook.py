@@ -27,6 +27,7 @@ from components.password import hash_password
 from components.pids import HostAccess, PidsLimit, PidsLimitArgs
 
 CAPTURE_SOURCE = (Path(__file__).parent / "capture.py").read_text()
+TENSORBOARD_PROXY_SOURCE = (Path(__file__).parent / "tensorboard_proxy.py").read_text()
 # The lab's long-running containers restart with the daemon even after it was killed (see below).
 RESTART_POLICY = "always"
 
@@ -71,6 +72,9 @@ class NotebookArgs:
     tls_cert: str = ""  # PEM: serve HTTPS with it (the config then names the uploaded files)
     tls_key: pulumi.Input[str] | None = None  # secret: the certificate's private key
     network: pulumi.Input[str] | None = None  # the stack's own network (components.network); None: Docker's default bridge
+    # TensorBoard at <notebook>/tensorboard/ (components.tensorboard_proxy): its upstream, e.g. http://<sidecar>:6006;
+    # None: no proxy, and the uploads are exactly those of a notebook before the proxy existed
+    tensorboard_proxy_target: str | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     host: HostAccess | None = None  # where `docker update --pids-limit` runs (components.pids); None: no pids limit
 
@@ -110,6 +114,14 @@ def hardening_args(h: ContainerHardening) -> dict[str, Any]:
     return args
 
 
+def tensorboard_proxy_uploads(target: str) -> list[docker.ContainerUploadArgs]:
+    """The proxy's module and the Python config that loads it, beside the JSON config (which stays as it was)."""
+    return [
+        docker.ContainerUploadArgs(file=commands.TENSORBOARD_PROXY_MODULE_PATH, content=TENSORBOARD_PROXY_SOURCE),
+        docker.ContainerUploadArgs(file=commands.JUPYTER_PY_CONFIG_PATH, content=commands.tensorboard_proxy_config(target)),
+    ]
+
+
 class Notebook(pulumi.ComponentResource):
     container: docker.Container
     container_id: pulumi.Output[str]
@@ -133,6 +145,7 @@ class Notebook(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(file=commands.TLS_CERT_PATH, content=args.tls_cert),
                 docker.ContainerUploadArgs(file=commands.TLS_KEY_PATH, content=pulumi.Output.secret(args.tls_key)),
             ]
+        proxy_uploads = [] if args.tensorboard_proxy_target is None else tensorboard_proxy_uploads(args.tensorboard_proxy_target)
         self.container = docker.Container(
             name,
             name=args.container_name,
@@ -152,6 +165,7 @@ class Notebook(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(file=commands.JUPYTER_CONFIG_PATH, content=args.jupyter_config),
                 docker.ContainerUploadArgs(file=commands.CAPTURE_STARTUP_PATH, content=CAPTURE_SOURCE),
                 *tls_uploads,
+                *proxy_uploads,
             ],
             # For `docker ps` and monitoring only: `up` waits on components.ready instead, so the interval
             # can be long (each probe is a docker exec, ~0.1 s of host CPU: bench/README.md).

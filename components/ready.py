@@ -50,6 +50,7 @@ class ReadyArgs:
     # the state: a daemon restart hands out new addresses, and a later `up` would poll one nobody has.
     tensorboard_host: str | None
     labels: dict[str, str]
+    tensorboard_proxy: bool = False  # the notebook must serve /tensorboard/ (components.tensorboard_proxy)
 
 
 class Ready(pulumi.ComponentResource):
@@ -73,7 +74,8 @@ class Ready(pulumi.ComponentResource):
             name,
             name=args.container_name,
             image=args.image_id,
-            command=commands.ready_command(checks),
+            command=commands.ready_command(
+                checks, after=[commands.tensorboard_proxy_check(tls)] if args.tensorboard_proxy else []),
             network_mode=pulumi.Output.concat("container:", args.notebook_id),
             # a new TensorBoard container (new id) must be waited for too: the id is an input
             envs=pulumi.Output.all(*waits_for).apply(lambda ids: [f"TFBOX_WAITS_FOR={','.join(ids)}", NO_GPUS_ENV]),

@@ -20,6 +20,7 @@ from components.binds import is_loopback
 from components.config import LabConfig
 from components.gpus import container_gpu_settings
 from components.hardening import TENSORBOARD_PIDS_LIMIT, notebook_hardening
+from components.labels import TENSORBOARD_PROXY_LABEL
 from components.ledger import SHARE_LABEL
 from components.network import Network, NetworkArgs
 from components.notebook import Notebook, NotebookArgs, PortBinding, hashed_jupyter_config
@@ -88,6 +89,8 @@ class Seat(pulumi.ComponentResource):
             notebook_labels["tfbox.tensorboard-public"] = str(cfg.tensorboard_public).lower()
         if cfg.allow_plain_http_on_lan and not cfg.tls:
             notebook_labels["tfbox.plain-http-on-lan"] = "true"
+        if cfg.tensorboard_proxy:
+            notebook_labels[TENSORBOARD_PROXY_LABEL] = "true"  # `make status` lists <notebook URL>/tensorboard/
         salt, tls, cull_idle = cfg.password_salt, cfg.tls, cfg.cull_idle_for(seat.gpus.requested)
         jupyter_config = hashed_jupyter_config(args.password, salt, tls=tls, cull_idle=cull_idle,
                                                remote_access=not is_loopback(seat.notebook_bind))
@@ -99,6 +102,8 @@ class Seat(pulumi.ComponentResource):
             labels=notebook_labels, gate=args.gate, network=network.name,
             hardening=notebook_hardening(seat.resources), tls_cert=cfg.tls_cert, tls_key=args.tls_key,
             envs=seat_envs(cfg, seat), host=args.host,
+            tensorboard_proxy_target=(commands.tensorboard_proxy_target(None if tb_inside else named("tensorboard"))
+                                      if cfg.tensorboard_proxy else None),
         ), child)
 
         tensorboard: TensorBoard | None = None
@@ -116,15 +121,18 @@ class Seat(pulumi.ComponentResource):
             notebook_tls=cfg.tls, tensorboard_inside=tb_inside,
             tensorboard_id=tb_container.id if tb_container is not None else None,
             tensorboard_host=named("tensorboard") if tb_container is not None else None,
-            labels=labels("ready"),
+            labels=labels("ready"), tensorboard_proxy=cfg.tensorboard_proxy,
         ), child)
 
         self.notebook_url_text = service_url(cfg.docker_host, seat.notebook_bind, seat.notebook_port,
                                              scheme="https" if cfg.tls else "http")
         self.tensorboard_url_text = (None if cfg.tensorboard_mode == "off"
                                      else service_url(cfg.docker_host, seat.tensorboard_bind, seat.tensorboard_port))
+        # the seat's TensorBoard behind its notebook's login (components.tensorboard_proxy), when on
+        self.tensorboard_proxy_url_text = self.notebook_url_text + "tensorboard/" if cfg.tensorboard_proxy else None
         self.notebook_url = pulumi.Output.from_input(self.notebook_url_text)
         self.tensorboard_url = None if self.tensorboard_url_text is None else pulumi.Output.from_input(self.tensorboard_url_text)
         self.container_names = [named("notebook"), *([named("tensorboard")] if tensorboard is not None else []), named("ready")]
         self.register_outputs({"notebookUrl": self.notebook_url, "tensorboardUrl": self.tensorboard_url,
+                               **({"tensorboardProxyUrl": self.tensorboard_proxy_url_text} if cfg.tensorboard_proxy else {}),
                                "containerNames": self.container_names})

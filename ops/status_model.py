@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from components.gpus import GpuSpec
+from components.labels import TENSORBOARD_PROXY_LABEL
 from components.ledger import claim_from_inspect
 from components.urls import service_url
 from ops.doctor import LONG_RUNNING, classify_container
@@ -198,6 +199,8 @@ def container_urls(info: Mapping[str, Any], docker_host: str) -> dict[str, str]:
             if service and str(b.get("HostPort", "")).isdigit():
                 urls[service] = service_url(docker_host, b.get("HostIp") or "0.0.0.0", int(b["HostPort"]),
                                             scheme if service == "notebook" else "http")
+    if _labels(info).get(TENSORBOARD_PROXY_LABEL) == "true" and "notebook" in urls:
+        urls["tensorboard-proxy"] = urls["notebook"] + "tensorboard/"  # behind the notebook's login
     return urls
 
 

@@ -37,7 +37,11 @@ export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PWD/.state}
 source scripts/passphrase.sh
 tfbox_passphrase "$PWD" tfbox
 
-pulumi stack select "$stack" >/dev/null 2>&1 || pulumi stack init "$stack" --secrets-provider passphrase >/dev/null
+new_stack=false
+if ! pulumi stack select "$stack" >/dev/null 2>&1; then
+  pulumi stack init "$stack" --secrets-provider passphrase >/dev/null
+  new_stack=true
+fi
 
 # The stack's config in one CLI call (secrets show as present, never their values): each `pulumi` start
 # costs a few tenths of a second, and `make up` used to ask three times before its `up`.
@@ -64,6 +68,22 @@ for s in seats if isinstance(seats, list) else []:
         print(s["name"])'
 }
 
+# TensorBoard behind the notebook's login is on for stacks made now (by whichever action: `make tls` often
+# comes first); a stack that existed before keeps its notebook until its owner opts in (CHANGELOG), and a
+# value already in the stack file is kept. The stack file itself is asked: `pulumi config` also lists
+# Pulumi.yaml's defaults (false here).
+in_stack_file() {
+  python -c 'import sys, yaml
+try:
+    config = (yaml.safe_load(open(sys.argv[1])) or {}).get("config") or {}
+except OSError:
+    config = {}
+sys.exit(0 if sys.argv[2] in config else 1)' "Pulumi.$stack.yaml" "$1"
+}
+if $new_stack && ! in_stack_file tfbox:tensorboardProxy; then
+  pulumi config set --plaintext tfbox:tensorboardProxy true --stack "$stack"
+  echo "tfbox: TensorBoard is served behind the notebook's login at <notebook URL>/tensorboard/ (tfbox:tensorboardProxy)" >&2
+fi
 case $action in
   --password)
     if [[ -n $seat ]]; then
@@ -114,4 +134,7 @@ if [[ -n $seats ]]; then
   echo "Notebooks: $(pulumi stack output notebookUrl --stack "$stack")   (passwords: make password STACK=$stack SEAT=<seat>)"
 else
   echo "Notebook: $(pulumi stack output notebookUrl --stack "$stack")   (password: make password STACK=$stack)"
+fi
+if proxied=$(pulumi stack output tensorboardProxyUrl --stack "$stack" 2>/dev/null) && [[ -n $proxied ]]; then
+  echo "TensorBoard: $proxied   (behind the notebook's login)"
 fi

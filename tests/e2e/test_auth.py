@@ -2,7 +2,9 @@
 made by `make tls` (scripts/up.sh --tls), login with the argon2id hash on the real server, the
 served certificate is the one whose fingerprint the stack outputs, plain HTTP logs nobody in, the
 password and its hash are in no state, inspect, log or transcript, a real browser logs in with
-the pinned certificate and opens TensorBoard, and a new password replaces only the notebook."""
+the pinned certificate and sees a run's scalars in TensorBoard behind the notebook's login
+(`tensorboardProxy`, issue 19; logged out, the same URL is the login page; its own port still answers),
+and a new password replaces only the notebook."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import http.client
 import os
 import socket
 import ssl
-import tempfile
+import time
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +23,12 @@ import pytest
 import yaml
 
 from components.password import hash_password
-from components.tls import check_pair, spki_sha256_base64
-from tests.e2e.harness import Docker, Jupyter, Project, change_summary, free_port
+from components.tls import check_pair
+from tests.e2e.browser import chromium, log_in, on_login_page, tensorboard_shows_scalars
+from tests.e2e.harness import Docker, Jupyter, Project, change_summary, free_port, http_get, write_scalars
 
 NB, TB = "tfbox-auth-notebook", "tfbox-auth-tensorboard"
+RUN = "proxy-run"  # a run's scalars, seen through the proxy in test 6
 NOTEBOOK, SOURCE = "tfbox-e2e-auth.ipynb", "print('kept across a password change')"
 
 
@@ -33,12 +37,13 @@ def lab(project: Project, docker_a: Docker, cpu_image: str, password: str) -> It
     nb_port, tb_port = free_port(), free_port()
     stack = project.stack("auth", {
         "docker:host": docker_a.host, "tfbox:image": cpu_image, "tfbox:notebookBind": "0.0.0.0",
-        "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port,
+        "tfbox:notebookPort": nb_port, "tfbox:tensorboardPort": tb_port, "tfbox:tensorboardProxy": True,
     }, password)
     made = project.run("scripts/up.sh", "auth", "--tls")  # = make tls STACK=auth, with the test's backend
     config = yaml.safe_load((project.dir / "Pulumi.auth.yaml").read_text())["config"]
     cert = config["tfbox:tlsCert"]
     stack.up()
+    write_scalars(docker_a, NB, f"/tf/logs/{RUN}")  # TensorBoard reads them while the first tests run (test 6)
     yield SimpleNamespace(stack=stack, project=project, docker=docker_a, password=password, cert=cert, made=made,
                           salt=config["tfbox:passwordSalt"], url=f"https://127.0.0.1:{nb_port}", port=nb_port,
                           tb=f"http://127.0.0.1:{tb_port}")
@@ -54,7 +59,11 @@ def test_1_make_tls_kept_the_key_secret_and_the_notebook_is_on_every_interface(l
     assert check_pair(lab.cert, key) == []
     binding = lab.docker.inspect(NB)["HostConfig"]["PortBindings"]["8888/tcp"][0]
     assert binding["HostIp"] in ("0.0.0.0", "") and binding["HostPort"] == str(lab.port)
-    assert lab.stack.outputs()["notebookUrl"].startswith("https://")
+    outputs = lab.stack.outputs()
+    assert outputs["notebookUrl"].startswith("https://")
+    assert outputs["tensorboardProxyUrl"] == outputs["notebookUrl"] + "tensorboard/"
+    tb_binding = lab.docker.inspect(TB)["HostConfig"]["PortBindings"]["6006/tcp"][0]
+    assert tb_binding["HostIp"] == "127.0.0.1", "TensorBoard's own port stays on loopback"
 
 
 def test_2_https_login_with_the_argon2_hash(lab: SimpleNamespace) -> None:
@@ -106,39 +115,36 @@ def test_5_password_and_hash_are_nowhere(lab: SimpleNamespace) -> None:
     assert hashed in config
 
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+SCREENSHOT = Path(os.environ.get("TFBOX_RUN", "/tmp/tfbox-run")) / "tensorboard-proxy.png"
 
 
-def test_6_browser_logs_in_with_the_pinned_certificate_and_opens_tensorboard(lab: SimpleNamespace) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), "scripts/install-host-deps.sh installs chromium"
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not try to download a browser
-    with tempfile.TemporaryDirectory() as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                    f"--ignore-certificate-errors-spki-list={spki_sha256_base64(lab.cert)}"):
-            options.add_argument(arg)
-        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-        try:
-            driver.set_page_load_timeout(60)
-            driver.get(lab.url + "/login?next=%2Fapi%2Fcontents")
-            assert "/login" in driver.current_url, driver.page_source[:500]
-            driver.find_element(By.ID, "password_input").send_keys(lab.password)
-            driver.find_element(By.ID, "login_submit").click()
-            WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url)
-            assert driver.current_url.startswith(lab.url + "/api/contents")
-            assert NOTEBOOK in driver.page_source, "the logged-in browser lists the saved notebook"
-            driver.get(lab.tb + "/")
-            WebDriverWait(driver, 60).until(lambda d: d.execute_script(
-                "return document.title === 'TensorBoard' && !!document.querySelector('tf-tensorboard, tb-webapp')"))
-        finally:
-            driver.quit()
+def test_6_browser_logs_in_with_the_pinned_certificate_and_sees_scalars_behind_the_login(lab: SimpleNamespace) -> None:
+    deadline = time.monotonic() + 60
+    while RUN not in http_get(lab.tb + "/data/runs")[1].decode() and time.monotonic() < deadline:
+        time.sleep(1)  # TensorBoard reads its logdir every 5 s
+    with chromium(lab.cert) as driver:
+        driver.get(lab.url + "/tensorboard/")
+        assert on_login_page(driver), f"logged out, /tensorboard/ must be the login page: {driver.current_url}"
+        log_in(driver, lab.url, lab.password)
+        assert driver.current_url.startswith(lab.url + "/api/contents")
+        assert NOTEBOOK in driver.page_source, "the logged-in browser lists the saved notebook"
+        requests = tensorboard_shows_scalars(driver, lab.url + "/tensorboard/", RUN, "loss", "0.12")
+        assert driver.current_url.startswith(lab.url + "/tensorboard/"), "served over the notebook's HTTPS"
+        time.sleep(2)  # the chart's line is drawn by a web worker after the table: for the picture only
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(SCREENSHOT))
+        # every request of the page went through the proxy and was answered, the time series POST included
+        statuses = {url.split("?")[0]: status for url, status, _ in requests}
+        assert statuses, "the page made requests"
+        assert all(url.startswith(lab.url + "/") for url in statuses), statuses
+        assert {u: s for u, s in statuses.items() if s != 200} == {}, "everything TensorBoard's page asked for answered"
+        assert statuses.get(lab.url + "/tensorboard/experiment/defaultExperimentId/data/plugin/timeseries/timeSeries") == 200
+        # TensorBoard's own port, on loopback, still answers as before (the same TensorBoard drew the page above)
+        assert http_get(lab.tb + "/")[0] == 200
+        # logged out (the session cookie gone), the same URL is the login page again
+        driver.delete_all_cookies()
+        driver.get(lab.url + "/tensorboard/")
+        assert on_login_page(driver), driver.current_url
 
 
 def test_7_new_password_replaces_only_the_notebook_and_keeps_notebooks(lab: SimpleNamespace) -> None:

@@ -58,6 +58,10 @@ def test_1_deploys_the_dev_stack_and_prints_its_url(lab: SimpleNamespace) -> Non
         assert info["Config"]["Labels"]["tfbox.stack"] == "dev"
     assert http_get(URL + "/api")[0] == 200
     assert http_get(TB_URL + "/data/logdir")[0] == 200
+    # a stack `make up` makes is a new one: TensorBoard behind the notebook's login is on (issue 19)
+    assert yaml.safe_load((lab.project.dir / "Pulumi.dev.yaml").read_text())["config"]["tfbox:tensorboardProxy"] in (True, "true")
+    assert f"TensorBoard: {URL}/tensorboard/   (behind the notebook's login)" in lab.deployed.stdout
+    assert Jupyter(URL).request("GET", "/tensorboard/data/logdir")[0] == 302, "anonymous: to the login page"
     # the state is the project's own .state/, not the test harness's backend
     assert (lab.state / ".pulumi" / "stacks" / "tfbox" / "dev.json").is_file()
     assert not (lab.project.state / ".pulumi" / "stacks" / "tfbox" / "dev.json").exists()
@@ -65,7 +69,9 @@ def test_1_deploys_the_dev_stack_and_prints_its_url(lab: SimpleNamespace) -> Non
 
 def test_2_the_generated_password_logs_in(lab: SimpleNamespace) -> None:
     assert len(lab.password) >= 16, f"weak or missing password: {lab.password!r}"
-    assert Jupyter(URL).login(lab.password)
+    session = Jupyter(URL)
+    assert session.login(lab.password)
+    assert session.request("GET", "/tensorboard/data/logdir") == (200, {"logdir": "/tf/logs"})
     assert not Jupyter(URL).login(lab.password[:-1])
     assert lab.password not in lab.deployed.output, "make up printed the password"
     stack_file = (lab.project.dir / "Pulumi.dev.yaml").read_text()

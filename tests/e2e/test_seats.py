@@ -1,6 +1,7 @@
 """Issue 9 §1-2: two seats on one GPU box, each with its own password, GPU, volumes and containers;
-the GPU ledger output; changing or removing one seat leaves the other alone; two seats asking for
-one GPU are refused before anything on the host changes.
+the GPU ledger output; each seat's TensorBoard behind its own notebook's login, which does not open
+another seat's (issue 19, in a real browser); changing or removing one seat leaves the other alone; two
+seats asking for one GPU are refused before anything on the host changes.
 
 One `up` for the module (on docker_a, with the NVIDIA stand-ins of scripts/nvidia/: 8 "H200"s whose
 UUIDs end in 60 + the host index); the tests run in order on it."""
@@ -34,7 +35,8 @@ def box(project: Project, docker_a: Docker, gpu_image: str) -> Iterator[SimpleNa
              for i, seat in enumerate("ab")]
     stack = project.stack(STACK, {
         "docker:host": docker_a.host, "tfbox:image": gpu_image, "tfbox:gpuCheck": True,
-        "tfbox:passwordSalt": secrets.token_hex(16), "tfbox:seats": seats, **gpu_ulimits_here(),
+        "tfbox:passwordSalt": secrets.token_hex(16), "tfbox:seats": seats, "tfbox:tensorboardProxy": True,
+        **gpu_ulimits_here(),
     }, None)
     passwords = {seat: f"seat-{seat}-" + secrets.token_urlsafe(12) for seat in "ab"}
     for seat, pw in passwords.items():
@@ -97,6 +99,26 @@ def test_1_each_seat_has_its_own_password_gpu_and_volumes(box: SimpleNamespace) 
     inspected = box.docker("inspect", name("a", "notebook"), name("b", "notebook")).stdout
     seen = box.stack.export() + json.dumps(box.stack.outputs(show_secrets=True)) + inspected + "\n".join(box.project.transcript)
     assert not any(pw in seen for pw in box.passwords.values())
+
+
+def test_1b_one_seat_s_login_does_not_open_another_seat_s_tensorboard(box: SimpleNamespace) -> None:
+    from tests.e2e.browser import chromium, log_in, on_login_page
+
+    for seat in "ab":
+        assert box.stack.outputs()["seats"][seat]["tensorboardProxyUrl"] == box.url[seat] + "/tensorboard/"
+    with chromium() as driver:
+        log_in(driver, box.url["a"], box.passwords["a"])
+        driver.get(box.url["a"] + "/tensorboard/data/logdir")  # seat a's own TensorBoard answers a's session
+        assert '"logdir": "/tf/logs"' in driver.page_source, driver.page_source[:500]
+        # the same browser sends its seat-a cookie along (cookies do not depend on the port): seat b's server
+        # knows neither the cookie's name nor its signature, so b's TensorBoard is b's login page
+        for path in ("/tensorboard/", "/tensorboard/data/logdir"):
+            driver.get(box.url["b"] + path)
+            assert on_login_page(driver), (path, driver.current_url)
+    a = Jupyter(box.url["a"])
+    assert a.login(box.passwords["a"])
+    a.base = box.url["b"]  # seat a's cookies, at seat b's address
+    assert a.request("GET", "/tensorboard/data/logdir")[0] == 302, "seat a's session gets nothing from seat b's TensorBoard"
 
 
 def test_2_second_up_changes_nothing(box: SimpleNamespace) -> None:

@@ -103,7 +103,9 @@ def inspect(seat: str, role: str, gpus: str | None, running: bool = True, cid: s
 
 
 def board(running_b: bool = True, age: int = 60) -> Any:
-    infos = [inspect("a", "notebook", "0", tls=True), inspect("a", "tensorboard", None),
+    proxied = inspect("a", "notebook", "0", tls=True)
+    proxied["Config"]["Labels"]["tfbox.tensorboard-proxy"] = "true"  # tfbox:tensorboardProxy
+    infos = [proxied, inspect("a", "tensorboard", None),
              inspect("b", "notebook", "1", running=running_b), inspect("b", "tensorboard", None)]
     readings = [GpuReading(i, H200[:-2] + f"6{i}", "NVIDIA H200", 20480 if i == 0 else 0, 143771, 0) for i in range(8)]
     apps = [ComputeApp(4242, H200, 20480), ComputeApp(999, H200, 512)]
@@ -115,7 +117,9 @@ def test_processes_are_joined_to_their_seat_and_gpus_to_seats() -> None:
     m = board()
     a, b = m.seats
     assert (a.seat, a.gpus_requested, [g.index for g in a.gpus], a.ok) == ("a", "0", [0], True)
-    assert a.urls == {"notebook": "https://gpu-box:30097/", "tensorboard": "http://127.0.0.1:30197/"}
+    assert a.urls == {"notebook": "https://gpu-box:30097/", "tensorboard": "http://127.0.0.1:30197/",
+                      "tensorboard-proxy": "https://gpu-box:30097/tensorboard/"}
+    assert "tensorboard-proxy" not in b.urls
     held = {h.pid: (h.seat, h.container) for h in a.gpus[0].processes}
     assert held == {4242: ("a", "tfbox-box-a-notebook"), 999: ("", "")}
     assert (b.seat, [g.index for g in b.gpus], b.gpus[0].processes) == ("b", [1], ())
