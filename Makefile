@@ -7,9 +7,9 @@ STACK ?= dev
 # $(value ...) keeps `$` from being expanded by make; quote's result is not expanded again.
 quote = '$(subst ','\'',$(value $(1)))'
 # Not into the recipes' environment either: make would expand their values there.
-unexport STACK NAME HOST SEAT
+unexport STACK NAME HOST SEAT OUT PYTHON_VERSION
 
-.PHONY: up test unit lint e2e preview pr-preview fleet machine password destroy outputs tls local-docker reference doctor repair status
+.PHONY: up test unit lint e2e preview pr-preview fleet machine password destroy outputs tls local-docker reference doctor repair status gpu-proof-bundle
 
 # Runtime dependencies are all `make up` needs; the test tools come on top for `make test`.
 $(VENV)/.runtime: requirements.txt
@@ -87,3 +87,10 @@ local-docker:
 ## Regenerate the README's config table and Pulumi.yaml's typed config from components/config.py.
 reference: $(VENV)/.runtime
 	$(PY) -m components.reference --write
+
+## The GPU proof's bundle for a GPU host without network (docs/gpu-proof.md); then, there, as root: <OUT>/run.sh
+## make gpu-proof-bundle [OUT=build/gpu-proof] [PYTHON_VERSION=3.12 (the GPU host's Python)]
+OUT ?= build/gpu-proof
+PYTHON_VERSION ?= 3.12
+gpu-proof-bundle:
+	TFBOX_GPU_PROOF_PYTHON_VERSION=$(call quote,PYTHON_VERSION) scripts/gpu-proof/bundle.sh $(call quote,OUT)
