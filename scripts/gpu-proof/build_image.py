@@ -245,10 +245,12 @@ def stream(tree: Tree, jupyter: Path, files: dict[str, tuple[bytes, int]], out: 
         if info.isreg():
             total += info.size
 
-    def put_host(path: Path, arcname: str) -> None:
+    def put_host(path: Path, arcname: str, traversable: bool = False) -> None:
         if arcname in written:
             return
         info = tar.gettarinfo(str(path), arcname=arcname)
+        if traversable:  # a directory above what the image needs (a Python under /root): TensorBoard's user passes
+            info.mode |= 0o555
         if info.isreg():
             with open(path, "rb") as f:
                 put(info, f)
@@ -257,7 +259,7 @@ def stream(tree: Tree, jupyter: Path, files: dict[str, tuple[bytes, int]], out: 
 
     now = int(time.time())
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        dirs = {"tf": 0o777, "tmp": 0o1777, "root": 0o700, "etc": 0o755, "usr": 0o755, "usr/local": 0o755,
+        dirs = {"tf": 0o777, "tmp": 0o1777, "etc": 0o755, "usr": 0o755, "usr/local": 0o755,
                 "usr/local/nvidia": 0o755, "usr/local/nvidia/bin": 0o755, "usr/local/nvidia/lib64": 0o755,
                 "proc": 0o555, "sys": 0o555, "dev": 0o755, "run": 0o755, "var": 0o755, "var/tmp": 0o1777}
         for d, mode in dirs.items():
@@ -273,7 +275,10 @@ def stream(tree: Tree, jupyter: Path, files: dict[str, tuple[bytes, int]], out: 
             parents.update(q for q in p.parents if q != Path("/"))
         for parent in sorted(parents - tree.paths):
             if not parent.is_symlink():
-                put_host(parent, str(parent).lstrip("/"))
+                put_host(parent, str(parent).lstrip("/"), traversable=True)
+        info = tarfile.TarInfo("root")  # root's home, unless a host Python below it made it traversable above
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, now
+        put(info)
         for p in sorted(tree.paths):
             put_host(p, str(p).lstrip("/"))
         jroot = JUPYTER.lstrip("/")
