@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from tests.e2e.harness import ROOT
 from tests.unit.shared_data import shared_testdata
@@ -44,9 +48,18 @@ CHECKS = [  # every check proof.py must have passed, in both modes
 ]
 
 
-def test_gpu_proof_rehearsal(tmp_path: Path) -> None:
-    run_base = os.environ.get("TFBOX_RUN", "/tmp/tfbox-run")
-    fake = tmp_path / "host"
+@dataclass
+class Rehearsal:
+    bundle: Path
+    env: dict[str, str]
+    work: str
+
+
+@pytest.fixture(scope="module")
+def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Rehearsal:
+    """The fake GPU host (its environment for run.sh) and the bundle `make gpu-proof-bundle` made for its Python."""
+    tmp = tmp_path_factory.mktemp("gpu-proof")
+    fake = tmp / "host"
     made = subprocess.run([str(ROOT / "scripts/gpu-proof/fake-host.sh"), str(fake)], capture_output=True, text=True, check=False)
     assert made.returncode == 0, made.stderr[-3000:]
     env = dict(os.environ)
@@ -56,31 +69,56 @@ def test_gpu_proof_rehearsal(tmp_path: Path) -> None:
     # the fake host's nvidia-smi is the real capture's, line for line
     listed = subprocess.run(["nvidia-smi", "-L"], env=env, capture_output=True, text=True, check=True).stdout
     assert listed == shared_testdata("nvidia-smi", "h200-list.txt").read_text()
-    host_py = env["TFBOX_GPU_PROOF_PYTHON"]
-    version = subprocess.run([host_py, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+    version = subprocess.run([env["TFBOX_GPU_PROOF_PYTHON"], "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-
-    out = tmp_path / "bundle"
+    out = tmp / "bundle"
     t0 = time.monotonic()
     bundled = subprocess.run(["make", "gpu-proof-bundle", f"OUT={out}", f"PYTHON_VERSION={version}"], cwd=ROOT,
                              capture_output=True, text=True, check=False, timeout=1800)
-    bundle_s = time.monotonic() - t0
     assert bundled.returncode == 0, bundled.stderr[-3000:]
-    parts = sorted(out.glob("*.part*"))
-    sizes = {p.name: p.stat().st_size for p in parts}
-    print(f"bundle in {bundle_s:.0f} s: " + ", ".join(f"{n} {s / MIB:.1f} MiB" for n, s in sizes.items()), file=sys.stderr)
+    sizes = {p.name: p.stat().st_size for p in sorted(out.glob("*.part*"))}
+    print(f"bundle in {time.monotonic() - t0:.0f} s: " + ", ".join(f"{n} {s / MIB:.1f} MiB" for n, s in sizes.items()),
+          file=sys.stderr)
+    return Rehearsal(out, env, f"{os.environ.get('TFBOX_RUN', '/tmp/tfbox-run')}/gpu-proof")
+
+
+def test_1_bundle_parts(rehearsal: Rehearsal) -> None:
+    """What a lent machine takes one call at a time: parts of at most 60 MiB, each in the manifest, and run.sh."""
+    sizes = {p.name: p.stat().st_size for p in rehearsal.bundle.glob("*.part*")}
     assert any(n.startswith("base.tar.xz.part") for n in sizes) and any(n.startswith("project.tar.xz.part") for n in sizes)
     assert all(0 < s <= 60 * MIB for s in sizes.values()), sizes
-    manifest = (out / "MANIFEST.sha256").read_text()
+    manifest = (rehearsal.bundle / "MANIFEST.sha256").read_text()
     assert all(f"  {n}\n" in manifest for n in sizes), manifest
-    assert os.access(out / "run.sh", os.X_OK)
+    assert "  base.tar.xz\n" in manifest and "  project.tar.xz\n" in manifest
+    assert os.access(rehearsal.bundle / "run.sh", os.X_OK)
 
+
+def test_2_a_damaged_part_stops_the_proof_before_anything_runs(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    """A part that changed on its way to the GPU host: run.sh says so and stops, nothing unpacked or started."""
+    damaged = tmp_path / "bundle"
+    shutil.copytree(rehearsal.bundle, damaged)
+    part = damaged / "base.tar.xz.part01"
+    with part.open("r+b") as f:
+        f.seek(12345)
+        byte = f.read(1)
+        f.seek(12345)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    done = subprocess.run([str(damaged / "run.sh"), str(damaged)], capture_output=True, text=True, check=False, timeout=300, env={
+        **rehearsal.env, "TFBOX_GPU_PROOF_WORK": rehearsal.work, "TFBOX_GPU_PROOF_LOG": str(tmp_path / "proof.log")})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "GPU proof: FAILED before the checks could run" in done.stdout, done.stdout
+    assert re.search(r"FAIL +[0-9.]+ s  bundle: parts verified, joined, unpacked", done.stdout), done.stdout
+    assert "base.tar.xz.part01: FAILED" in done.stdout + done.stderr + (tmp_path / "proof.log").read_text()
+    assert "Docker daemon" not in done.stdout, "a step after the failed verification ran"
+    assert not Path(rehearsal.work).exists()
+
+
+def test_3_rehearsal_passes_every_check(rehearsal: Rehearsal, tmp_path: Path) -> None:
     log = tmp_path / "proof.log"
     t0 = time.monotonic()
-    proof = subprocess.run([str(out / "run.sh"), str(out)], capture_output=True, text=True, check=False, timeout=2400, env={
-        **env, "TFBOX_GPU_PROOF_WORK": f"{run_base}/gpu-proof", "TFBOX_GPU_PROOF_LOG": str(log)})
-    proof_s = time.monotonic() - t0
-    print(f"run.sh in {proof_s:.0f} s:\n{proof.stdout}", file=sys.stderr)
+    proof = subprocess.run([str(rehearsal.bundle / "run.sh"), str(rehearsal.bundle)], capture_output=True, text=True, check=False,
+                           timeout=2400, env={**rehearsal.env, "TFBOX_GPU_PROOF_WORK": rehearsal.work, "TFBOX_GPU_PROOF_LOG": str(log)})
+    print(f"run.sh in {time.monotonic() - t0:.0f} s:\n{proof.stdout}", file=sys.stderr)
     text = proof.stdout
     assert proof.returncode == 0, text[-4000:] + proof.stderr[-2000:] + "\n--- log tail:\n" + log.read_text()[-6000:]
     assert "tfbox GPU proof PASSED" in text
@@ -95,5 +133,5 @@ def test_gpu_proof_rehearsal(tmp_path: Path) -> None:
     assert "numpy" in text and "rehearsal" in text  # the cell's matrix product: numpy, said so
     # the whole log is there; the host is left as found: no daemon, no work directory
     assert "==== notebook image from the host's Python" in log.read_text()
-    assert not Path(f"{run_base}/gpu-proof").exists()
-    assert subprocess.run(["pgrep", "-f", f"{run_base}/gpu-proof/"], capture_output=True, check=False).returncode == 1
+    assert not Path(rehearsal.work).exists()
+    assert subprocess.run(["pgrep", "-f", f"{rehearsal.work}/"], capture_output=True, check=False).returncode == 1
