@@ -54,35 +54,42 @@ def norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def closure(pip_wheel: str) -> list[md.Distribution]:
-    """The installed distributions the notebook needs: ROOTS, the CUDA plugins, and what they require."""
-    sys.path.insert(0, pip_wheel)
-    from pip._vendor.packaging.requirements import Requirement
+def needed(requires: dict[str, list[str]]) -> list[str]:
+    """Which of the installed distributions (normalised name -> its Requires-Dist) the notebook needs: ROOTS and,
+    with torch or jax, the CUDA plugins and pip-installed NVIDIA libraries, and everything they require on this
+    platform (markers evaluated, extras not taken); requirements that are not installed are left out. Pure."""
+    from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
 
-    installed: dict[str, md.Distribution] = {}
-    for dist in md.distributions():
-        name = dist.metadata["Name"]
-        if name and norm(name) not in installed:  # the first on sys.path wins, as for imports
-            installed[norm(name)] = dist
-    todo = [n for n in map(norm, ROOTS) if n in installed]
-    if any(n in installed for n in ("torch", "jax")):
-        todo += [n for n in installed if n.startswith(PLUGIN_PREFIXES)]
+    todo = [n for n in map(norm, ROOTS) if n in requires]
+    if any(n in requires for n in ("torch", "jax")):
+        todo += [n for n in requires if n.startswith(PLUGIN_PREFIXES)]
     seen: set[str] = set()
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
-        for spec in installed[name].requires or []:
+        for spec in requires[name]:
             try:
                 req = Requirement(spec)
-            except Exception:  # a malformed requirement of some distribution: skip it
+            except InvalidRequirement:  # a malformed requirement of some distribution: skip it
                 continue
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
                 continue
-            if norm(req.name) in installed:
+            if norm(req.name) in requires:
                 todo.append(norm(req.name))
-    return [installed[n] for n in sorted(seen)]
+    return sorted(seen)
+
+
+def closure(pip_wheel: str) -> list[md.Distribution]:
+    """The installed distributions the notebook needs (see `needed`)."""
+    sys.path.insert(0, pip_wheel)  # pip's vendored packaging evaluates the markers: no import needed from the host
+    installed: dict[str, md.Distribution] = {}
+    for dist in md.distributions():
+        name = dist.metadata["Name"]
+        if name and norm(name) not in installed:  # the first on sys.path wins, as for imports
+            installed[norm(name)] = dist
+    return [installed[n] for n in needed({n: d.requires or [] for n, d in installed.items()})]
 
 
 def dist_files(dist: md.Distribution) -> list[Path]:
