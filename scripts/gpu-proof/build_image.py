@@ -33,8 +33,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOTS = ("torch", "jax", "jaxlib", "numpy", "tensorboard")
-# extras-only or plugin distributions that a GPU install of jax/torch uses: taken whenever installed
+BASE_ROOTS = ("numpy", "tensorboard")
+# the GPU library the cell multiplies with: torch, else jax (both only on request: each brings GBs of CUDA libraries)
+GPU_LIBRARIES = {"torch": ("torch",), "jax": ("jax", "jaxlib"), "both": ("torch", "jax", "jaxlib")}
+# jax's CUDA plugins and the NVIDIA libraries they use come in through extras: taken whenever installed, with jax
 PLUGIN_PREFIXES = ("jax-cuda", "jax_cuda", "nvidia-")
 TOOLS = ("bash", "sh", "env", "mkdir", "sleep", "cat", "ls", "rm", "cp", "mv", "ln", "chmod", "id", "uname",
          "head", "tail", "grep", "sed", "awk", "tr", "cut", "date", "touch", "true", "false", "ps", "ldconfig")
@@ -54,14 +56,18 @@ def norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def needed(requires: dict[str, list[str]]) -> list[str]:
-    """Which of the installed distributions (normalised name -> its Requires-Dist) the notebook needs: ROOTS and,
-    with torch or jax, the CUDA plugins and pip-installed NVIDIA libraries, and everything they require on this
-    platform (markers evaluated, extras not taken); requirements that are not installed are left out. Pure."""
+def needed(requires: dict[str, list[str]], library: str = "auto") -> list[str]:
+    """Which of the installed distributions (normalised name -> its Requires-Dist) the notebook needs: numpy,
+    tensorboard and the GPU library (`library`: torch, jax, both, or auto: torch if installed, else jax), with jax
+    its CUDA plugins and the pip-installed NVIDIA libraries, and everything they require on this platform (markers
+    evaluated, extras not taken); requirements that are not installed are left out. Pure."""
     from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
 
-    todo = [n for n in map(norm, ROOTS) if n in requires]
-    if any(n in requires for n in ("torch", "jax")):
+    if library == "auto":
+        library = "torch" if "torch" in requires else "jax"
+    roots = [*BASE_ROOTS, *GPU_LIBRARIES[library]]
+    todo = [n for n in roots if n in requires]
+    if "jax" in todo:
         todo += [n for n in requires if n.startswith(PLUGIN_PREFIXES)]
     seen: set[str] = set()
     while todo:
@@ -81,7 +87,7 @@ def needed(requires: dict[str, list[str]]) -> list[str]:
     return sorted(seen)
 
 
-def closure(pip_wheel: str) -> list[md.Distribution]:
+def closure(pip_wheel: str, library: str = "auto") -> list[md.Distribution]:
     """The installed distributions the notebook needs (see `needed`)."""
     sys.path.insert(0, pip_wheel)  # pip's vendored packaging evaluates the markers: no import needed from the host
     installed: dict[str, md.Distribution] = {}
@@ -89,7 +95,7 @@ def closure(pip_wheel: str) -> list[md.Distribution]:
         name = dist.metadata["Name"]
         if name and norm(name) not in installed:  # the first on sys.path wins, as for imports
             installed[norm(name)] = dist
-    return [installed[n] for n in needed({n: d.requires or [] for n, d in installed.items()})]
+    return [installed[n] for n in needed({n: d.requires or [] for n, d in installed.items()}, library)]
 
 
 def dist_files(dist: md.Distribution) -> list[Path]:
@@ -307,12 +313,14 @@ def main() -> int:
     ap.add_argument("--bashrc", required=True, help="the image's /etc/bash.bashrc (scripts/tf-image/bash.bashrc)")
     ap.add_argument("--work", required=True, help="scratch directory (the installed Jupyter wheels)")
     ap.add_argument("--tag", required=True)
+    ap.add_argument("--library", choices=("auto", *GPU_LIBRARIES), default=os.environ.get("TFBOX_GPU_PROOF_LIBRARY", "auto"),
+                    help="the GPU library in the image (default auto: torch if installed, else jax)")
     a = ap.parse_args()
     t0 = time.monotonic()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
 
-    dists = closure(a.pip)
+    dists = closure(a.pip, a.library)
     names = [f"{d.metadata['Name']}=={d.version}" for d in dists]
     log(f"Python {sys.version.split()[0]} at {sys.executable}; {len(dists)} distributions: {' '.join(names)}")
     have = {norm(d.metadata["Name"]) for d in dists}

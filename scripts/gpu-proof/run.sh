@@ -23,7 +23,10 @@
 #   TFBOX_GPU_PROOF_LOG        the full log (default $TFBOX_GPU_PROOF_WORK.log, outside the work directory)
 #   TFBOX_GPU_PROOF_PYTHON     the host's Python with torch and/or jax, numpy and tensorboard (default python3)
 #   TFBOX_GPU_PROOF_NVIDIA_LIB where the driver's libraries are (default: the directory of libcuda.so.1)
-#   TFBOX_GPU_PROOF_STORAGE    the daemon's storage driver (default overlay2, falling back to vfs)
+#   TFBOX_GPU_PROOF_LIBRARY    the GPU library the image takes from the host: auto (torch if installed, else jax),
+#                              torch, jax or both (each brings GBs of CUDA libraries)
+#   TFBOX_GPU_PROOF_STORAGE    the daemon's storage driver (default overlay2, falling back to vfs, which copies the
+#                              whole image for every container: put the work directory on ext4/xfs, not on overlayfs)
 #   TFBOX_GPU_PROOF_POOL       address pool of the daemon's networks (default 10.218.0.0/16)
 #   TFBOX_GPU_PROOF_REHEARSAL  a fake GPU host (scripts/gpu-proof/fake-host.sh) for CI: the NVIDIA stand-ins
 #                              (scripts/nvidia/) replace the toolkit's CDI runtime and hook; nothing else changes
@@ -60,7 +63,9 @@ cleanup() {
     kill -KILL "$daemon_pid" 2>/dev/null || true
   fi
   # shims and containers of this daemon only: their command lines name its exec-root
-  for m in $(pgrep -f -- "$D/exec/" || true); do kill -KILL "$m" 2>/dev/null || true; done
+  for m in /proc/[0-9]*; do  # (no pgrep: a minimal GPU host may lack procps)
+    tr '\0' ' ' <"$m/cmdline" 2>/dev/null | grep -qF -- "$D/exec/" && kill -KILL "${m#/proc/}" 2>/dev/null
+  done
   for m in $(awk -v d="$WORK/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r); do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
   done
