@@ -8,6 +8,9 @@
 #   DIR/usr/local/nvidia/bin/nvidia-smi  the host's nvidia-smi: the stand-in of scripts/nvidia/ with one GPU,
 #                                        which answers like the real capture (../shared/testdata/nvidia-smi/)
 #   DIR/container/nvidia-smi             the same stand-in as GPU containers get it (through the stand-in hook)
+#   DIR/cdi/nvidia.yaml                  a hand-written CDI spec of that GPU (nvidia.com/gpu=0, its UUID, all), which
+#                                        mounts the stand-in at /usr/local/nvidia/bin/nvidia-smi, for TFBOX_GPU_PROOF_CDI=1
+#                                        (the toolkit's real runtime in CDI mode, without `nvidia-ctk cdi generate`)
 #   DIR/python                           the host's Python: a venv of this machine's python3 with numpy and
 #                                        tensorboard (the GPU host's Python has torch and jax besides), made once
 #                                        and cached under $TFBOX_CACHE/gpu-proof/
@@ -31,7 +34,24 @@ DIR=$(cd "$DIR" && pwd)
 sed -e 's/^NGPU=.*/NGPU=1/' "$ROOT/scripts/nvidia/nvidia-smi" > "$DIR/container/nvidia-smi"
 sed -e 's/^NGPU=.*/NGPU=1/' -e 's/^CONTAINER_DEVICES=.*/CONTAINER_DEVICES=all/' "$ROOT/scripts/nvidia/nvidia-smi" \
   > "$DIR/usr/local/nvidia/bin/nvidia-smi"
-chmod 755 "$DIR/container/nvidia-smi" "$DIR/usr/local/nvidia/bin/nvidia-smi"
+mkdir -p "$DIR/cdi"
+# in CDI mode nothing tells the stand-in which GPUs the container got: the spec mounts a copy fixed to GPU 0
+sed -e 's/^NGPU=.*/NGPU=1/' -e 's/^CONTAINER_DEVICES=.*/CONTAINER_DEVICES=0/' "$ROOT/scripts/nvidia/nvidia-smi" > "$DIR/cdi/nvidia-smi"
+chmod 755 "$DIR/container/nvidia-smi" "$DIR/usr/local/nvidia/bin/nvidia-smi" "$DIR/cdi/nvidia-smi"
+uuid=$(NVIDIA_VISIBLE_DEVICES=0 "$DIR/container/nvidia-smi" --query-gpu=uuid --format=csv,noheader)
+{
+  echo "cdiVersion: 0.5.0"
+  echo "kind: nvidia.com/gpu"
+  echo "devices:"
+  for name in 0 "$uuid" all; do
+    printf -- '- name: "%s"\n  containerEdits:\n    env: ["TFBOX_FAKE_CDI_DEVICE=%s"]\n' "$name" "$name"
+  done
+  echo "containerEdits:"
+  echo "  mounts:"
+  echo "  - hostPath: $DIR/cdi/nvidia-smi"
+  echo "    containerPath: /usr/local/nvidia/bin/nvidia-smi"
+  echo "    options: [ro, nosuid, nodev, bind]"
+} > "$DIR/cdi/nvidia.yaml"
 
 ver=$("$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
 key=$(printf '%s\n' "$PY" "$ver" "${PINS[@]}" | sha256sum | cut -c1-12)

@@ -30,6 +30,8 @@
 #   TFBOX_GPU_PROOF_POOL       address pool of the daemon's networks (default 10.218.0.0/16)
 #   TFBOX_GPU_PROOF_REHEARSAL  a fake GPU host (scripts/gpu-proof/fake-host.sh) for CI: the NVIDIA stand-ins
 #                              (scripts/nvidia/) replace the toolkit's CDI runtime and hook; nothing else changes
+#   TFBOX_GPU_PROOF_CDI=1      with a fake host: the toolkit's real runtime in CDI mode instead of the stand-ins,
+#                              with the fake host's hand-written CDI spec (no GPU: only `cdi generate` is skipped)
 set -euo pipefail
 
 BUNDLE=$(cd "${1:-$(dirname "${BASH_SOURCE[0]}")}" && pwd)
@@ -169,11 +171,17 @@ nvidia_lib_dir() {
 # (with its config file named by NVIDIA_CTK_CONFIG_FILE_PATH, so nothing is written to /etc).
 nvidia_cdi() {
   local nv=$WORK/base/nvidia/bin libdir
-  libdir=$(nvidia_lib_dir)
   mkdir -p "$D/cdi" "$D/nvidia"
   "$nv/nvidia-ctk" --version
-  "$nv/nvidia-ctk" cdi generate --output="$D/cdi/nvidia.yaml" --nvidia-cdi-hook-path="$nv/nvidia-cdi-hook" \
-    --library-search-path="$libdir"
+  if [ -n "$REHEARSAL" ]; then
+    # TFBOX_GPU_PROOF_CDI=1 on a fake host: the real runtime, with the fake host's hand-written spec
+    cp "$REHEARSAL/cdi/nvidia.yaml" "$D/cdi/nvidia.yaml"
+    echo "REHEARSAL (CDI): the real nvidia-container-runtime with the fake host's CDI spec (no nvidia-ctk cdi generate)"
+  else
+    libdir=$(nvidia_lib_dir)
+    "$nv/nvidia-ctk" cdi generate --output="$D/cdi/nvidia.yaml" --nvidia-cdi-hook-path="$nv/nvidia-cdi-hook" \
+      --library-search-path="$libdir"
+  fi
   "$nv/nvidia-ctk" cdi list --spec-dir="$D/cdi"
   cat > "$D/nvidia/config.toml" <<EOF
 [nvidia-container-runtime]
@@ -248,11 +256,10 @@ EOF
 
 daemon() {
   install_libs
-  if [ -n "$REHEARSAL" ]; then nvidia_standins; else nvidia_cdi; fi
-  # the rehearsal keeps runc as the default, as CI's daemons do; on the GPU host the NVIDIA runtime is the
-  # default, so that device requests (--gpus) go through its CDI injection too
+  # the stand-in rehearsal keeps runc as the default, as CI's daemons do; with the toolkit the NVIDIA runtime
+  # is the default, so that device requests (--gpus) go through its CDI injection too
   local default=nvidia
-  [ -z "$REHEARSAL" ] || default=runc
+  if [ -n "$REHEARSAL" ] && [ "${TFBOX_GPU_PROOF_CDI:-}" != 1 ]; then nvidia_standins; default=runc; else nvidia_cdi; fi
   start_daemon "$STORAGE" "$default" && return 0
   [ "$STORAGE" = vfs ] && return 1
   echo "falling back to the vfs storage driver"
@@ -286,7 +293,10 @@ echo "GPU proof on $(hostname), bundle $BUNDLE, log $LOG${REHEARSAL:+ (REHEARSAL
 
 step "bundle: parts verified, joined, unpacked" verify_and_unpack
 export PATH="$WORK/base/docker/bin:$PATH"
-step "Docker daemon with the NVIDIA runtime${REHEARSAL:+ (stand-ins)}" daemon
+label=
+[ -z "$REHEARSAL" ] || label=" (stand-ins)"
+[ -z "$REHEARSAL" ] || [ "${TFBOX_GPU_PROOF_CDI:-}" != 1 ] || label=" (CDI, the fake host's spec)"
+step "Docker daemon with the NVIDIA runtime$label" daemon
 step "notebook image from the host's Python" "$HOSTPY" "$WORK/project/scripts/gpu-proof/build_image.py" \
   --docker-host "unix://$SOCK" --wheels "$WORK/base/wheels/jupyter" --pip "$(ls "$WORK"/base/wheels/pip/pip-*.whl)" \
   --bashrc "$WORK/project/scripts/tf-image/bash.bashrc" --work "$WORK/image" --tag tfbox-gpu-proof/notebook:gpu
