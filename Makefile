@@ -7,9 +7,9 @@ STACK ?= dev
 # $(value ...) keeps `$` from being expanded by make; quote's result is not expanded again.
 quote = '$(subst ','\'',$(value $(1)))'
 # Not into the recipes' environment either: make would expand their values there.
-unexport STACK NAME HOST SEAT
+unexport STACK NAME HOST SEAT OUT PYTHON_VERSION
 
-.PHONY: up test unit lint e2e preview pr-preview fleet machine password destroy outputs tls local-docker reference doctor repair status docs docs-build
+.PHONY: up test unit lint e2e preview pr-preview fleet machine password destroy outputs tls local-docker reference doctor repair status docs docs-build gpu-proof-bundle
 
 # Runtime dependencies are all `make up` needs; the test tools come on top for `make test`.
 $(VENV)/.runtime: requirements.txt
@@ -95,3 +95,9 @@ docs: $(VENV)/.dev
 ## Build the docs site into build/site/, failing on any broken link or anchor (also part of `make test`).
 docs-build: $(VENV)/.dev
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+## The GPU proof's bundle for a GPU host without network (docs/gpu-proof.md); then, there, as root: <OUT>/run.sh
+## make gpu-proof-bundle [OUT=build/gpu-proof] [PYTHON_VERSION=3.12 (the GPU host's Python)]
+OUT ?= build/gpu-proof
+PYTHON_VERSION ?= 3.12
+gpu-proof-bundle:
+	TFBOX_GPU_PROOF_PYTHON_VERSION=$(call quote,PYTHON_VERSION) scripts/gpu-proof/bundle.sh $(call quote,OUT)

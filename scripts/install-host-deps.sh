@@ -6,7 +6,7 @@
 # daemon (Debian's docker.io: dockerd, containerd, runc, docker-proxy), Debian's
 # docker-registry, debootstrap, busybox-static, iptables/iproute2, zstd, curl and a
 # docker CLI; scripts/box.sh (the SSH boxes) needs openssh-server and -client, socat,
-# nsenter. Installs with apt only what is missing; runs `apt-get update` only
+# nsenter; scripts/gpu-proof/bundle.sh needs xz and gcc (cgo). Installs with apt only what is missing; runs `apt-get update` only
 # then. Quiet on success. Needs root (or sudo).
 set -euo pipefail
 
@@ -36,6 +36,8 @@ declare -A NEED=(
   [ssh]=openssh-client
   [ssh-keygen]=openssh-client
   [socat]=socat
+  [xz]=xz-utils                  # the GPU proof's bundle (scripts/gpu-proof/bundle.sh)
+  [gcc]=gcc                      # cgo, for the NVIDIA Container Toolkit the bundle builds
 )
 
 missing=()
