@@ -3,7 +3,9 @@
 # directory that holds them. Logs go to stderr. Benchmarks only: nothing here is a runtime requirement of tfbox.
 #
 # Like toolchain/ensure.sh, everything comes from package registries (release downloads are unreachable on
-# our build machines), and is cached under $TFBOX_CACHE/peers/<versions>-<script hash>/:
+# our build machines), and is cached under $TFBOX_CACHE/peers/, one directory per tool and version (a cold
+# build of OpenTofu takes minutes: a change to one tool must not rebuild the others); the directory printed
+# last links them together:
 #   bin/docker-compose   Docker Compose v2+ (the `docker compose` plugin), from the Go module
 #                        github.com/docker/compose/v5, called standalone. Its go.mod has exclude directives,
 #                        so `go install …/cmd@v` refuses it; we build a copy of the module as the main module.
@@ -24,7 +26,7 @@ set -euo pipefail
 
 compose_version=v5.6.0
 tofu_version=v1.12.6
-ansible_version=14.5.0
+ansible_version=12.3.0  # the newest release for Python 3.11 (13+ need 3.12)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(dirname "$here")
@@ -43,9 +45,9 @@ provider_pseudo=$(awk '$1 == "github.com/terraform-providers/terraform-provider-
 [ -n "$provider_pseudo" ] || die "no terraform-provider-docker version in toolchain/docker-provider/go.mod"
 
 cache_root=${TFBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tfbox}
-script_hash=$( { printf '%s\n' "$compose_version" "$tofu_version" "$ansible_version" "$provider_pseudo" \
-    "$(go env GOVERSION)"; cat "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-12)
-final="$cache_root/peers/$script_hash"
+gover=$(go env GOVERSION)
+peers=$cache_root/peers
+final="$peers/current"
 mkdir -p "$final/bin"
 skip=" ${TFBOX_PEERS_SKIP:-} "
 
@@ -59,7 +61,8 @@ module_dir() {
 }
 
 # --- Docker Compose ---------------------------------------------------------------------------------------
-if [[ $skip != *" compose "* ]] && [ ! -x "$final/bin/docker-compose" ]; then
+compose_bin=$peers/compose-$compose_version-$gover/docker-compose
+if [[ $skip != *" compose "* ]] && [ ! -x "$compose_bin" ]; then
     log "building Docker Compose $compose_version (a copy of its module as the main module)"
     t=$SECONDS
     src=$(module_dir "github.com/docker/compose/v5@$compose_version")
@@ -69,7 +72,8 @@ if [[ $skip != *" compose "* ]] && [ ! -x "$final/bin/docker-compose" ]; then
     (cd "$work/compose" && go build \
         -ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=$compose_version" \
         -o "$work/docker-compose" ./cmd) >&2
-    mv "$work/docker-compose" "$final/bin/docker-compose"
+    mkdir -p "$(dirname "$compose_bin")"
+    mv "$work/docker-compose" "$compose_bin"
     log "built docker-compose in $((SECONDS - t))s"
 fi
 
@@ -83,16 +87,21 @@ if [[ $skip != *" tofu "* ]]; then
     provider_version=$(sed -n 's/^## \[v\([0-9.]*\)\].*/\1/p' "$provider_dir/CHANGELOG.md" | head -n1)
     [ -n "$provider_version" ] || die "no release in $provider_dir/CHANGELOG.md"
 fi
-mirror_bin="$final/tofu-mirror/registry.opentofu.org/kreuzwerker/docker/$provider_version/linux_amd64"
-if [[ $skip != *" tofu "* ]] && [ ! -x "$final/bin/tofu" ]; then
+mirror="$peers/tofu-mirror-$provider_pseudo-$gover"
+mirror_bin="$mirror/registry.opentofu.org/kreuzwerker/docker/$provider_version/linux_amd64"
+tofu_bin=$peers/tofu-$tofu_version-$gover/tofu
+if [[ $skip != *" tofu "* ]] && [ ! -x "$tofu_bin" ]; then
     log "building OpenTofu $tofu_version (a copy of its module as the main module, for its replace directive)"
     t=$SECONDS
     src=$(module_dir "github.com/opentofu/opentofu@$tofu_version")
     [ -n "$src" ] || die "could not download github.com/opentofu/opentofu@$tofu_version"
     cp -R "$src" "$work/opentofu"
     chmod -R u+w "$work/opentofu"
-    (cd "$work/opentofu" && go build -ldflags "-s -w" -o "$work/tofu" ./cmd/tofu) >&2
-    mv "$work/tofu" "$final/bin/tofu"
+    # dev=no: a release build (`tofu version` says v1.12.6, not v1.12.6-dev)
+    (cd "$work/opentofu" && go build -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" \
+        -o "$work/tofu" ./cmd/tofu) >&2
+    mkdir -p "$(dirname "$tofu_bin")"
+    mv "$work/tofu" "$tofu_bin"
     log "built tofu in $((SECONDS - t))s"
 fi
 if [[ $skip != *" tofu "* ]] && [ ! -x "$mirror_bin/terraform-provider-docker_v$provider_version" ]; then
@@ -110,7 +119,7 @@ if [[ $skip != *" tofu "* ]]; then
     cat >"$final/tofurc" <<EOF
 provider_installation {
   filesystem_mirror {
-    path    = "$final/tofu-mirror"
+    path    = "$mirror"
     include = ["registry.opentofu.org/kreuzwerker/docker"]
   }
   direct {
@@ -122,14 +131,19 @@ EOF
 fi
 
 # --- Ansible ----------------------------------------------------------------------------------------------
-if [[ $skip != *" ansible "* ]] && [ ! -e "$final/ansible/.complete" ]; then
-    log "installing ansible $ansible_version (with community.docker) into $final/ansible"
+ansible_venv=$peers/ansible-$ansible_version-$(python3 -c 'import sys; print("py%d.%d" % sys.version_info[:2])')
+if [[ $skip != *" ansible "* ]] && [ ! -e "$ansible_venv/.complete" ]; then
+    log "installing ansible $ansible_version (with community.docker) into $ansible_venv"
     t=$SECONDS
-    rm -rf "$final/ansible"
-    python3 -m venv "$final/ansible"
-    "$final/ansible/bin/pip" install -q --disable-pip-version-check "ansible==$ansible_version" requests >&2
-    touch "$final/ansible/.complete"
+    rm -rf "$ansible_venv"
+    python3 -m venv "$ansible_venv"
+    "$ansible_venv/bin/pip" install -q --disable-pip-version-check "ansible==$ansible_version" requests >&2
+    touch "$ansible_venv/.complete"
     log "installed ansible in $((SECONDS - t))s"
 fi
 
+# link what is there into $final (the layout bench/peers.py reads)
+[ -x "$compose_bin" ] && ln -sfn "$compose_bin" "$final/bin/docker-compose"
+[ -x "$tofu_bin" ] && ln -sfn "$tofu_bin" "$final/bin/tofu"
+[ -e "$ansible_venv/.complete" ] && ln -sfn "$ansible_venv" "$final/ansible"
 echo "$final"
