@@ -14,6 +14,7 @@ declares nothing: the share of the difference that is module loading rather than
 
 from __future__ import annotations
 
+import resource
 import secrets
 import sys
 import time
@@ -45,13 +46,20 @@ def empty_program(project: Project, body: str = '"""An empty Pulumi program: no 
         stale.unlink()
 
 
-def timed_noop(stack: Stack, extra: tuple[str, ...]) -> float:
-    t0 = time.monotonic()
+def cpu_of_children() -> float:
+    """User + system CPU seconds of every waited-for descendant so far (the CLI, its plugins, Python)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed_noop(stack: Stack, extra: tuple[str, ...]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (of the CLI and everything it started) of one no-op `up`."""
+    c0, t0 = cpu_of_children(), time.monotonic()
     res: Result = stack.project.pulumi("up", "--yes", *extra, "--stack", stack.name)
-    took = time.monotonic() - t0
+    took, cpu = time.monotonic() - t0, cpu_of_children() - c0
     if change_summary(res.output):
         raise SystemExit(f"not a no-op up of {stack.name}:\n{res.output[-3000:]}")
-    return took
+    return took, cpu
 
 
 def main() -> None:
@@ -76,17 +84,23 @@ def main() -> None:
             for _, stack in sides[1:]:
                 stack.up()
             times: dict[str, list[float]] = {}
+            cpu: dict[str, list[float]] = {}
             for i in range(args.runs):
                 for mode, extra in MODES.items():
-                    for name, stack in sides:
-                        times.setdefault(f"{name} no-op up ({mode})", []).append(timed_noop(stack, extra))
+                    for name, stack in (sides if i % 2 == 0 else list(reversed(sides))):
+                        took, used = timed_noop(stack, extra)
+                        times.setdefault(f"{name} no-op up ({mode})", []).append(took)
+                        cpu.setdefault(f"{name} no-op up ({mode}) CPU", []).append(used)
                 log(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
         finally:
             lab.destroy(check=False)
             for vol in ("tfbox-bench-notebooks", "tfbox-bench-logs"):
                 s.docker("volume", "rm", vol, check=False)
-        report("no-op pulumi up: converged tfbox stack vs an empty Python program", sorted(times.items()), [
+        report("no-op pulumi up: converged tfbox stack vs an empty Python program (wall, then CPU seconds of the "
+               "CLI and all it started: less sensitive to the machine's load)", sorted(times.items()) + sorted(cpu.items()), [
             (f"ratio ({mode}): tfbox / empty", f"tfbox no-op up ({mode})", f"empty no-op up ({mode})") for mode in MODES
+        ] + [
+            (f"CPU ratio ({mode}): tfbox / empty", f"tfbox no-op up ({mode}) CPU", f"empty no-op up ({mode}) CPU") for mode in MODES
         ] + [
             (f"ratio ({mode}): imports only / empty", f"imports only no-op up ({mode})", f"empty no-op up ({mode})")
             for mode in MODES if args.parts

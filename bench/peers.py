@@ -178,18 +178,24 @@ def with_tb_port(spec: Spec, tb_port: int) -> Spec:
     return Spec(**{**spec.__dict__, "tensorboard": tb, "tb_port": tb_port})
 
 
+def _literal(args: list[str]) -> list[str]:
+    """Compose interpolates `$name` in the file: `$$` is a literal `$` (the probes' bash uses `$code`)."""
+    return [a.replace("$", "$$") for a in args]
+
+
 def compose_file(spec: Spec, files_dir: Path) -> dict[str, Any]:
     """A compose file: uploads become read-only binds of files written next to it (a compose user's way)."""
     services: dict[str, Any] = {}
     for c in spec.containers:
         svc: dict[str, Any] = {
-            "image": spec.image, "container_name": spec.name(c.role), "command": c.command,
-            "environment": c.env, "ports": [f"{ip}:{hp}:{cp}" for ip, hp, cp in c.ports],
-            "volumes": [{"type": "volume", "source": m["source"], "target": m["target"], "read_only": m["read_only"]}
-                        for m in c.mounts] + [
+            "image": spec.image, "container_name": spec.name(c.role), "command": _literal(c.command),
+            "environment": _literal(c.env), "ports": [f"{ip}:{hp}:{cp}" for ip, hp, cp in c.ports],
+            "volumes": [{"type": "volume", "source": m["source"].removeprefix(f"{PREFIX}-"), "target": m["target"],
+                         "read_only": m["read_only"]} for m in c.mounts] + [
                 {"type": "bind", "source": str(files_dir / Path(p).name), "target": p, "read_only": True} for p in c.files],
-            "healthcheck": {"test": c.healthcheck["test"], "interval": c.healthcheck["interval"], "timeout": c.healthcheck["timeout"],
-                            "start_period": c.healthcheck["start_period"], "retries": c.healthcheck["retries"]},
+            "healthcheck": {"test": _literal(c.healthcheck["test"]), "interval": c.healthcheck["interval"],
+                            "timeout": c.healthcheck["timeout"], "start_period": c.healthcheck["start_period"],
+                            "retries": c.healthcheck["retries"]},
             "restart": c.restart, "stop_grace_period": f"{c.stop_timeout}s", "labels": c.labels,
             "networks": ["net"],
         }
@@ -664,7 +670,7 @@ def main() -> None:
 
 def tool_versions(peers: Path, toolchain_bin: str, needed: set[str]) -> dict[str, str]:
     def first_line(*cmd: str) -> str:
-        with_path = {**os.environ, "PATH": f"{toolchain_bin}:{os.environ['PATH']}"}
+        with_path = {**os.environ, "PATH": f"{toolchain_bin}:{os.environ['PATH']}", "TF_CLI_CONFIG_FILE": str(peers / "tofurc")}
         p = subprocess.run(list(cmd), capture_output=True, text=True, env=with_path, check=False)
         return (p.stdout or p.stderr).strip().splitlines()[0] if (p.stdout or p.stderr).strip() else "?"
     out = {"pulumi": first_line("pulumi", "version")}
@@ -674,7 +680,7 @@ def tool_versions(peers: Path, toolchain_bin: str, needed: set[str]) -> dict[str
         out["tofu"] = first_line(str(peers / "bin" / "tofu"), "version")
         out["terraform-provider-docker"] = (peers / "provider-version").read_text().strip()
     if "ansible" in needed:
-        out["ansible"] = first_line(str(peers / "ansible" / "bin" / "ansible"), "--version")
+        out["ansible"] = f"{(peers / 'ansible').resolve().name} ({first_line(str(peers / 'ansible' / 'bin' / 'ansible'), '--version')})"
     return out
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench.peers import NETWORK, ContainerSpec, Spec, ansible_playbook, compose_file, tofu_config, with_tb_port
 
-HC = {"test": ["CMD", "bash", "-c", "exit 0"], "interval": "30s", "timeout": "5s", "start_period": "2m0s", "retries": 3}
+HC = {"test": ["CMD", "bash", "-c", 'read -r _ code _ && [ "$code" = 200 ]'], "interval": "30s", "timeout": "5s", "start_period": "2m0s", "retries": 3}
 CONFIG = "/etc/jupyter/jupyter_server_config.json"
 
 
@@ -38,13 +38,15 @@ def test_compose_file_declares_the_same_containers(tmp_path: Path) -> None:
     c = compose_file(spec(), tmp_path)
     nb, tb = c["services"]["notebook"], c["services"]["tensorboard"]
     assert nb["container_name"] == "peer-notebook" and nb["ports"] == ["127.0.0.1:18888:8888"]
-    assert nb["healthcheck"] == HC and nb["restart"] == "always" and nb["stop_grace_period"] == "30s"
+    # compose interpolates `$code`: the probe's shell variable must reach bash as it is, `$$` in the file
+    assert nb["healthcheck"] == {**HC, "test": ["CMD", "bash", "-c", 'read -r _ code _ && [ "$$code" = 200 ]']}
+    assert nb["restart"] == "always" and nb["stop_grace_period"] == "30s"
     assert nb["mem_limit"] == 2 * 1024**3 and nb["memswap_limit"] == -1 and nb["ulimits"] == {"nofile": {"soft": 1024, "hard": 2048}}
     # the Jupyter config (the password hash) as a read-only file, not an environment variable
     assert {"type": "bind", "source": str(tmp_path / "jupyter_server_config.json"), "target": CONFIG, "read_only": True} in nb["volumes"]
     assert not any("hashed" in e for e in nb["environment"])
     assert tb["user"] == "1000:1000" and tb["read_only"] and tb["tmpfs"] == ["/tmp:size=64m"] and tb["cap_drop"] == ["ALL"]
-    assert {"type": "volume", "source": "peer-logs", "target": "/tf/logs", "read_only": True} in tb["volumes"]
+    assert {"type": "volume", "source": "logs", "target": "/tf/logs", "read_only": True} in tb["volumes"]  # the key below
     assert c["networks"]["net"]["name"] == NETWORK and set(c["volumes"]) == {"notebooks", "logs"}
 
 
