@@ -17,9 +17,10 @@
 #                        filesystem mirror; tofurc points OpenTofu at it, so `tofu init` asks no registry
 #   ansible/             a virtualenv with ansible-core and the `ansible` package (which ships the
 #                        community.docker collection), apart from the project's .venv
+#   plot/                a virtualenv with matplotlib, for the figure bench/peers.py draws (bench/plot_peers.py)
 #
 # Environment: TFBOX_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/tfbox), TFBOX_PEERS_SKIP (space-separated
-# subset of "compose tofu ansible" to leave out, e.g. for a quick smoke run).
+# subset of "compose tofu ansible plot" to leave out, e.g. for a quick smoke run).
 #
 # Usage: peers=$(bench/peers-toolchain.sh | tail -n1)
 set -euo pipefail
@@ -27,6 +28,7 @@ set -euo pipefail
 compose_version=v5.6.0
 tofu_version=v1.12.6
 ansible_version=12.3.0  # the newest release for Python 3.11 (13+ need 3.12)
+matplotlib_version=3.11.2  # for bench/peers.py's plot only
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(dirname "$here")
@@ -142,8 +144,19 @@ if [[ $skip != *" ansible "* ]] && [ ! -e "$ansible_venv/.complete" ]; then
     log "installed ansible in $((SECONDS - t))s"
 fi
 
+# --- matplotlib, for the plot ----------------------------------------------------------------------------
+plot_venv=$peers/matplotlib-$matplotlib_version-$(python3 -c 'import sys; print("py%d.%d" % sys.version_info[:2])')
+if [[ $skip != *" plot "* ]] && [ ! -e "$plot_venv/.complete" ]; then
+    log "installing matplotlib $matplotlib_version into $plot_venv"
+    rm -rf "$plot_venv"
+    python3 -m venv "$plot_venv"
+    "$plot_venv/bin/pip" install -q --disable-pip-version-check "matplotlib==$matplotlib_version" >&2
+    touch "$plot_venv/.complete"
+fi
+
 # link what is there into $final (the layout bench/peers.py reads)
 [ -x "$compose_bin" ] && ln -sfn "$compose_bin" "$final/bin/docker-compose"
 [ -x "$tofu_bin" ] && ln -sfn "$tofu_bin" "$final/bin/tofu"
 [ -e "$ansible_venv/.complete" ] && ln -sfn "$ansible_venv" "$final/ansible"
+[ -e "$plot_venv/.complete" ] && ln -sfn "$plot_venv" "$final/plot"
 echo "$final"

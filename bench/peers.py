@@ -23,16 +23,18 @@ Jupyter config and start-up file), so "the same containers" holds by constructio
 checked to replace only TensorBoard on the change, and to keep both containers on the no-op.
 
 Prints a table (median, min, max; ratios to the recipe and to tfbox) and writes
-bench/results/peers.json and bench/results/peers.png (matplotlib, when importable).
+bench/results/peers.json and bench/results/peers.png (bench/plot_peers.py, with the matplotlib of
+bench/peers-toolchain.sh: neither the product nor the dev venv needs it).
 Tools: bench/peers-toolchain.sh (built and cached on first use).
 
-    bench/peers.py [-n RUNS] [--only recipe,tfbox,...] [--out DIR] [--docker-host …] [--image …]
+    bench/peers.py [-n RUNS] [--only recipe,tfbox,...] [--out DIR] [--plot 0] [--docker-host …] [--image …]
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -338,6 +340,7 @@ class Side:
     def __init__(self, s: Setup, work: Path) -> None:
         self.s = s
         self.work = work
+        self.reported: str = ""  # what the tool itself said it changed on its last run, where it says so
         work.mkdir(parents=True, exist_ok=True)
 
     def prepare(self, spec: Spec) -> None:
@@ -463,7 +466,10 @@ class Tofu(Side):
 
     def apply(self, spec: Spec) -> None:
         self.write(spec)
-        self.run(self.tofu, "apply", "-auto-approve", "-input=false", "-no-color", env=self.env)
+        out = self.run(self.tofu, "apply", "-auto-approve", "-input=false", "-no-color", env=self.env)
+        m = re.search(r"Apply complete! Resources: (\d+) added, (\d+) changed, (\d+) destroyed", out)
+        self.reported = "no changes" if "No changes." in out else (f"{m.group(1)} added, {m.group(2)} changed, "
+                                                                    f"{m.group(3)} destroyed" if m else "?")
 
     def clear(self) -> None:
         self.run(self.tofu, "destroy", "-auto-approve", "-input=false", "-no-color", env=self.env)
@@ -483,7 +489,9 @@ class Ansible(Side):
     def apply(self, spec: Spec) -> None:
         write_files(spec, self.work / "files")
         (self.work / "playbook.yml").write_text(json.dumps(ansible_playbook(spec, self.s.docker.host, self.work / "files"), indent=1))
-        self.run(str(self.venv / "bin" / "ansible-playbook"), "-i", "localhost,", "playbook.yml", env=self.env)
+        out = self.run(str(self.venv / "bin" / "ansible-playbook"), "-i", "localhost,", "playbook.yml", env=self.env)
+        m = re.search(r"changed=(\d+)", out)
+        self.reported = f"changed={m.group(1)}" if m else "?"
 
 
 # --- timing ----------------------------------------------------------------------------------------------
@@ -520,6 +528,7 @@ def ids(docker: Docker, names: tuple[str, ...]) -> dict[str, str]:
 class Series:
     returned: list[float] = field(default_factory=list)
     ready: list[float] = field(default_factory=list)
+    reported: list[str] = field(default_factory=list)  # what the tool said it changed (tofu, ansible)
 
 
 def one_round(side: Side, spec: Spec, changed: Spec, results: dict[str, dict[str, Series]]) -> None:
@@ -535,6 +544,8 @@ def one_round(side: Side, spec: Spec, changed: Spec, results: dict[str, dict[str
     r["no-op"].ready.append(ready)
     if ids(d, side.containers()) != before:
         raise SystemExit(f"{side.name}: the no-op replaced a container")
+    if side.reported:
+        r["no-op"].reported.append(side.reported)
     ret, ready = timed(side, changed)
     r["TensorBoard change"].returned.append(ret)
     r["TensorBoard change"].ready.append(ready)
@@ -557,6 +568,8 @@ def summarize(results: dict[str, dict[str, Series]]) -> dict[str, Any]:
         for sc, series in per.items():
             table[side][sc] = {"ready": stats(series.ready), "returned": stats(series.returned),
                                "runs_ready": series.ready, "runs_returned": series.returned}
+            if series.reported:
+                table[side][sc]["tool_reported"] = series.reported
     for per in table.values():
         for sc, row in per.items():
             for base in ("recipe", "tfbox"):
@@ -568,56 +581,32 @@ def summarize(results: dict[str, dict[str, Series]]) -> dict[str, Any]:
 def print_table(table: dict[str, Any], runs: int) -> None:
     print(f"\npeers: same daemon, image and containers; ready = command returned and both answer  (median of {runs}; min-max)")
     print(f"machine: {machine()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"  {'side':<14}{'scenario':<20}{'ready median':>13}{'min-max':>16}{'returned':>10}{'/recipe':>9}{'/tfbox':>8}")
+    print(f"  {'side':<14}{'scenario':<20}{'ready median':>13}{'min-max':>16}{'returned':>10}{'/recipe':>9}{'/tfbox':>9}")
     for side, per in table.items():
         for sc, row in per.items():
             rr = row["ready"]
+            ratios = "".join(f"{row[k]:>8.2f}x" if k in row else f"{'-':>9}" for k in ("ratio_to_recipe", "ratio_to_tfbox"))
+            said = f"  ({', '.join(sorted(set(row['tool_reported'])))})" if "tool_reported" in row else ""
             print(f"  {side:<14}{sc:<20}{rr['median']:>11.2f} s{rr['min']:>8.2f}-{rr['max']:<6.2f}"
-                  f"{row['returned']['median']:>9.2f}s"
-                  f"{row.get('ratio_to_recipe', float('nan')):>8.2f}x{row.get('ratio_to_tfbox', float('nan')):>7.2f}x")
-
-
-def plot(table: dict[str, Any], path: Path, title: str) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib not importable: no plot (pip install matplotlib in the bench venv)")
-        return False
-    sides = list(table)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    width = 0.8 / len(sides)
-    for i, side in enumerate(sides):
-        med = [table[side][sc]["ready"]["median"] for sc in SCENARIOS]
-        lo = [m - table[side][sc]["ready"]["min"] for m, sc in zip(med, SCENARIOS, strict=True)]
-        hi = [table[side][sc]["ready"]["max"] - m for m, sc in zip(med, SCENARIOS, strict=True)]
-        xs = [j + (i - (len(sides) - 1) / 2) * width for j in range(len(SCENARIOS))]
-        ax.bar(xs, med, width, yerr=[lo, hi], capsize=3, label=side)
-    ax.set_xticks(range(len(SCENARIOS)), list(SCENARIOS))
-    ax.set_ylabel("seconds until ready (median, min-max)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return True
+                  f"{row['returned']['median']:>9.2f}s{ratios}{said}")
 
 
 def main() -> None:
     args = arguments_with(__doc__ or "", [
         ("--only", str, ",".join(SIDES), f"comma-separated sides to run (default all: {','.join(SIDES)})"),
         ("--out", str, str(ROOT / "bench" / "results"), "where peers.json and peers.png go"),
+        ("--plot", int, 1, "1: draw peers.png with bench/plot_peers.py (matplotlib from bench/peers-toolchain.sh); 0: no plot"),
     ])
     only = [x for x in args.only.split(",") if x]
     unknown = set(only) - set(SIDES)
     if unknown:
         raise SystemExit(f"--only: unknown side(s) {', '.join(sorted(unknown))}; choose from {', '.join(SIDES)}")
     skip = {"compose": "compose", "compose-wait": "compose", "tofu": "tofu", "ansible": "ansible"}
-    needed = {skip[x] for x in only if x in skip}
+    needed = {skip[x] for x in only if x in skip} | ({"plot"} if args.plot else set())
     peers = Path()
     if needed:
         log("peer tools (bench/peers-toolchain.sh; built and cached on first use)")
-        env = {"TFBOX_PEERS_SKIP": " ".join({"compose", "tofu", "ansible"} - needed)}
+        env = {"TFBOX_PEERS_SKIP": " ".join({"compose", "tofu", "ansible", "plot"} - needed)}
         peers = Path(sh("bench/peers-toolchain.sh", env=env, timeout=3600).strip().splitlines()[-1])
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with setup(args) as s:
@@ -664,7 +653,8 @@ def main() -> None:
                 "tools": tool_versions(peers, s.toolchain_bin, needed)}
         (out / "peers.json").write_text(json.dumps({"meta": meta, "results": table}, indent=1) + "\n")
         print(f"\nwrote {out / 'peers.json'}")
-        if plot(table, out / "peers.png", f"tfbox vs peers, {started}, {machine().split(',')[0]}"):
+        if args.plot:
+            sh(str(peers / "plot" / "bin" / "python"), "bench/plot_peers.py", str(out / "peers.json"), str(out / "peers.png"))
             print(f"wrote {out / 'peers.png'}")
 
 
