@@ -22,6 +22,7 @@ import os
 import secrets
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,14 +90,14 @@ def bench_seats(s: Setup, sizes: list[int], runs: int) -> dict[str, Any]:
 
 def bench_fleet(s: Setup, sizes: list[int], runs: int) -> dict[str, Any]:
     from tests.e2e.boxes import start_boxes, stop_boxes
-    names = [f"scale-{i}" for i in range(max(sizes))]
+    names = [f"scale{os.getpid()}-{i}" for i in range(max(sizes))]  # two runs at once get boxes of their own
     log(f"starting {len(names)} SSH boxes (scripts/box.sh)")
     boxes, client = start_boxes(names, s.workdir / "ssh")
     times: dict[int, dict[str, list[float]]] = {n: {"fleet up": [], "fleet preview": []} for n in sizes}
     try:
-        for box in boxes:
-            log(f"pulling the image on {box.name} (not timed)")
-            box.docker("pull", s.image, timeout=1800)
+        log(f"pulling the image on {len(boxes)} boxes (not timed)")
+        with ThreadPoolExecutor(max_workers=len(boxes)) as pool:
+            list(pool.map(lambda box: box.docker("pull", s.image, timeout=1800), boxes))
         for i in range(runs):
             for n in sizes if i % 2 == 0 else list(reversed(sizes)):
                 project = s.project(f"fleet-{n}-{i}")
