@@ -106,8 +106,16 @@ class Spec:
         return f"{PREFIX}-{role}"
 
 
-def _ns(seconds: int) -> str:
-    return f"{seconds / 1e9:g}s"
+def _ns(nanoseconds: int) -> str:
+    """A duration as Go prints it, which is how the docker provider reads health-check durations back:
+    "120s" would show as a change to "2m0s" on every OpenTofu plan (as in tfbox, components/commands.py)."""
+    total = nanoseconds / 1e9
+    hours, rest = divmod(int(total), 3600)
+    minutes, whole = divmod(rest, 60)
+    seconds = f"{whole + (total - int(total)):g}s"
+    if hours:
+        return f"{hours}h{minutes}m{seconds}"
+    return f"{minutes}m{seconds}" if minutes else seconds
 
 
 def container_spec(docker: Docker, name: str, role: str, image_info: dict[str, Any], volumes: dict[str, str],

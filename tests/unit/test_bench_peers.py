@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.peers import NETWORK, ContainerSpec, Spec, ansible_playbook, compose_file, tofu_config, with_tb_port
+from bench.peers import NETWORK, ContainerSpec, Spec, _ns, ansible_playbook, compose_file, tofu_config, with_tb_port
 
 HC = {"test": ["CMD", "bash", "-c", 'read -r _ code _ && [ "$code" = 200 ]'], "interval": "30s", "timeout": "5s", "start_period": "2m0s", "retries": 3}
 CONFIG = "/etc/jupyter/jupyter_server_config.json"
@@ -79,3 +79,8 @@ def test_the_tensorboard_change_moves_only_its_port() -> None:
     changed = with_tb_port(s, 17007)
     assert changed.tensorboard.ports == [("127.0.0.1", 17007, 6006)] and changed.tb_port == 17007
     assert changed.notebook == s.notebook and s.tensorboard.ports == [("127.0.0.1", 16006, 6006)]
+
+
+def test_durations_are_written_as_the_provider_reads_them_back() -> None:
+    # "120s" would be planned as a change to "2m0s" by OpenTofu on every apply (seen before this was fixed)
+    assert [_ns(int(s * 1e9)) for s in (5, 30, 120, 90, 3600, 0.5)] == ["5s", "30s", "2m0s", "1m30s", "1h0m0s", "0.5s"]
