@@ -6,11 +6,15 @@ both on a file backend with the passphrase secrets provider, as a ratio of media
 Timed twice: `pulumi up --yes --skip-preview` (what the tests run) and `pulumi up --yes` (with the
 preview, what `make up` runs). Every timed run is checked to have changed nothing.
 
-    bench/noop_up.py [-n RUNS] [--docker-host unix://...] [--image REF]
+`--parts 1` adds a third program that imports what tfbox imports (pulumi_docker, tfbox's components) and
+declares nothing: the share of the difference that is module loading rather than resources.
+
+    bench/noop_up.py [-n RUNS] [--parts 1] [--docker-host unix://...] [--image REF]
 """
 
 from __future__ import annotations
 
+import resource
 import secrets
 import sys
 import time
@@ -18,33 +22,48 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, arguments, log, report, setup
+from bench.common import ROOT, arguments_with, log, report, setup
 from tests.e2e.harness import Project, Result, Stack, change_summary, free_port
 
 MODES = {"--skip-preview": ("--skip-preview",), "with preview": ()}
 
 
-def empty_program(project: Project) -> None:
+# What tfbox's __main__.py imports, without running it: the "imports only" program's body.
+IMPORTS_ONLY = (
+    '"""tfbox\'s imports and no resource: the share of a no-op that is module loading."""\n'
+    "import pulumi_docker  # noqa: F401\n"
+    "import components.config, components.host_state, components.lab, components.seats, components.ssh  # noqa: F401,E401\n"
+)
+
+
+def empty_program(project: Project, body: str = '"""An empty Pulumi program: no resources."""\n', name: str = "empty") -> None:
     """Turn a project copy into an empty Pulumi Python program using the same virtualenv."""
     (project.dir / "Pulumi.yaml").write_text(
-        "name: empty\nruntime:\n  name: python\n  options:\n    toolchain: pip\n"
+        f"name: {name}\nruntime:\n  name: python\n  options:\n    toolchain: pip\n"
         f"    virtualenv: {ROOT / '.venv'}\n")
-    (project.dir / "__main__.py").write_text('"""An empty Pulumi program: no resources."""\n')
+    (project.dir / "__main__.py").write_text(body)
     for stale in project.dir.glob("Pulumi.*.yaml"):
         stale.unlink()
 
 
-def timed_noop(stack: Stack, extra: tuple[str, ...]) -> float:
-    t0 = time.monotonic()
+def cpu_of_children() -> float:
+    """User + system CPU seconds of every waited-for descendant so far (the CLI, its plugins, Python)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed_noop(stack: Stack, extra: tuple[str, ...]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (of the CLI and everything it started) of one no-op `up`."""
+    c0, t0 = cpu_of_children(), time.monotonic()
     res: Result = stack.project.pulumi("up", "--yes", *extra, "--stack", stack.name)
-    took = time.monotonic() - t0
+    took, cpu = time.monotonic() - t0, cpu_of_children() - c0
     if change_summary(res.output):
         raise SystemExit(f"not a no-op up of {stack.name}:\n{res.output[-3000:]}")
-    return took
+    return took, cpu
 
 
 def main() -> None:
-    args = arguments(__doc__ or "")
+    args = arguments_with(__doc__ or "", [("--parts", int, 0, "1: also time a program that only imports what tfbox imports")])
     with setup(args) as s:
         tfbox = s.project("tfbox")
         lab = tfbox.stack("bench", {
@@ -54,22 +73,37 @@ def main() -> None:
         empty = s.project("empty")
         empty_program(empty)
         floor = empty.stack("floor", {}, None)
+        sides = [("tfbox", lab), ("empty", floor)]
+        if args.parts:
+            imports = s.project("imports")
+            empty_program(imports, IMPORTS_ONLY, "imports")
+            sides.append(("imports only", imports.stack("imports", {}, None)))
         try:
             log("converging the tfbox stack and the empty program (not timed)")
             lab.up()
-            floor.up()
+            for _, stack in sides[1:]:
+                stack.up()
             times: dict[str, list[float]] = {}
+            cpu: dict[str, list[float]] = {}
             for i in range(args.runs):
                 for mode, extra in MODES.items():
-                    for name, stack in (("tfbox", lab), ("empty", floor)):
-                        times.setdefault(f"{name} no-op up ({mode})", []).append(timed_noop(stack, extra))
+                    for name, stack in (sides if i % 2 == 0 else list(reversed(sides))):
+                        took, used = timed_noop(stack, extra)
+                        times.setdefault(f"{name} no-op up ({mode})", []).append(took)
+                        cpu.setdefault(f"{name} no-op up ({mode}) CPU", []).append(used)
                 log(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
         finally:
             lab.destroy(check=False)
             for vol in ("tfbox-bench-notebooks", "tfbox-bench-logs"):
                 s.docker("volume", "rm", vol, check=False)
-        report("no-op pulumi up: converged tfbox stack vs an empty Python program", sorted(times.items()), [
+        report("no-op pulumi up: converged tfbox stack vs an empty Python program (wall, then CPU seconds of the "
+               "CLI and all it started: less sensitive to the machine's load)", sorted(times.items()) + sorted(cpu.items()), [
             (f"ratio ({mode}): tfbox / empty", f"tfbox no-op up ({mode})", f"empty no-op up ({mode})") for mode in MODES
+        ] + [
+            (f"CPU ratio ({mode}): tfbox / empty", f"tfbox no-op up ({mode}) CPU", f"empty no-op up ({mode}) CPU") for mode in MODES
+        ] + [
+            (f"ratio ({mode}): imports only / empty", f"imports only no-op up ({mode})", f"empty no-op up ({mode})")
+            for mode in MODES if args.parts
         ], args.runs)
 
 
