@@ -13,7 +13,7 @@ import difflib
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,10 +28,12 @@ from components.kernels import parse_cull_idle
 from components.ledger import Claim, ledger_problems
 from components.password import password_problem, valid_salt
 from components.paths import logs_dir_problems, notebooks_host_path_problems
+from components.seat_tls import seat_tls
 from components.seats import (
     SeatConfig,
     SeatDefaults,
     SeatPasswordState,
+    parse_passwords,
     parse_seats,
     password_problems,
     raw_seats,
@@ -57,7 +59,7 @@ class ConfigKey:
 
     name: str
     type: ConfigType
-    default: str | int | bool | list[Any] | None
+    default: str | int | bool | list[Any] | dict[str, Any] | None
     doc: str
     secret: bool = False
 
@@ -83,6 +85,11 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("notebookBind", "string", "127.0.0.1", "Host IP address the notebook port is published on (`0.0.0.0` for every interface; `localhost` means `127.0.0.1`)."),
     ConfigKey("tlsCert", "string", "", "PEM certificate (chain) the notebook serves HTTPS with; `make tls STACK=…` makes a self-signed one. Empty: plain HTTP."),
     ConfigKey("tlsKey", "string", "", "PEM private key of `tlsCert`; set with `pulumi config set --secret tfbox:tlsKey < key.pem` (or `make tls`).", secret=True),
+    ConfigKey("tlsCerts", "object", {}, "Seat name -> PEM certificate, on a stack with `seats`: each seat serves HTTPS with its own "
+              "certificate and key; `make tls STACK=…` makes one per seat. Replaces `tlsCert` there (a shared key lets one seat "
+              "impersonate another)."),
+    ConfigKey("tlsKeys", "object", None, "Seat name -> PEM private key of that seat's `tlsCerts` entry, each a secret "
+              "(`pulumi config set --secret --path 'tfbox:tlsKeys.<seat>' < key.pem`, or `make tls`).", secret=True),
     ConfigKey("allowPlainHttpOnLan", "boolean", False, "Must be `true` to publish the notebook beyond loopback without TLS "
               "(password and session cookie cross the network in cleartext)."),
     ConfigKey("tensorboardMode", "string", "sidecar", "`sidecar` (own container), `exec` (inside the notebook container, as the recipe) or `off`."),
@@ -265,6 +272,8 @@ def parse_config(
     seat_password_states: Mapping[str, SeatPasswordState] | None = None,
     seat_passwords: Mapping[str, str] | None = None,
     require_seat_passwords: bool = True,
+    seat_tls_key_states: Mapping[str, SeatPasswordState] | None = None,
+    seat_tls_keys: Mapping[str, str] | None = None,
 ) -> LabConfig:
     """Validate raw `tfbox:` values (keys without the namespace) and return the typed config.
 
@@ -275,6 +284,7 @@ def parse_config(
     key is set per machine and unknown here (the stack-file checker), so TLS is not required.
     `seat_password_states`/`seat_passwords` are `tfbox:passwords` per seat (how each is given, the values
     where readable); `require_seat_passwords` False lets a committed stack file leave them to each machine.
+    `seat_tls_key_states`/`seat_tls_keys` are `tfbox:tlsKeys` the same way (components.seat_tls).
     Raises ConfigError listing every problem.
     """
     r = _Reader(raw)
@@ -342,6 +352,12 @@ def parse_config(
     elif password is not None and (why := password_problem(password)):
         r.add("password", why, f"choose a longer one: `pulumi config set --secret tfbox:password --stack {stack}` "
               "(reads it from stdin; leave it unset on the dev stack and `make up` generates one)")
+    if not with_seats:
+        for name in ("tlsCerts", "tlsKeys"):
+            given = parse_passwords(r.value("tlsCerts")) != {} if name == "tlsCerts" else seat_tls_key_states
+            if given:
+                r.add(name, "is set but the stack declares no tfbox:seats", "use tfbox:tlsCert and tfbox:tlsKey (`make tls`), "
+                      f"and `pulumi config rm {NAMESPACE}:{name}`")
     salt = r.value("passwordSalt")
     salt_fix = f"run `pulumi config set --plaintext tfbox:passwordSalt $(python -m components.password salt) --stack {stack}` (`make up` does it by itself)"
     if not salt and require_salt:
@@ -367,7 +383,9 @@ def parse_config(
             bind = normalise_bind(bind)
         binds[name] = bind
 
-    tls_cert = _check_tls(r, stack, binds["notebookBind"], tls_key_state, tls_key)
+    seat_certs = parse_passwords(r.value("tlsCerts"))  # the same shape as tfbox:passwords: a map, JSON text from the engine
+    tls_cert = _check_tls(r, stack, binds["notebookBind"], tls_key_state, tls_key,
+                          seat_tls=with_seats and bool(seat_certs or seat_tls_key_states))
     allow_plain = r.value("allowPlainHttpOnLan")
 
     tb_mode = r.value("tensorboardMode")
@@ -432,10 +450,18 @@ def parse_config(
             image=image, notebook_bind=binds["notebookBind"] if not bind_problem(binds["notebookBind"]) else "127.0.0.1",
             tensorboard_bind=binds["tensorboardBind"] if not bind_problem(binds["tensorboardBind"]) else "127.0.0.1",
             memory=r.value("notebookMemory"), cpus=r.value("notebookCpus"), shm_size=r.value("shmSize"),
-            ulimits=r.value("notebookUlimits"), tensorboard_mode=tb_mode, tensorboard_public=tb_public, tls=bool(tls_cert),
-            allow_plain_http_on_lan=allow_plain,
+            ulimits=r.value("notebookUlimits"), tensorboard_mode=tb_mode, tensorboard_public=tb_public,
+            tls=bool(tls_cert or seat_certs), allow_plain_http_on_lan=allow_plain,
         ))
         r.problems += seat_problems
+        pairs = seat_tls(seats, seat_certs, seat_tls_key_states or {}, seat_tls_keys, tls_cert, stack,
+                         require_keys=require_seat_passwords)
+        r.problems += pairs.problems
+        warnings += pairs.warnings
+        if pairs.own and (tls_cert or tls_key_state in ("secret", "plaintext")):
+            warnings.append(f"{NAMESPACE}:tlsCert: is not used: every seat has its own (tfbox:tlsCerts). Fix: `pulumi config rm "
+                            f"{NAMESPACE}:tlsCert --stack {stack}` and `pulumi config rm {NAMESPACE}:tlsKey --stack {stack}`")
+        seats = tuple(replace(s, tls_cert=pairs.certs.get(s.name, ""), tls_own=s.name in pairs.own) for s in seats)
         for s in seats:
             if gpu_mode == "nvidia-runtime" and s.gpus.kind == "count":
                 r.problems.append(f"{s.key('gpus')}: nvidia-runtime takes GPU indices or all, not count=N. Fix: list the "
@@ -463,8 +489,9 @@ def parse_config(
     )
 
 
-def _check_tls(r: _Reader, stack: str, bind: str, key_state: PasswordState | None, key: str | None) -> str:
-    """The notebook's certificate (\"\" for plain HTTP), checking it against its key and the bind address."""
+def _check_tls(r: _Reader, stack: str, bind: str, key_state: PasswordState | None, key: str | None, seat_tls: bool = False) -> str:
+    """The notebook's certificate (\"\" for plain HTTP), checking it against its key and the bind address;
+    `seat_tls`: the seats have certificates of their own, so no shared one is needed."""
     cert = str(r.value("tlsCert")).strip()
     cert = cert + "\n" if cert else ""  # the engine drops a value's final newline; a PEM file ends with one
     make_tls = f"run `make tls STACK={stack}` (a self-signed certificate kept in the stack config)"
@@ -488,7 +515,7 @@ def _check_tls(r: _Reader, stack: str, bind: str, key_state: PasswordState | Non
         return cert
     if key_state in ("secret", "plaintext"):
         r.add("tlsCert", "is not set but tfbox:tlsKey is", f"`pulumi config set --plaintext tfbox:tlsCert --stack {stack} < cert.pem`, or {make_tls}")
-    elif key_state == "missing" and not bind_problem(bind) and not is_loopback(bind) and not r.value("allowPlainHttpOnLan"):
+    elif key_state == "missing" and not seat_tls and not bind_problem(bind) and not is_loopback(bind) and not r.value("allowPlainHttpOnLan"):
         r.add("notebookBind", f"{bind} publishes the notebook beyond this machine over plain HTTP, so the password and "
               "session cookie cross the network in cleartext",
               f"{make_tls}, {own}; or bind it to 127.0.0.1 and use an SSH tunnel; or set tfbox:allowPlainHttpOnLan "
@@ -509,6 +536,7 @@ class StackFile:
     docker_tls: bool = False
     tls_key_state: PasswordState = "missing"
     seat_password_states: dict[str, SeatPasswordState] = field(default_factory=dict)
+    seat_tls_key_states: dict[str, SeatPasswordState] = field(default_factory=dict)
 
 
 # libyaml's loader where PyYAML has it: every `up` reads the sibling stack files, ten times faster in C
@@ -525,6 +553,7 @@ def read_stack_file(path: Path) -> StackFile:
     state: PasswordState = "missing"
     tls_key_state: PasswordState = "missing"
     seat_states: dict[str, SeatPasswordState] = {}
+    seat_tls_states: dict[str, SeatPasswordState] = {}
     for full, value in config.items():
         ns, _, name = str(full).partition(":")
         if ns == "docker" and name == "host":
@@ -536,6 +565,9 @@ def read_stack_file(path: Path) -> StackFile:
         if name == "passwords":
             seat_states = stack_file_password_states(value)
             continue
+        if name == "tlsKeys":
+            seat_tls_states = stack_file_password_states(value)
+            continue
         if name in ("password", "tlsKey"):
             given: PasswordState = "secret" if isinstance(value, dict) and "secure" in value else "plaintext"
             if name == "password":
@@ -545,7 +577,7 @@ def read_stack_file(path: Path) -> StackFile:
             continue
         raw[name] = value
     stack = path.name[len("Pulumi."):-len(".yaml")]
-    return StackFile(stack, path, raw, docker_host, state, docker_tls, tls_key_state, seat_states)
+    return StackFile(stack, path, raw, docker_host, state, docker_tls, tls_key_state, seat_states, seat_tls_states)
 
 
 def stack_files(project_dir: Path) -> list[Path]:
@@ -616,7 +648,8 @@ def check_stack_file(path: Path, project: str = "tfbox") -> LabConfig:
     tls_state = None if sf.tls_key_state == "missing" else sf.tls_key_state
     cfg = parse_config(sf.raw, stack=sf.stack, project=project, password_state=state, docker_host=sf.docker_host,
                        docker_tls=sf.docker_tls, tls_key_state=tls_state, require_salt=False,
-                       seat_password_states=sf.seat_password_states, require_seat_passwords=False)
+                       seat_password_states=sf.seat_password_states, require_seat_passwords=False,
+                       seat_tls_key_states=sf.seat_tls_key_states)
     problems = cross_stack_problems(cfg, load_other_stacks(path.parent, project, sf.stack))
     if problems:
         raise ConfigError(problems)
