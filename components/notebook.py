@@ -26,6 +26,7 @@ from components.labels import docker_labels
 from components.password import hash_password
 
 CAPTURE_SOURCE = (Path(__file__).parent / "capture.py").read_text()
+LOGIN_GUARD_SOURCE = (Path(__file__).parent / "login_guard.py").read_text()
 # The lab's long-running containers restart with the daemon even after it was killed (see below).
 RESTART_POLICY = "always"
 
@@ -147,6 +148,8 @@ class Notebook(pulumi.ComponentResource):
             uploads=[
                 docker.ContainerUploadArgs(file=commands.JUPYTER_CONFIG_PATH, content=args.jupyter_config),
                 docker.ContainerUploadArgs(file=commands.CAPTURE_STARTUP_PATH, content=CAPTURE_SOURCE),
+                # password checks off Jupyter's event loop: a login flood cannot stall the notebook
+                docker.ContainerUploadArgs(file=commands.JUPYTER_LOGIN_GUARD_PATH, content=LOGIN_GUARD_SOURCE),
                 *tls_uploads,
             ],
             # For `docker ps` and monitoring only: `up` waits on components.ready instead, so the interval
