@@ -23,9 +23,10 @@ from components.config import (
     parse_config,
     read_stack_file,
 )
-from components.host_state import read_live_ledger
+from components.host_state import read_live_ledger, read_server_version
 from components.lab import Lab, LabArgs
 from components.ledger import ledger_problems
+from components.loopback import exposed, loopback_leak_warnings
 from components.seats import SeatPasswordState, parse_passwords
 
 
@@ -120,6 +121,18 @@ def check_live_ledger(cfg: LabConfig, docker_host: str | None) -> None:
         raise pulumi.RunError(str(ConfigError(problems)))
 
 
+def check_loopback_leak(cfg: LabConfig, docker_host: str | None) -> None:
+    """TensorBoard on 127.0.0.1 of a Docker older than 28 is reachable from the LAN by crafted packets
+    (components.loopback): read the daemon's version and warn with the fix, before anything is declared.
+    A warning, not a refusal: Debian 12's Docker 20.10 runs most labs, and TensorBoard only shows logs."""
+    if cfg.loopback_publish_filtered or not exposed(cfg.published):
+        return
+    host = docker_host or cfg.docker_host
+    version = read_server_version(host, docker_ssh_opts())
+    for warning in loopback_leak_warnings(cfg, version or "", host):
+        pulumi.log.warn(warning)
+
+
 def main() -> None:
     raw, password_state = read_config()
     stack, project = pulumi.get_stack(), pulumi.get_project()
@@ -152,6 +165,7 @@ def main() -> None:
         pulumi.log.warn(warning)
     check_ssh_host(docker_host)
     check_live_ledger(cfg, docker_host)
+    check_loopback_leak(cfg, docker_host)
 
     shared_key = cfg.tls and (not cfg.seats or any(s.tls and not s.tls_own for s in cfg.seats))
     tls_key = pulumi.Config(NAMESPACE).require_secret("tlsKey") if shared_key else None

@@ -95,6 +95,9 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("tensorboardMode", "string", "sidecar", "`sidecar` (own container), `exec` (inside the notebook container, as the recipe) or `off`."),
     ConfigKey("tensorboardPort", "integer", 6006, "Host port of TensorBoard."),
     ConfigKey("tensorboardBind", "string", "127.0.0.1", "Host IP address TensorBoard is published on (`localhost` means `127.0.0.1`)."),
+    ConfigKey("loopbackPublishFiltered", "boolean", False, "`true` once the Docker host drops packets for 127.0.0.1 that "
+              "come from other hosts (Docker 28+ does; older: the raw-table rule the preflight warning names): silences "
+              "that warning, and skips reading the daemon's version."),
     ConfigKey("tensorboardPublic", "boolean", False, "Must be `true` to publish TensorBoard (which has no login) beyond loopback."),
     ConfigKey("notebooksVolume", "string", "", "Docker volume for `/tf`; empty means `<namePrefix>-notebooks`."),
     ConfigKey("notebooksHostPath", "string", "", "Absolute host directory to bind at `/tf` instead of a volume (not `/`, a system directory or the Docker socket)."),
@@ -147,6 +150,7 @@ class Published:
     bind: str
     port: int
     internal: int
+    login: bool = True  # False: TensorBoard, which anyone who reaches the port may use (components.loopback)
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,7 @@ class LabConfig:
     seats: tuple[SeatConfig, ...] = ()  # empty: the single-seat lab of the keys above
     cull_idle_kernels: int = 0  # seconds (components.kernels); 0: never
     cull_idle_text: str = ""  # tfbox:cullIdleKernels as given: a seats stack's default depends on each seat's GPUs
+    loopback_publish_filtered: bool = False  # the host drops crafted packets to 127.0.0.1 (components.loopback)
 
     @property
     def tls(self) -> bool:
@@ -196,12 +201,12 @@ class LabConfig:
             return [p for s in self.seats for p in (
                 Published(f"seat '{s.name}' notebook", f"seats[{s.index}].notebookPort", s.notebook_bind, s.notebook_port, 8888),
                 *([Published(f"seat '{s.name}' TensorBoard", f"seats[{s.index}].tensorboardPort", s.tensorboard_bind,
-                             s.tensorboard_port, 6006)] if self.tensorboard_mode != "off" else []),
+                             s.tensorboard_port, 6006, login=False)] if self.tensorboard_mode != "off" else []),
             )]
         out = [Published("notebook", "notebookPort", self.notebook_bind, self.notebook_port, 8888)]
         if self.tensorboard_mode != "off":
             # exec mode publishes TensorBoard on the notebook container, at the same host port key
-            out.append(Published("tensorboard", "tensorboardPort", self.tensorboard_bind, self.tensorboard_port, 6006))
+            out.append(Published("tensorboard", "tensorboardPort", self.tensorboard_bind, self.tensorboard_port, 6006, login=False))
         return out
 
     def container_name(self, role: str) -> str:
@@ -485,7 +490,7 @@ def parse_config(
         protect_volumes=flags["protectVolumes"], name_prefix=prefix, tf_log_level=tf_log_level,
         docker_host=host, notebook_resources=resources, warnings=tuple(warnings), tls_cert=tls_cert,
         allow_plain_http_on_lan=allow_plain, seats=seats, cull_idle_kernels=cull_idle,
-        cull_idle_text=str(r.value("cullIdleKernels")),
+        cull_idle_text=str(r.value("cullIdleKernels")), loopback_publish_filtered=r.value("loopbackPublishFiltered"),
     )
 
 

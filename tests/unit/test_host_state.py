@@ -112,7 +112,11 @@ def test_shared_on_both_sides_and_other_gpus_pass() -> None:
     assert any(r.type == "docker:index/container:Container" for r in rec.resources)
 
 
-def test_cpu_stacks_do_not_read_the_host() -> None:
+def test_cpu_stacks_read_only_the_daemon_version_and_not_even_that_once_filtered() -> None:
     rec = Recorder()
     run_program(config_for("dev"), stack="dev", recorder=rec)
-    assert rec.host_commands == []
+    assert [argv[-1] for argv in rec.host_commands] == ["docker version --format '{{.Server.Version}}'"], \
+        "no GPU ledger read; only the version, for the loopback check (components.loopback)"
+    quiet = Recorder()
+    run_program(config_for("dev", loopbackPublishFiltered="true"), stack="dev", recorder=quiet)
+    assert quiet.host_commands == []
