@@ -12,6 +12,7 @@ Standard library only (it runs with the system's python3, AF_PACKET needs root).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import select
 import socket
@@ -63,10 +64,8 @@ def answer(frame: bytes, dst_ip: str, sport: int, dport: int) -> str | None:
 def be_known(host_ip: str) -> None:
     """Get into the host's ARP cache first, as moby/moby#41872's attacker does with a plain connection: the
     host would otherwise ask for our MAC from source 127.0.0.1 (the reply's un-NATed source), which no one answers."""
-    try:
+    with contextlib.suppress(OSError):  # refused or not: the host saw our ARP request and knows our MAC
         socket.create_connection((host_ip, 9), timeout=2).close()
-    except OSError:
-        pass  # refused or not: the host saw our ARP request and knows our MAC
 
 
 def probe(iface: str, dst_mac: str, src_ip: str, dst_ip: str, dport: int, tries: int = 3, wait_s: float = 1.5) -> str:
