@@ -23,7 +23,8 @@ from components.config import (
     parse_config,
     read_stack_file,
 )
-from components.host_state import read_live_ledger, read_server_version
+from components.host_bind import readable_host, setuid_warning
+from components.host_state import read_live_ledger, read_mount_options, read_server_version
 from components.lab import Lab, LabArgs
 from components.ledger import ledger_problems
 from components.loopback import exposed, loopback_leak_warnings
@@ -133,6 +134,18 @@ def check_loopback_leak(cfg: LabConfig, docker_host: str | None) -> None:
         pulumi.log.warn(warning)
 
 
+def check_host_bind_nosuid(cfg: LabConfig, docker_host: str | None) -> None:
+    """A host directory bound at /tf on a mount that honours setuid bits lets the notebook (root) plant a
+    setuid-root program for the host's users (components.host_bind): read its mount options and warn."""
+    host = docker_host or cfg.docker_host
+    if not cfg.notebooks_host_path or not readable_host(host):
+        return
+    options = read_mount_options(host, docker_ssh_opts(), cfg.notebooks_host_path)
+    warning = setuid_warning(cfg.notebooks_host_path, options or "", host)
+    if warning:
+        pulumi.log.warn(warning)
+
+
 def main() -> None:
     raw, password_state = read_config()
     stack, project = pulumi.get_stack(), pulumi.get_project()
@@ -166,6 +179,7 @@ def main() -> None:
     check_ssh_host(docker_host)
     check_live_ledger(cfg, docker_host)
     check_loopback_leak(cfg, docker_host)
+    check_host_bind_nosuid(cfg, docker_host)
 
     shared_key = cfg.tls and (not cfg.seats or any(s.tls and not s.tls_own for s in cfg.seats))
     tls_key = pulumi.Config(NAMESPACE).require_secret("tlsKey") if shared_key else None

@@ -110,3 +110,13 @@ def read_server_version(docker_host: str, ssh_opts: Sequence[str], runner: Runne
     argv, env = docker_argv(docker_host, ssh_opts, VERSION_SCRIPT)
     code, out, _ = runner(argv, env)
     return out.strip() or None if code == 0 else None
+
+
+def read_mount_options(docker_host: str, ssh_opts: Sequence[str], path: str, runner: Runner | None = None) -> str | None:
+    """The mount options (`findmnt`'s OPTIONS) of `path` on the Docker host, or None when they cannot be read."""
+    from components.host_bind import mount_options_script
+
+    runner = runner or run
+    argv, env = docker_argv(docker_host, ssh_opts, mount_options_script(path))
+    code, out, _ = runner(argv, env)
+    return out.strip() or None if code == 0 else None
