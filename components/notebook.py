@@ -170,6 +170,9 @@ class Notebook(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 delete_before_replace=True,  # fixed name and host ports: the old one must go first
+                # the provider "updates" a changed mount in place and Docker keeps the old one (a new
+                # tfbox:notebooksHostPath, e.g. a nosuid mount: components.host_bind, never took effect)
+                replace_on_changes=["mounts"],
                 depends_on=args.depends_on,
             ),
         )

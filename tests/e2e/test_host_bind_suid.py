@@ -79,6 +79,8 @@ def plant_and_run(lab: SimpleNamespace, host_dir: Path) -> tuple[int, str]:
 def test_1_a_plain_host_directory_gives_host_users_root_and_up_warns(lab: SimpleNamespace, dirs: SimpleNamespace) -> None:
     up = lab.stack.up()
     assert WARNING in up.output and f"mount -o remount,bind,nosuid,nodev {dirs.plain}" in up.output, up.output[-3000:]
+    info = lab.docker.inspect(f"tfbox-{STACK}-notebook")
+    assert info is not None and {m["Destination"]: m["Source"] for m in info["Mounts"]}["/tf"] == str(dirs.plain)
     mode, euid = plant_and_run(lab, dirs.plain)
     assert (mode, euid) == (0o4755, "0"), "the setuid bit took effect on the host: nobody ran it as root"
 
@@ -87,6 +89,9 @@ def test_2_on_a_nosuid_mount_the_bit_is_ignored_and_up_is_quiet(lab: SimpleNames
     lab.stack.set("notebooksHostPath", str(dirs.safe))
     up = lab.stack.up()
     assert WARNING not in up.output, up.output[-3000:]
+    info = lab.docker.inspect(f"tfbox-{STACK}-notebook")
+    assert info is not None
+    assert {m["Destination"]: m["Source"] for m in info["Mounts"]}["/tf"] == str(dirs.safe), up.output[-3000:]
     mode, euid = plant_and_run(lab, dirs.safe)
     assert mode == 0o4755 and euid == "65534", "nosuid: the same file runs as the user who runs it"
     assert os.stat(dirs.safe).st_dev == os.stat(dirs.safe / "suid-id").st_dev

@@ -46,3 +46,9 @@ def test_the_program_reads_the_bind_s_mount_and_warns(caplog):
     safe.host_result = (0, "rw,nosuid,nodev\n", "")
     run_program(config_for("dev", notebooksHostPath="/srv/notebooks", loopbackPublishFiltered="true"), recorder=safe)
     assert not any("nosuid" in r.getMessage() for r in caplog.records)
+
+
+def test_a_new_host_path_replaces_the_notebook():
+    """The provider would "update" the mount in place and Docker keep the old bind: a new path must replace."""
+    rec, _ = run_program(config_for("dev", notebooksHostPath="/srv/notebooks", loopbackPublishFiltered="true"))
+    assert "mounts" in (rec.opts("docker:index/container:Container", "notebook").replace_on_changes or [])
