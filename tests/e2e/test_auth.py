@@ -173,7 +173,8 @@ def _flood(lab: SimpleNamespace, stop: threading.Event, codes: list[int]) -> Non
 
 def test_6b_a_login_flood_does_not_stall_the_notebook(lab: SimpleNamespace) -> None:
     """Issue 22 (part B, finding 3): while clients flood the login form with wrong passwords, a logged-in
-    user's API calls still answer within STATUS_BOUND_S (Jupyter alone checks each argon2id hash, ~0.15 s
+    user's API calls still answer within STATUS_BOUND_S, or 3x the slowest of them without the flood on a busy
+    machine (Jupyter alone checks each argon2id hash, ~0.15 s
     of CPU, on its event loop: the calls waited seconds), and the right password still logs in after."""
     session = Jupyter(lab.url, lab.cert)
     assert session.login(lab.password)
@@ -207,7 +208,9 @@ def test_6b_a_login_flood_does_not_stall_the_notebook(lab: SimpleNamespace) -> N
     print(report)
     assert codes.count(401) + codes.count(429) >= FLOOD_CLIENTS, f"the flood did not run: {report}"
     assert all(c in (401, 429) for c in codes), f"a wrong password got something else: {report}"
-    assert loaded[-1] < STATUS_BOUND_S, f"the notebook stalled under the login flood: {report}"
+    # the bound allows for a busy test machine (3x the slowest quiet call), never the seconds a stall costs
+    bound = max(STATUS_BOUND_S, 3 * quiet[-1])
+    assert loaded[-1] < bound, f"the notebook stalled under the login flood (bound {bound:.2f}s): {report}"
     assert Jupyter(lab.url, lab.cert).login(lab.password), "the right password logs in after the flood"
 
 
