@@ -71,8 +71,9 @@ def test_1_a_shared_key_keeps_working_and_warns_with_the_fix(box: SimpleNamespac
     assert "share the stack's one TLS private key" in box.first.output and f"make tls STACK={STACK}" in box.first.output
     # what the warning is about: both seats serve one certificate and hold its key
     assert served_fingerprint(box.ports["a"]) == served_fingerprint(box.ports["b"])
-    keys = {seat: box.docker("exec", name(seat, "notebook"), "cat", KEY_PATH).stdout for seat in "ab"}
-    assert keys["a"] == keys["b"] == box.shared.key_pem
+    keys = {seat: box.docker("exec", name(seat, "notebook"), "cat", KEY_PATH).stdout.strip() for seat in "ab"}
+    shared = keys["a"] == keys["b"] == box.shared.key_pem.strip()  # a bool: a failure must not print the keys
+    assert shared, "both seats hold the stack's one key"
 
 
 def test_2_make_tls_gives_each_seat_its_own_key_and_pin(box: SimpleNamespace) -> None:
@@ -97,7 +98,8 @@ def test_2_make_tls_gives_each_seat_its_own_key_and_pin(box: SimpleNamespace) ->
             for seat in "ab"}
     for seat, other in (("a", "b"), ("b", "a")):
         inside = box.docker("exec", name(seat, "notebook"), "cat", KEY_PATH).stdout.strip()
-        assert inside == keys[seat] and inside != keys[other] and inside != box.shared.key_pem.strip()
+        own_only = inside == keys[seat] and inside != keys[other] and inside != box.shared.key_pem.strip()
+        assert own_only, f"seat {seat}'s container holds its own key only"  # a bool: a failure must not print keys
     # the users log in over HTTPS trusting only their seat's own certificate
     certs = {seat: str(config["tfbox:tlsCerts"][seat]) for seat in "ab"}
     for seat, other in (("a", "b"), ("b", "a")):
