@@ -19,7 +19,8 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 tls_py() { PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" "$python" -m components.tls "$@"; }
 docker_host=$(pulumi config get docker:host --stack "$stack" 2>/dev/null || true)
 bind=$(pulumi config get tfbox:notebookBind --stack "$stack" 2>/dev/null || true)
-seats=$(pulumi config get tfbox:seats --stack "$stack" 2>/dev/null || true)
+# `name bind` per seat; none without seats (the engine's default for tfbox:seats is `[]`)
+seats=$(pulumi config get tfbox:seats --stack "$stack" 2>/dev/null | tls_py seats --bind "${bind:-127.0.0.1}" || true)
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
@@ -37,7 +38,7 @@ if [[ -n $seats ]]; then
     pulumi config set --plaintext --path "tfbox:tlsCerts.$seat" --stack "$stack" <"$dir/cert.pem"
     pulumi config set --secret --path "tfbox:tlsKeys.$seat" --stack "$stack" <"$dir/key.pem"
     made=$((made + 1))
-  done < <(printf '%s' "$seats" | tls_py seats --bind "${bind:-127.0.0.1}")
+  done <<<"$seats"
   if [[ -n $(pulumi config get tfbox:tlsKey --stack "$stack" 2>/dev/null) ]]; then
     echo "tls: the seats no longer use the stack's shared tfbox:tlsKey: pulumi config rm tfbox:tlsKey --stack $stack &&" \
          "pulumi config rm tfbox:tlsCert --stack $stack" >&2
