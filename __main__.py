@@ -23,9 +23,11 @@ from components.config import (
     parse_config,
     read_stack_file,
 )
-from components.host_state import read_live_ledger, read_volumes, volume_owner_problems
+from components.host_bind import readable_host, setuid_warning
+from components.host_state import read_live_ledger, read_mount_options, read_server_version, read_volumes, volume_owner_problems
 from components.lab import Lab, LabArgs
 from components.ledger import ledger_problems
+from components.loopback import exposed, loopback_leak_warnings
 from components.pids import HostAccess
 from components.seats import SeatPasswordState, parse_passwords
 
@@ -55,13 +57,13 @@ def secret_state(name: str) -> PasswordState:
     return "secret" if is_config_secret(full) else "plaintext"
 
 
-def seat_passwords(stack: str) -> tuple[dict[str, str] | None, dict[str, SeatPasswordState]]:
-    """`tfbox:passwords` (seat -> password) and how each entry was given.
+def seat_passwords(stack: str, name: str = "passwords") -> tuple[dict[str, str] | None, dict[str, SeatPasswordState]]:
+    """`tfbox:passwords` (seat -> password), or another per-seat secret map (`tfbox:tlsKeys`), and how each entry was given.
 
     The engine passes the map as JSON text with its secrets decrypted, and says only whether the key
     holds a secret at all; the stack file, where it is here, says it per entry (`secure:` or not).
     """
-    full = f"{NAMESPACE}:passwords"
+    full = f"{NAMESPACE}:{name}"
     values = parse_passwords(get_config(full))
     if not values:
         return values, {}
@@ -69,7 +71,8 @@ def seat_passwords(stack: str) -> tuple[dict[str, str] | None, dict[str, SeatPas
     states: dict[str, SeatPasswordState] = {seat: state for seat in values}
     stack_file = Path.cwd() / f"Pulumi.{stack}.yaml"
     if stack_file.is_file():
-        for seat, given in read_stack_file(stack_file).seat_password_states.items():
+        sf = read_stack_file(stack_file)
+        for seat, given in (sf.seat_tls_key_states if name == "tlsKeys" else sf.seat_password_states).items():
             if seat in states and given == "plaintext":
                 states[seat] = "plaintext"
     return values, states
@@ -150,21 +153,52 @@ def check_host_volumes(cfg: LabConfig, docker_host: str | None) -> None:
         raise pulumi.RunError(str(ConfigError(problems)))
 
 
+def check_loopback_leak(cfg: LabConfig, docker_host: str | None) -> None:
+    """TensorBoard on 127.0.0.1 of a Docker older than 28 is reachable from the LAN by crafted packets
+    (components.loopback): read the daemon's version and warn with the fix, before anything is declared.
+    A warning, not a refusal: Debian 12's Docker 20.10 runs most labs, and TensorBoard only shows logs."""
+    if cfg.loopback_publish_filtered or not exposed(cfg.published):
+        return
+    host = docker_host or cfg.docker_host
+    version = read_server_version(host, docker_ssh_opts())
+    for warning in loopback_leak_warnings(cfg, version or "", host):
+        pulumi.log.warn(warning)
+
+
+def check_host_bind_nosuid(cfg: LabConfig, docker_host: str | None) -> None:
+    """A host directory bound at /tf on a mount that honours setuid bits lets the notebook (root) plant a
+    setuid-root program for the host's users (components.host_bind): read its mount options and warn."""
+    host = docker_host or cfg.docker_host
+    if not cfg.notebooks_host_path or not readable_host(host):
+        return
+    options = read_mount_options(host, docker_ssh_opts(), cfg.notebooks_host_path)
+    warning = setuid_warning(cfg.notebooks_host_path, options or "", host)
+    if warning:
+        pulumi.log.warn(warning)
+
+
 def main() -> None:
     raw, password_state = read_config()
     stack, project = pulumi.get_stack(), pulumi.get_project()
     passwords, password_states = seat_passwords(stack)
+    tls_keys, tls_key_states = seat_passwords(stack, "tlsKeys")
     try:
+        problems: list[str] = []
         if passwords is None:
-            raise ConfigError([f"{NAMESPACE}:passwords: is not a map of seat name to password. Fix: set each with "
-                               f"`pulumi config set --secret --path '{NAMESPACE}:passwords.<seat>' --stack {stack}`."])
+            problems.append(f"{NAMESPACE}:passwords: is not a map of seat name to password. Fix: set each with "
+                            f"`pulumi config set --secret --path '{NAMESPACE}:passwords.<seat>' --stack {stack}`.")
+        if tls_keys is None:
+            problems.append(f"{NAMESPACE}:tlsKeys: is not a map of seat name to PEM private key. Fix: "
+                            f"`pulumi config rm {NAMESPACE}:tlsKeys --stack {stack}`, then `make tls STACK={stack}`.")
+        if problems:
+            raise ConfigError(problems)
         docker_host, docker_tls = docker_provider()
         # the secrets' values are checked here (length, key matches certificate), never printed
         cfg = parse_config(raw, stack=stack, project=project, password_state=password_state,
                            docker_host=docker_host, docker_tls=docker_tls, password=get_config(f"{NAMESPACE}:password"),
                            tls_key_state=secret_state("tlsKey"), tls_key=get_config(f"{NAMESPACE}:tlsKey"),
                            seat_password_states=password_states, seat_passwords=passwords,
-                           docker_ssh_opts=configured_ssh_opts())
+                           docker_ssh_opts=configured_ssh_opts(), seat_tls_key_states=tls_key_states, seat_tls_keys=tls_keys)
         clashes = cross_stack_problems(cfg, load_other_stacks(Path.cwd(), project, stack))
         if clashes:
             raise ConfigError(clashes)
@@ -176,8 +210,11 @@ def main() -> None:
     check_ssh_host(docker_host)
     check_live_ledger(cfg, docker_host)
     check_host_volumes(cfg, docker_host)
+    check_loopback_leak(cfg, docker_host)
+    check_host_bind_nosuid(cfg, docker_host)
 
-    tls_key = pulumi.Config(NAMESPACE).require_secret("tlsKey") if cfg.tls else None
+    shared_key = cfg.tls and (not cfg.seats or any(s.tls and not s.tls_own for s in cfg.seats))
+    tls_key = pulumi.Config(NAMESPACE).require_secret("tlsKey") if shared_key else None
     if cfg.seats:
         main_seats(cfg, tls_key, host_access(cfg, docker_host))
         return
@@ -211,12 +248,15 @@ def main_seats(cfg: LabConfig, tls_key: pulumi.Output[str] | None, host: HostAcc
     """A shared box: per-seat URLs, GPUs and containers under `seats`, the GPU ledger, and the
     single-seat outputs kept meaningful (`seat=url …`) for scripts and `make fleet`."""
     passwords = pulumi.Config(NAMESPACE).require_secret_object("passwords")
-    lab = Lab("lab", LabArgs(config=cfg, password="", tls_key=tls_key, seat_passwords=passwords, host=host))
+    own_keys = any(s.tls_own for s in cfg.seats)
+    lab = Lab("lab", LabArgs(config=cfg, password="", tls_key=tls_key, seat_passwords=passwords, host=host,
+                             seat_tls_keys=pulumi.Config(NAMESPACE).require_secret_object("tlsKeys") if own_keys else None))
     export_lab(lab, " ".join(f"{s.name}={s.gpus.describe()}" for s in cfg.seats))
     pulumi.export("seats", {
         s.name: {"notebookUrl": lab.seats[s.name].notebook_url_text, "tensorboardUrl": lab.seats[s.name].tensorboard_url_text,
                  **({"tensorboardProxyUrl": lab.seats[s.name].tensorboard_proxy_url_text} if cfg.tensorboard_proxy else {}),
-                 "gpus": s.gpus.describe(), "shareGpus": s.share_gpus, "containerNames": lab.seats[s.name].container_names}
+                 "gpus": s.gpus.describe(), "shareGpus": s.share_gpus, "containerNames": lab.seats[s.name].container_names,
+                 **({"notebookCertSha256": lab.seats[s.name].notebook_cert_sha256_text} if s.tls else {})}
         for s in cfg.seats
     })
     pulumi.export("gpuLedger", lab.gpu_ledger)

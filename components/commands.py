@@ -15,6 +15,7 @@ NOTEBOOK_DIR = "/tf"
 JUPYTER_PORT = 8888
 TENSORBOARD_PORT = 6006
 JUPYTER_CONFIG_PATH = "/etc/jupyter/jupyter_server_config.json"
+# Jupyter reads the .py config next to the .json one: components/login_guard.py, the login flood guard
 CAPTURE_STARTUP_PATH = "/root/.ipython/profile_default/startup/00-tfbox-capture.py"
 TENSORBOARD_LOG = "/tmp/tensorboard.log"
 TLS_CERT_PATH = "/etc/jupyter/tfbox-notebook.crt"

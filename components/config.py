@@ -13,7 +13,7 @@ import difflib
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,10 +40,12 @@ from components.paths import (
     notebooks_host_path_problems,
     outside_root_problem,
 )
+from components.seat_tls import seat_tls
 from components.seats import (
     SeatConfig,
     SeatDefaults,
     SeatPasswordState,
+    parse_passwords,
     parse_seats,
     password_problems,
     raw_seats,
@@ -70,7 +72,7 @@ class ConfigKey:
 
     name: str
     type: ConfigType
-    default: str | int | bool | list[Any] | None
+    default: str | int | bool | list[Any] | dict[str, Any] | None
     doc: str
     secret: bool = False
 
@@ -96,11 +98,19 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("notebookBind", "string", "127.0.0.1", "Host IP address the notebook port is published on (`0.0.0.0` for every interface; `localhost` means `127.0.0.1`)."),
     ConfigKey("tlsCert", "string", "", "PEM certificate (chain) the notebook serves HTTPS with; `make tls STACK=…` makes a self-signed one. Empty: plain HTTP."),
     ConfigKey("tlsKey", "string", "", "PEM private key of `tlsCert`; set with `pulumi config set --secret tfbox:tlsKey < key.pem` (or `make tls`).", secret=True),
+    ConfigKey("tlsCerts", "object", {}, "Seat name -> PEM certificate, on a stack with `seats`: each seat serves HTTPS with its own "
+              "certificate and key; `make tls STACK=…` makes one per seat. Replaces `tlsCert` there (a shared key lets one seat "
+              "impersonate another)."),
+    ConfigKey("tlsKeys", "object", None, "Seat name -> PEM private key of that seat's `tlsCerts` entry, each a secret "
+              "(`pulumi config set --secret --path 'tfbox:tlsKeys.<seat>' < key.pem`, or `make tls`).", secret=True),
     ConfigKey("allowPlainHttpOnLan", "boolean", False, "Must be `true` to publish the notebook beyond loopback without TLS "
               "(password and session cookie cross the network in cleartext)."),
     ConfigKey("tensorboardMode", "string", "sidecar", "`sidecar` (own container), `exec` (inside the notebook container, as the recipe) or `off`."),
     ConfigKey("tensorboardPort", "integer", 6006, "Host port of TensorBoard."),
     ConfigKey("tensorboardBind", "string", "127.0.0.1", "Host IP address TensorBoard is published on (`localhost` means `127.0.0.1`)."),
+    ConfigKey("loopbackPublishFiltered", "boolean", False, "`true` once the Docker host drops packets for 127.0.0.1 that "
+              "come from other hosts (Docker 28+ does; older: the raw-table rule the preflight warning names): silences "
+              "that warning, and skips reading the daemon's version."),
     ConfigKey("tensorboardPublic", "boolean", False, "Must be `true` to publish TensorBoard (which has no login) beyond loopback."),
     ConfigKey("tensorboardProxy", "boolean", False,
               "Serve each notebook's TensorBoard at `<notebook URL>/tensorboard/`, behind the notebook's login and TLS. "
@@ -163,6 +173,7 @@ class Published:
     bind: str
     port: int
     internal: int
+    login: bool = True  # False: TensorBoard, which anyone who reaches the port may use (components.loopback)
 
 
 @dataclass(frozen=True)
@@ -202,6 +213,7 @@ class LabConfig:
     cull_idle_text: str = ""  # tfbox:cullIdleKernels as given: a seats stack's default depends on each seat's GPUs
     stack_kind: str = "machine"  # tfbox:stackKind: a machine's host must be readable (components.host_state), fail closed
     tensorboard_proxy: bool = False  # TensorBoard at <notebook>/tensorboard/ (components.tensorboard_proxy); off with mode off
+    loopback_publish_filtered: bool = False  # the host drops crafted packets to 127.0.0.1 (components.loopback)
 
     @property
     def tls(self) -> bool:
@@ -214,12 +226,12 @@ class LabConfig:
             return [p for s in self.seats for p in (
                 Published(f"seat '{s.name}' notebook", f"seats[{s.index}].notebookPort", s.notebook_bind, s.notebook_port, 8888),
                 *([Published(f"seat '{s.name}' TensorBoard", f"seats[{s.index}].tensorboardPort", s.tensorboard_bind,
-                             s.tensorboard_port, 6006)] if self.tensorboard_mode != "off" else []),
+                             s.tensorboard_port, 6006, login=False)] if self.tensorboard_mode != "off" else []),
             )]
         out = [Published("notebook", "notebookPort", self.notebook_bind, self.notebook_port, 8888)]
         if self.tensorboard_mode != "off":
             # exec mode publishes TensorBoard on the notebook container, at the same host port key
-            out.append(Published("tensorboard", "tensorboardPort", self.tensorboard_bind, self.tensorboard_port, 6006))
+            out.append(Published("tensorboard", "tensorboardPort", self.tensorboard_bind, self.tensorboard_port, 6006, login=False))
         return out
 
     def container_name(self, role: str) -> str:
@@ -299,6 +311,8 @@ def parse_config(
     seat_passwords: Mapping[str, str] | None = None,
     require_seat_passwords: bool = True,
     docker_ssh_opts: object = None,
+    seat_tls_key_states: Mapping[str, SeatPasswordState] | None = None,
+    seat_tls_keys: Mapping[str, str] | None = None,
 ) -> LabConfig:
     """Validate raw `tfbox:` values (keys without the namespace) and return the typed config.
 
@@ -310,6 +324,7 @@ def parse_config(
     `seat_password_states`/`seat_passwords` are `tfbox:passwords` per seat (how each is given, the values
     where readable); `require_seat_passwords` False lets a committed stack file leave them to each machine.
     `docker_ssh_opts` is the stack's `docker:sshOpts` (never DOCKER_SSH_OPTS, the user's own): only safe options.
+    `seat_tls_key_states`/`seat_tls_keys` are `tfbox:tlsKeys` the same way (components.seat_tls).
     Raises ConfigError listing every problem.
     """
     r = _Reader(raw)
@@ -378,6 +393,12 @@ def parse_config(
     elif password is not None and (why := password_problem(password)):
         r.add("password", why, f"choose a longer one: `pulumi config set --secret tfbox:password --stack {stack}` "
               "(reads it from stdin; leave it unset on the dev stack and `make up` generates one)")
+    if not with_seats:
+        for name in ("tlsCerts", "tlsKeys"):
+            given = parse_passwords(r.value("tlsCerts")) != {} if name == "tlsCerts" else seat_tls_key_states
+            if given:
+                r.add(name, "is set but the stack declares no tfbox:seats", "use tfbox:tlsCert and tfbox:tlsKey (`make tls`), "
+                      f"and `pulumi config rm {NAMESPACE}:{name}`")
     salt = r.value("passwordSalt")
     salt_fix = f"run `pulumi config set --plaintext tfbox:passwordSalt $(python -m components.password salt) --stack {stack}` (`make up` does it by itself)"
     if not salt and require_salt:
@@ -403,7 +424,9 @@ def parse_config(
             bind = normalise_bind(bind)
         binds[name] = bind
 
-    tls_cert = _check_tls(r, stack, binds["notebookBind"], tls_key_state, tls_key)
+    seat_certs = parse_passwords(r.value("tlsCerts"))  # the same shape as tfbox:passwords: a map, JSON text from the engine
+    tls_cert = _check_tls(r, stack, binds["notebookBind"], tls_key_state, tls_key,
+                          seat_tls=with_seats and bool(seat_certs or seat_tls_key_states))
     allow_plain = r.value("allowPlainHttpOnLan")
 
     tb_mode = r.value("tensorboardMode")
@@ -492,10 +515,18 @@ def parse_config(
             image=image, notebook_bind=binds["notebookBind"] if not bind_problem(binds["notebookBind"]) else "127.0.0.1",
             tensorboard_bind=binds["tensorboardBind"] if not bind_problem(binds["tensorboardBind"]) else "127.0.0.1",
             memory=r.value("notebookMemory"), cpus=r.value("notebookCpus"), shm_size=r.value("shmSize"),
-            ulimits=r.value("notebookUlimits"), pids_limit=r.value("notebookPidsLimit"), tensorboard_mode=tb_mode, tensorboard_public=tb_public, tls=bool(tls_cert),
-            allow_plain_http_on_lan=allow_plain,
+            ulimits=r.value("notebookUlimits"), pids_limit=r.value("notebookPidsLimit"), tensorboard_mode=tb_mode,
+            tensorboard_public=tb_public, tls=bool(tls_cert or seat_certs), allow_plain_http_on_lan=allow_plain,
         ))
         r.problems += seat_problems
+        pairs = seat_tls(seats, seat_certs, seat_tls_key_states or {}, seat_tls_keys, tls_cert, stack,
+                         require_keys=require_seat_passwords)
+        r.problems += pairs.problems
+        warnings += pairs.warnings
+        if pairs.own and (tls_cert or tls_key_state in ("secret", "plaintext")):
+            warnings.append(f"{NAMESPACE}:tlsCert: is not used: every seat has its own (tfbox:tlsCerts). Fix: `pulumi config rm "
+                            f"{NAMESPACE}:tlsCert --stack {stack}` and `pulumi config rm {NAMESPACE}:tlsKey --stack {stack}`")
+        seats = tuple(replace(s, tls_cert=pairs.certs.get(s.name, ""), tls_own=s.name in pairs.own) for s in seats)
         for s in seats:
             if gpu_mode == "nvidia-runtime" and s.gpus.kind == "count":
                 r.problems.append(f"{s.key('gpus')}: nvidia-runtime takes GPU indices or all, not count=N. Fix: list the "
@@ -520,7 +551,7 @@ def parse_config(
         docker_host=host, notebook_resources=resources, warnings=tuple(warnings), tls_cert=tls_cert,
         allow_plain_http_on_lan=allow_plain, seats=seats, cull_idle_kernels=cull_idle,
         cull_idle_text=str(r.value("cullIdleKernels")), stack_kind=str(r.value("stackKind")),
-        tensorboard_proxy=tb_proxy,
+        tensorboard_proxy=tb_proxy, loopback_publish_filtered=r.value("loopbackPublishFiltered"),
     )
 
 
@@ -529,8 +560,9 @@ def _parent(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[0] or "/"
 
 
-def _check_tls(r: _Reader, stack: str, bind: str, key_state: PasswordState | None, key: str | None) -> str:
-    """The notebook's certificate (\"\" for plain HTTP), checking it against its key and the bind address."""
+def _check_tls(r: _Reader, stack: str, bind: str, key_state: PasswordState | None, key: str | None, seat_tls: bool = False) -> str:
+    """The notebook's certificate (\"\" for plain HTTP), checking it against its key and the bind address;
+    `seat_tls`: the seats have certificates of their own, so no shared one is needed."""
     cert = str(r.value("tlsCert")).strip()
     cert = cert + "\n" if cert else ""  # the engine drops a value's final newline; a PEM file ends with one
     make_tls = f"run `make tls STACK={stack}` (a self-signed certificate kept in the stack config)"
@@ -554,7 +586,7 @@ def _check_tls(r: _Reader, stack: str, bind: str, key_state: PasswordState | Non
         return cert
     if key_state in ("secret", "plaintext"):
         r.add("tlsCert", "is not set but tfbox:tlsKey is", f"`pulumi config set --plaintext tfbox:tlsCert --stack {stack} < cert.pem`, or {make_tls}")
-    elif key_state == "missing" and not bind_problem(bind) and not is_loopback(bind) and not r.value("allowPlainHttpOnLan"):
+    elif key_state == "missing" and not seat_tls and not bind_problem(bind) and not is_loopback(bind) and not r.value("allowPlainHttpOnLan"):
         r.add("notebookBind", f"{bind} publishes the notebook beyond this machine over plain HTTP, so the password and "
               "session cookie cross the network in cleartext",
               f"{make_tls}, {own}; or bind it to 127.0.0.1 and use an SSH tunnel; or set tfbox:allowPlainHttpOnLan "
@@ -576,6 +608,7 @@ class StackFile:
     tls_key_state: PasswordState = "missing"
     seat_password_states: dict[str, SeatPasswordState] = field(default_factory=dict)
     ssh_opts: object = None  # docker:sshOpts as the file has it
+    seat_tls_key_states: dict[str, SeatPasswordState] = field(default_factory=dict)
 
 
 # libyaml's loader where PyYAML has it: every `up` reads the sibling stack files, ten times faster in C
@@ -593,6 +626,7 @@ def read_stack_file(path: Path) -> StackFile:
     tls_key_state: PasswordState = "missing"
     seat_states: dict[str, SeatPasswordState] = {}
     ssh_opts: object = None
+    seat_tls_states: dict[str, SeatPasswordState] = {}
     for full, value in config.items():
         ns, _, name = str(full).partition(":")
         if ns == "docker" and name == "host":
@@ -606,6 +640,9 @@ def read_stack_file(path: Path) -> StackFile:
         if name == "passwords":
             seat_states = stack_file_password_states(value)
             continue
+        if name == "tlsKeys":
+            seat_tls_states = stack_file_password_states(value)
+            continue
         if name in ("password", "tlsKey"):
             given: PasswordState = "secret" if isinstance(value, dict) and "secure" in value else "plaintext"
             if name == "password":
@@ -615,7 +652,7 @@ def read_stack_file(path: Path) -> StackFile:
             continue
         raw[name] = value
     stack = path.name[len("Pulumi."):-len(".yaml")]
-    return StackFile(stack, path, raw, docker_host, state, docker_tls, tls_key_state, seat_states, ssh_opts)
+    return StackFile(stack, path, raw, docker_host, state, docker_tls, tls_key_state, seat_states, ssh_opts, seat_tls_states)
 
 
 def stack_files(project_dir: Path) -> list[Path]:
@@ -700,7 +737,7 @@ def check_stack_file(path: Path, project: str = "tfbox") -> LabConfig:
     cfg = parse_config(sf.raw, stack=sf.stack, project=project, password_state=state, docker_host=sf.docker_host,
                        docker_tls=sf.docker_tls, tls_key_state=tls_state, require_salt=False,
                        seat_password_states=sf.seat_password_states, require_seat_passwords=False,
-                       docker_ssh_opts=sf.ssh_opts)
+                       docker_ssh_opts=sf.ssh_opts, seat_tls_key_states=sf.seat_tls_key_states)
     problems = cross_stack_problems(cfg, load_other_stacks(path.parent, project, sf.stack))
     if problems:
         raise ConfigError(problems)

@@ -151,3 +151,23 @@ def _listing(docker_host: str, ssh_opts: Sequence[str], check_ids: list[str], ru
     argv, env = docker_argv(docker_host, ssh_opts, f"docker logs {shlex.quote(check_ids[0])}")
     code, out, _ = runner(argv, env)
     return (parse_nvidia_smi_list(out) or None) if code == 0 else None
+
+
+def read_server_version(docker_host: str, ssh_opts: Sequence[str], runner: Runner | None = None) -> str | None:
+    """The daemon's version (`docker version`'s Server.Version), or None when the host cannot be read."""
+    from components.loopback import VERSION_SCRIPT
+
+    runner = runner or run
+    argv, env = docker_argv(docker_host, ssh_opts, VERSION_SCRIPT)
+    code, out, _ = runner(argv, env)
+    return out.strip() or None if code == 0 else None
+
+
+def read_mount_options(docker_host: str, ssh_opts: Sequence[str], path: str, runner: Runner | None = None) -> str | None:
+    """The mount options (`findmnt`'s OPTIONS) of `path` on the Docker host, or None when they cannot be read."""
+    from components.host_bind import mount_options_script
+
+    runner = runner or run
+    argv, env = docker_argv(docker_host, ssh_opts, mount_options_script(path))
+    code, out, _ = runner(argv, env)
+    return out.strip() or None if code == 0 else None

@@ -34,11 +34,12 @@ class LabArgs:
     tls_key: pulumi.Input[str] | None = None  # secret; set when config.tls
     seat_passwords: pulumi.Input[dict[str, str]] | None = None  # secret map tfbox:passwords, on a stack with seats
     host: HostAccess | None = None  # the docker CLI's way to the daemon, for the pids limits (components.pids)
+    seat_tls_keys: pulumi.Input[dict[str, str]] | None = None  # secret map tfbox:tlsKeys: the seats' own keys
 
 
 def _entry(seat: str) -> Callable[[dict[str, str]], str]:
-    """One seat's password out of the secret map (the result stays secret: it is applied on a secret)."""
-    return lambda passwords: passwords[seat]
+    """One seat's entry (password, TLS key) out of a secret map (the result stays secret: it is applied on a secret)."""
+    return lambda entries: entries[seat]
 
 
 class GpuLedgerConflict(RuntimeError):
@@ -192,6 +193,7 @@ class Lab(pulumi.ComponentResource):
             self.gpu_ledger = check.output.apply(lambda out: ledger_table(claims, parse_nvidia_smi_list(out)))
         images: dict[str, Image] = {str(cfg.image): image}
         passwords = pulumi.Output.secret(args.seat_passwords)
+        seat_keys = pulumi.Output.secret(args.seat_tls_keys) if args.seat_tls_keys is not None else None
         self.seats: dict[str, Seat] = {}
         for seat in cfg.seats:
             if str(seat.image) not in images:
@@ -199,7 +201,8 @@ class Lab(pulumi.ComponentResource):
                                                                                   cfg.image_track_registry), child)
             self.seats[seat.name] = Seat(seat.name, SeatArgs(
                 config=cfg, seat=seat, image_id=images[str(seat.image)].image_id,
-                password=passwords.apply(_entry(seat.name)), tls_key=args.tls_key,
+                password=passwords.apply(_entry(seat.name)),
+                tls_key=seat_keys.apply(_entry(seat.name)) if seat.tls_own and seat_keys is not None else args.tls_key,
                 gate=gate if seat.gpus.requested else None, host=args.host,
             ), child)
         self.notebook_url = pulumi.Output.from_input(" ".join(f"{n}={s.notebook_url_text}" for n, s in self.seats.items()))
@@ -209,7 +212,9 @@ class Lab(pulumi.ComponentResource):
         self.tensorboard_proxy_url = (
             pulumi.Output.from_input(" ".join(f"{n}={s.tensorboard_proxy_url_text}" for n, s in self.seats.items()))
             if cfg.tensorboard_proxy else None)
-        self.notebook_cert_sha256 = pulumi.Output.from_input(fingerprint_sha256(cfg.tls_cert)) if cfg.tls else None
+        # `seat=fingerprint …` like notebookUrl: each seat serves its own certificate (components.seat_tls)
+        pins = {n: s.notebook_cert_sha256_text for n, s in self.seats.items() if s.notebook_cert_sha256_text}
+        self.notebook_cert_sha256 = pulumi.Output.from_input(" ".join(f"{n}={p}" for n, p in pins.items())) if pins else None
         names = [name for s in self.seats.values() for name in s.container_names]
         if self.gpu_check_output is not None:
             names.append(cfg.container_name("gpu-check"))

@@ -28,6 +28,7 @@ from components.pids import HostAccess, PidsLimit, PidsLimitArgs
 
 CAPTURE_SOURCE = (Path(__file__).parent / "capture.py").read_text()
 TENSORBOARD_PROXY_SOURCE = (Path(__file__).parent / "tensorboard_proxy.py").read_text()
+LOGIN_GUARD_SOURCE = (Path(__file__).parent / "login_guard.py").read_text()
 # The lab's long-running containers restart with the daemon even after it was killed (see below).
 RESTART_POLICY = "always"
 
@@ -114,12 +115,19 @@ def hardening_args(h: ContainerHardening) -> dict[str, Any]:
     return args
 
 
-def tensorboard_proxy_uploads(target: str) -> list[docker.ContainerUploadArgs]:
-    """The proxy's module and the Python config that loads it, beside the JSON config (which stays as it was)."""
-    return [
-        docker.ContainerUploadArgs(file=commands.TENSORBOARD_PROXY_MODULE_PATH, content=TENSORBOARD_PROXY_SOURCE),
-        docker.ContainerUploadArgs(file=commands.JUPYTER_PY_CONFIG_PATH, content=commands.tensorboard_proxy_config(target)),
-    ]
+def jupyter_py_config(proxy_target: str | None) -> str:
+    """The one Python config Jupyter reads beside the JSON (a config directory has one such file): the login
+    guard (components/login_guard.py) always, and the loader of the TensorBoard proxy when it is on."""
+    return LOGIN_GUARD_SOURCE if proxy_target is None else LOGIN_GUARD_SOURCE + "\n" + commands.tensorboard_proxy_config(proxy_target)
+
+
+def jupyter_py_uploads(proxy_target: str | None) -> list[docker.ContainerUploadArgs]:
+    """The Python config and, with the proxy on, the proxy's module beside it; the JSON config stays as it was."""
+    py_config = docker.ContainerUploadArgs(file=commands.JUPYTER_PY_CONFIG_PATH, content=jupyter_py_config(proxy_target))
+    if proxy_target is None:
+        return [py_config]
+    return [py_config,
+            docker.ContainerUploadArgs(file=commands.TENSORBOARD_PROXY_MODULE_PATH, content=TENSORBOARD_PROXY_SOURCE)]
 
 
 class Notebook(pulumi.ComponentResource):
@@ -145,7 +153,6 @@ class Notebook(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(file=commands.TLS_CERT_PATH, content=args.tls_cert),
                 docker.ContainerUploadArgs(file=commands.TLS_KEY_PATH, content=pulumi.Output.secret(args.tls_key)),
             ]
-        proxy_uploads = [] if args.tensorboard_proxy_target is None else tensorboard_proxy_uploads(args.tensorboard_proxy_target)
         self.container = docker.Container(
             name,
             name=args.container_name,
@@ -164,8 +171,10 @@ class Notebook(pulumi.ComponentResource):
             uploads=[
                 docker.ContainerUploadArgs(file=commands.JUPYTER_CONFIG_PATH, content=args.jupyter_config),
                 docker.ContainerUploadArgs(file=commands.CAPTURE_STARTUP_PATH, content=CAPTURE_SOURCE),
+                # password checks off Jupyter's event loop (a login flood cannot stall the notebook), and the
+                # TensorBoard proxy's loader where it is on
+                *jupyter_py_uploads(args.tensorboard_proxy_target),
                 *tls_uploads,
-                *proxy_uploads,
             ],
             # For `docker ps` and monitoring only: `up` waits on components.ready instead, so the interval
             # can be long (each probe is a docker exec, ~0.1 s of host CPU: bench/README.md).
@@ -185,6 +194,9 @@ class Notebook(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 delete_before_replace=True,  # fixed name and host ports: the old one must go first
+                # the provider "updates" a changed mount in place and Docker keeps the old one (a new
+                # tfbox:notebooksHostPath, e.g. a nosuid mount: components.host_bind, never took effect)
+                replace_on_changes=["mounts"],
                 depends_on=args.depends_on,
             ),
         )

@@ -29,6 +29,7 @@ from components.ready import Ready, ReadyArgs
 from components.seats import SeatConfig
 from components.storage import Storage, StorageArgs
 from components.tensorboard import TensorBoard, TensorBoardArgs
+from components.tls import fingerprint_sha256
 from components.urls import service_url
 
 SEAT_LABEL = "tfbox.seat"
@@ -42,7 +43,7 @@ class SeatArgs:
     seat: SeatConfig
     image_id: pulumi.Input[str]
     password: pulumi.Input[str]  # secret: this seat's entry of tfbox:passwords
-    tls_key: pulumi.Input[str] | None = None
+    tls_key: pulumi.Input[str] | None = None  # secret: the seat's own key (tfbox:tlsKeys.<seat>), else the stack's
     gate: pulumi.Input[str] | None = None  # the stack's GPU check (and ledger) verdict: no notebook before it passes
     host: HostAccess | None = None  # the docker CLI's way to the daemon, for the pids limits (components.pids)
 
@@ -87,11 +88,11 @@ class Seat(pulumi.ComponentResource):
         notebook_labels = {**labels("notebook"), SHARE_LABEL: str(seat.share_gpus).lower()}  # read by claim_from_inspect
         if tb_inside:
             notebook_labels["tfbox.tensorboard-public"] = str(cfg.tensorboard_public).lower()
-        if cfg.allow_plain_http_on_lan and not cfg.tls:
+        if cfg.allow_plain_http_on_lan and not seat.tls:
             notebook_labels["tfbox.plain-http-on-lan"] = "true"
         if cfg.tensorboard_proxy:
             notebook_labels[TENSORBOARD_PROXY_LABEL] = "true"  # `make status` lists <notebook URL>/tensorboard/
-        salt, tls, cull_idle = cfg.password_salt, cfg.tls, cfg.cull_idle_for(seat.gpus.requested)
+        salt, tls, cull_idle = cfg.password_salt, seat.tls, cfg.cull_idle_for(seat.gpus.requested)
         jupyter_config = hashed_jupyter_config(args.password, salt, tls=tls, cull_idle=cull_idle,
                                                remote_access=not is_loopback(seat.notebook_bind))
         notebook = Notebook(f"{n}-notebook", NotebookArgs(
@@ -100,7 +101,7 @@ class Seat(pulumi.ComponentResource):
             notebooks_type=storage.notebooks_type, notebooks_source=storage.notebooks_source,
             logs_source=storage.logs_source, logs_dir=cfg.logs_dir, tensorboard_inside=tb_inside,
             labels=notebook_labels, gate=args.gate, network=network.name,
-            hardening=notebook_hardening(seat.resources), tls_cert=cfg.tls_cert, tls_key=args.tls_key,
+            hardening=notebook_hardening(seat.resources), tls_cert=seat.tls_cert, tls_key=args.tls_key,
             envs=seat_envs(cfg, seat), host=args.host,
             tensorboard_proxy_target=(commands.tensorboard_proxy_target(None if tb_inside else named("tensorboard"))
                                       if cfg.tensorboard_proxy else None),
@@ -118,14 +119,16 @@ class Seat(pulumi.ComponentResource):
         tb_container = tensorboard.container if tensorboard is not None else None
         Ready(f"{n}-ready", ReadyArgs(
             container_name=named("ready"), image_id=args.image_id, notebook_id=notebook.container_id,
-            notebook_tls=cfg.tls, tensorboard_inside=tb_inside,
+            notebook_tls=seat.tls, tensorboard_inside=tb_inside,
             tensorboard_id=tb_container.id if tb_container is not None else None,
             tensorboard_host=named("tensorboard") if tb_container is not None else None,
             labels=labels("ready"), tensorboard_proxy=cfg.tensorboard_proxy,
         ), child)
 
         self.notebook_url_text = service_url(cfg.docker_host, seat.notebook_bind, seat.notebook_port,
-                                             scheme="https" if cfg.tls else "http")
+                                             scheme="https" if seat.tls else "http")
+        # what the seat's users pin: its own certificate's fingerprint (components.seat_tls)
+        self.notebook_cert_sha256_text = fingerprint_sha256(seat.tls_cert) if seat.tls else None
         self.tensorboard_url_text = (None if cfg.tensorboard_mode == "off"
                                      else service_url(cfg.docker_host, seat.tensorboard_bind, seat.tensorboard_port))
         # the seat's TensorBoard behind its notebook's login (components.tensorboard_proxy), when on
@@ -135,4 +138,5 @@ class Seat(pulumi.ComponentResource):
         self.container_names = [named("notebook"), *([named("tensorboard")] if tensorboard is not None else []), named("ready")]
         self.register_outputs({"notebookUrl": self.notebook_url, "tensorboardUrl": self.tensorboard_url,
                                **({"tensorboardProxyUrl": self.tensorboard_proxy_url_text} if cfg.tensorboard_proxy else {}),
+                               "notebookCertSha256": self.notebook_cert_sha256_text,
                                "containerNames": self.container_names})

@@ -63,6 +63,12 @@ class SeatConfig:
     image: ImageRef
     resources: NotebookResources = field(default_factory=NotebookResources)
     share_gpus: bool = False
+    tls_cert: str = ""  # PEM the seat serves HTTPS with (components.seat_tls); "" for plain HTTP
+    tls_own: bool = False  # its key is tfbox:tlsKeys.<seat>, not the stack's shared tfbox:tlsKey
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
 
     def key(self, name: str) -> str:
         return f"tfbox:seats[{self.index}].{name}"
@@ -192,7 +198,7 @@ def parse_seats(value: object, defaults: SeatDefaults) -> tuple[tuple[SeatConfig
         if (item.get("notebookBind") and not is_loopback(binds["notebookBind"]) and not defaults.tls
                 and not defaults.allow_plain_http_on_lan):
             add("notebookBind", f"{binds['notebookBind']} publishes the seat's notebook beyond this machine over plain HTTP",
-                "run `make tls STACK=<stack>` (the seats share the stack's certificate), or bind it to 127.0.0.1")
+                "run `make tls STACK=<stack>` (a certificate and key per seat), or bind it to 127.0.0.1")
         if (item.get("tensorboardBind") and defaults.tensorboard_mode != "off" and not is_loopback(binds["tensorboardBind"])
                 and not defaults.tensorboard_public):
             add("tensorboardBind", f"TensorBoard has no login and {binds['tensorboardBind']} publishes it beyond this machine",

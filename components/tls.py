@@ -4,7 +4,8 @@ Pure logic on PEM text (no Pulumi, no Docker), shared by the program's validatio
 (`python -m components.tls selfsigned …`) and the tests. A self-signed certificate is made once
 per stack and kept in the stack config (`tfbox:tlsCert`, `tfbox:tlsKey` as a secret), so it is
 the same on every `up` and users can pin its SHA-256 fingerprint; a team's own certificate goes
-into the same two keys.
+into the same two keys. A stack with seats gets one pair per seat instead (`tfbox:tlsCerts.<seat>`,
+`tfbox:tlsKeys.<seat>`: components.seat_tls), so no seat holds another seat's key.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import base64
 import datetime as dt
 import ipaddress
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -147,6 +149,20 @@ def spki_sha256_base64(cert_pem: str) -> str:
     return base64.b64encode(h.finalize()).decode()
 
 
+def seat_binds(seats_json: str, default_bind: str) -> list[tuple[str, str]]:
+    """(name, notebookBind) of each named seat in `tfbox:seats` as `pulumi config get` prints it; the
+    config check reports anything malformed, so this only skips what it cannot read."""
+    try:
+        items = json.loads(seats_json) if seats_json.strip() else []
+    except ValueError:
+        return []
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and str(item.get("name") or "").strip():
+            out.append((str(item["name"]).strip(), str(item.get("notebookBind") or default_bind).strip()))
+    return out
+
+
 def _write_new(path: Path, text: str, mode: int) -> None:
     """Create `path` with `mode`; never overwrite, never follow a symlink."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
@@ -162,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("--bind", default="127.0.0.1")
     new.add_argument("--cert", type=Path, required=True)
     new.add_argument("--key", type=Path, required=True)
+    seats = sub.add_parser("seats", help="print `name bind` per seat of tfbox:seats (JSON on stdin), for `make tls` on a seats stack")
+    seats.add_argument("--bind", default="127.0.0.1", help="the stack's tfbox:notebookBind, for seats that give none")
     fp = sub.add_parser("fingerprint", help="print a PEM certificate's SHA-256 fingerprint and SPKI pin")
     fp.add_argument("cert", type=Path)
     args = parser.parse_args(argv)
@@ -173,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             _write_new(args.cert, pair.cert_pem, 0o644)
             print(f"names: {', '.join(names.dns + names.ips)}")
             print(f"sha256 fingerprint: {fingerprint_sha256(pair.cert_pem)}")
+        elif args.cmd == "seats":
+            for name, bind in seat_binds(sys.stdin.read(), args.bind):
+                print(name, bind)
         else:
             pem = args.cert.read_text()
             print(f"sha256 fingerprint: {fingerprint_sha256(pem)}")

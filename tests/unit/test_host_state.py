@@ -112,11 +112,16 @@ def test_shared_on_both_sides_and_other_gpus_pass() -> None:
     assert any(r.type == "docker:index/container:Container" for r in rec.resources)
 
 
-def test_cpu_stacks_do_not_read_the_gpu_ledger_only_the_volumes() -> None:
+def test_cpu_stacks_do_not_read_the_gpu_ledger_only_the_volumes_and_the_daemon_version() -> None:
     rec = Recorder()
     run_program(config_for("dev"), stack="dev", recorder=rec)
     assert not any("docker ps" in c[-1] for c in rec.host_commands), "no GPU ledger"
     assert any("docker volume" in c[-1] for c in rec.host_commands)
+    assert "docker version --format '{{.Server.Version}}'" in [c[-1] for c in rec.host_commands], \
+        "the version, for the loopback check (components.loopback)"
+    quiet = Recorder()
+    run_program(config_for("dev", loopbackPublishFiltered="true"), stack="dev", recorder=quiet)
+    assert not any("docker version" in c[-1] for c in quiet.host_commands), "filtered: the version is not read"
 
 
 # --- issue 22: an unreadable host stops a machine stack; another stack's volumes are refused -----------

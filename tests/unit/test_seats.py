@@ -28,7 +28,7 @@ def parse(seats, passwords=None, states=None, raw=None, password="missing", **kw
     passwords = PASSWORDS if passwords is None else passwords
     states = {k: "secret" for k in passwords} if states is None else states
     return parse_config({"passwordSalt": SALT, "seats": json.dumps(seats) if seats is not None else "", **(raw or {})},
-                        stack="box", password_state=password, tls_key_state="missing",
+                        stack="box", password_state=password, tls_key_state=kw.pop("tls_key_state", "missing"),
                         seat_password_states=states, seat_passwords=passwords, **kw)
 
 

@@ -29,6 +29,7 @@ from jupyter_server.auth.security import passwd
 
 from components import commands
 from components.config import ConfigError, parse_config
+from components.notebook import jupyter_py_config
 from components.tensorboard_proxy import request_headers, response_headers, upstream_url
 from tests.unit.program import run_program, stack_config, with_machine_secrets
 from tests.unit.test_seats import run_seats
@@ -144,6 +145,8 @@ def test_on_the_notebook_gets_the_extension_and_a_config_naming_the_sidecar():
     assert files[commands.TENSORBOARD_PROXY_MODULE_PATH] == (Path(__file__).parents[2] / "components" / "tensorboard_proxy.py").read_text()
     config = files[commands.JUPYTER_PY_CONFIG_PATH]
     assert "'tfbox_tensorboard_target': 'http://tfbox-dev-tensorboard:6006'" in config
+    assert config.startswith((Path(__file__).parents[2] / "components" / "login_guard.py").read_text()), \
+        "one Python config per directory: the login guard stays in it"
     assert out["tensorboardProxyUrl"] == "http://127.0.0.1:8888/tensorboard/"
     labels = {i["label"]: i["value"] for i in rec.one(CONTAINER, "notebook").inputs["labels"]}
     assert labels["tfbox.tensorboard-proxy"] == "true", "what `make status` lists the proxied URL by"
@@ -252,7 +255,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
     threading.Thread(target=standin.serve_forever, daemon=True).start()
     password = "a password of the test"
     (config_dir / "jupyter_server_config.json").write_text(commands.jupyter_config(passwd(password)))
-    (config_dir / "jupyter_server_config.py").write_text(commands.tensorboard_proxy_config(f"http://127.0.0.1:{tb_port}"))
+    # the file the notebook gets: the login guard, then the proxy's loader (components.notebook.jupyter_py_config)
+    (config_dir / "jupyter_server_config.py").write_text(jupyter_py_config(f"http://127.0.0.1:{tb_port}"))
     shutil.copy(Path(commands.__file__).parent / "tensorboard_proxy.py", module_dir / "tfbox_tensorboard_proxy.py")
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir), "JUPYTER_CONFIG_PATH": str(config_dir),
            "JUPYTER_DATA_DIR": str(tmp / "data"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
