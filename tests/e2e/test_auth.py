@@ -14,7 +14,6 @@ import http.client
 import os
 import socket
 import ssl
-import tempfile
 import threading
 import time
 import urllib.error

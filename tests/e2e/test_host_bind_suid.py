@@ -56,6 +56,7 @@ def lab(project: Project, docker_a: Docker, cpu_image: str, password: str, dirs:
     stack = project.stack(STACK, {
         "docker:host": docker_a.host, "tfbox:image": cpu_image, "tfbox:tensorboardMode": "off",
         "tfbox:notebookPort": port, "tfbox:notebooksHostPath": str(dirs.plain),
+        "tfbox:hostPathRoot": str(dirs.plain.parent),  # the test's own data root (issue 22: an allowlist)
     }, password)
     yield SimpleNamespace(stack=stack, docker=docker_a, url=f"http://127.0.0.1:{port}", password=password)
     stack.destroy(check=False)

@@ -132,7 +132,10 @@ def uploads(rec, name="notebook"):
 
 def test_off_the_notebook_is_exactly_as_before():
     base, out = run()
-    assert set(uploads(base)) == {commands.JUPYTER_CONFIG_PATH, commands.CAPTURE_STARTUP_PATH}
+    files = uploads(base)
+    assert set(files) == {commands.JUPYTER_CONFIG_PATH, commands.CAPTURE_STARTUP_PATH, commands.JUPYTER_PY_CONFIG_PATH}
+    assert files[commands.JUPYTER_PY_CONFIG_PATH] == jupyter_py_config(None), "the login guard alone, no proxy loader"
+    assert "tfbox_tensorboard" not in files[commands.JUPYTER_PY_CONFIG_PATH]
     assert "tensorboardProxyUrl" not in out
     assert "/tensorboard/" not in base.one(CONTAINER, "ready").inputs["command"][2]
     off, _ = run(tensorboardProxy=False)
