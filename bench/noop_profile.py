@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, arguments, log, machine, median, setup
-from bench.noop_up import cpu_of_children, empty_program
-from tests.e2e.harness import Stack, change_summary, free_port
+from bench.noop_up import cpu_of_children, lab_and_floor
+from tests.e2e.harness import Stack, change_summary
 
 SITE = ROOT / "bench" / "noop_profile_site"
 TOP = ("pulumi", "pulumi_docker", "components", "argon2", "yaml", "grpc")
@@ -61,13 +61,7 @@ def one(stack: Stack, command: tuple[str, ...], tmp: Path) -> dict[str, float]:
 def main() -> None:
     args = arguments(__doc__ or "")
     with setup(args) as s:
-        lab = s.project("tfbox").stack("bench", {
-            "docker:host": s.docker.host, "tfbox:image": s.image,
-            "tfbox:notebookPort": free_port(), "tfbox:tensorboardPort": free_port(),
-        }, "bench-" + secrets.token_urlsafe(12))
-        empty = s.project("empty")
-        empty_program(empty)
-        floor = empty.stack("floor", {}, None)
+        lab, floor = lab_and_floor(s)
         tmp = s.workdir / "profile"
         tmp.mkdir()
         commands = {"up --skip-preview": ("up", "--yes", "--skip-preview"), "preview": ("preview",)}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, arguments_with, log, report, setup
+from bench.common import ROOT, Setup, arguments_with, log, report, setup
 from tests.e2e.harness import Project, Result, Stack, change_summary, free_port
 
 MODES = {"--skip-preview": ("--skip-preview",), "with preview": ()}
@@ -46,6 +46,17 @@ def empty_program(project: Project, body: str = '"""An empty Pulumi program: no 
         stale.unlink()
 
 
+def lab_and_floor(s: Setup) -> tuple[Stack, Stack]:
+    """The converged-to-be tfbox stack and the empty program's stack the no-op benchmarks compare."""
+    lab = s.project("tfbox").stack("bench", {
+        "docker:host": s.docker.host, "tfbox:image": s.image,
+        "tfbox:notebookPort": free_port(), "tfbox:tensorboardPort": free_port(),
+    }, "bench-" + secrets.token_urlsafe(12))
+    empty = s.project("empty")
+    empty_program(empty)
+    return lab, empty.stack("floor", {}, None)
+
+
 def cpu_of_children() -> float:
     """User + system CPU seconds of every waited-for descendant so far (the CLI, its plugins, Python)."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -65,14 +76,7 @@ def timed_noop(stack: Stack, extra: tuple[str, ...]) -> tuple[float, float]:
 def main() -> None:
     args = arguments_with(__doc__ or "", [("--parts", int, 0, "1: also time a program that only imports what tfbox imports")])
     with setup(args) as s:
-        tfbox = s.project("tfbox")
-        lab = tfbox.stack("bench", {
-            "docker:host": s.docker.host, "tfbox:image": s.image,
-            "tfbox:notebookPort": free_port(), "tfbox:tensorboardPort": free_port(),
-        }, "bench-" + secrets.token_urlsafe(12))
-        empty = s.project("empty")
-        empty_program(empty)
-        floor = empty.stack("floor", {}, None)
+        lab, floor = lab_and_floor(s)
         sides = [("tfbox", lab), ("empty", floor)]
         if args.parts:
             imports = s.project("imports")
