@@ -60,7 +60,7 @@ class LiveLedger:
     """Other stacks' GPU claims on the host, and a full `nvidia-smi -L` listing when one is known."""
 
     claims: list[Claim] = field(default_factory=list)
-    listing: list[ListedGpu] | None = None
+    listing: list[ListedGpu] | None = None  # the machine's own `nvidia-smi -L`, else a whole-machine GPU check's
     problem: str | None = None  # why the host could not be read (the check is then skipped with a warning)
 
 
@@ -86,8 +86,30 @@ def read_live_ledger(docker_host: str, ssh_opts: Sequence[str], project: str, st
         claim = claim_from_inspect(info)
         if claim is not None:
             claims.append(claim)
-    listing = _listing(docker_host, ssh_opts, checks, runner) if claims and checks else None
+    listing = read_host_gpus(docker_host, ssh_opts, runner)
+    if listing is None and claims and checks:
+        listing = _listing(docker_host, ssh_opts, checks, runner)
     return LiveLedger(claims=claims, listing=listing)
+
+
+# the machine's GPUs as its driver lists them; exit 3 when it has no nvidia-smi (not a GPU host, or not on PATH)
+HOST_GPUS = "command -v nvidia-smi >/dev/null 2>&1 || exit 3; nvidia-smi -L"
+
+
+def read_host_gpus(docker_host: str, ssh_opts: Sequence[str], runner: Runner | None = None) -> list[ListedGpu] | None:
+    """`nvidia-smi -L` on the machine the daemon runs on, or None where that cannot be asked or says nothing.
+
+    Why: a GPU the machine does not have (`tfbox:gpus: 7`, a made-up UUID) must stop `up` at preview with
+    tfbox's message (components.ledger.absent_gpu_problems); NVIDIA's runtime in CDI mode would refuse the GPU
+    check's container with Docker's words only. The machine is this one for a unix socket and the box for
+    `ssh://`; a `tcp://` daemon's machine cannot be asked (its GPU check still explains what its runtime lets run).
+    """
+    if not docker_host.startswith("unix://") and ssh.parse_ssh_host(docker_host) is None:
+        return None
+    runner = runner or run
+    argv, env = docker_argv(docker_host, ssh_opts, HOST_GPUS)
+    code, out, _ = runner(argv, env)
+    return (parse_nvidia_smi_list(out) or None) if code == 0 else None
 
 
 # every volume tfbox labelled, inspected in one round trip

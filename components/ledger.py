@@ -111,15 +111,8 @@ def ledger_problems(mine: Sequence[Claim], others: Iterable[Claim] = (), listing
                                 f"gives as GPUs {first}; the ledger needs them named when several seats have GPUs. "
                                 f"Fix: write gpus: \"{first}\" (or the GPUs' UUIDs)")
     if listing:
-        present = {g.index for g in listing}
         for c in gpu_seats:
-            for gpu in claimed_gpus(c, listing):
-                if gpu.key.startswith("index:") and gpu.index not in present:
-                    problems.append(f"{c.key or 'tfbox:gpus'}: {c.who()} asks for GPU {gpu.index}, but nvidia-smi lists "
-                                    f"only {', '.join(str(i) for i in sorted(present))}. Fix: pick a GPU this machine has")
-                elif gpu.uuid and gpu.index is None:
-                    problems.append(f"{c.key or 'tfbox:gpus'}: {c.who()} asks for {gpu.uuid}, which is not on this "
-                                    "machine (nvidia-smi -L). Fix: use a UUID nvidia-smi -L lists")
+            problems += absent_gpu_problems(c, listing)
     taken = {id(c): claimed_gpus(c, listing) for c in gpu_seats}
     for i, a in enumerate(gpu_seats):
         for b in gpu_seats[i + 1:]:
@@ -140,6 +133,35 @@ def ledger_problems(mine: Sequence[Claim], others: Iterable[Claim] = (), listing
                 problems.append(f"{c.key or 'tfbox:gpus'}: {c.who()} asks for {names}, which {other.who(this_stack)} on the "
                                 f"same Docker host already has. Fix: pick other GPUs{share}")
     return problems
+
+
+def listed(listing: Sequence[ListedGpu]) -> str:
+    """The machine's GPUs as a user reads them: `GPU 0 (NVIDIA H200, GPU-…)`, …"""
+    return ", ".join(f"GPU {g.index} ({g.name}, {g.uuid})" for g in sorted(listing, key=lambda g: g.index))
+
+
+def config_set_command(key: str, value: str) -> str:
+    """The `pulumi config set` line that sets `key` (`tfbox:gpus`, or a seat's `tfbox:seats[1].gpus`)."""
+    return f"pulumi config set --path '{key}' {value}" if "[" in key else f"pulumi config set {key} {value}"
+
+
+def absent_gpu_problems(claim: Claim, listing: Sequence[ListedGpu]) -> list[str]:
+    """GPUs a claim names that the machine's `nvidia-smi -L` does not list: one problem naming the key, what the
+    machine has and the fix. Why before anything is created: NVIDIA's runtime in CDI mode (a current GPU host)
+    refuses such a container when it is created, with Docker's words only (`unresolvable CDI devices nvidia.com/gpu=7`).
+    A MIG device (`MIG-…`) is not in the listing's GPU lines and is left to the GPU check."""
+    if not listing or not claim.gpus.requested:
+        return []
+    missing = [("GPU " + str(g.index)) if g.index is not None else str(g.uuid) for g in claimed_gpus(claim, listing)
+               if g.key != ALL and (g.key.startswith("index:") or (g.index is None and str(g.uuid).upper().startswith("GPU-")))]
+    if not missing:
+        return []
+    key = claim.key or "tfbox:gpus"
+    first = min(listing, key=lambda g: g.index)
+    return [f"{key}: {claim.who()} asks for {', '.join(missing)}, which this machine does not have: its nvidia-smi -L "
+            f"lists {listed(listing)}. Fix: name GPUs it lists, by index or UUID, e.g. "
+            f"`{config_set_command(key, str(first.index))}` (or `all`), or run the stack on the machine that has "
+            f"{'them' if len(missing) > 1 else 'it'}"]
 
 
 def ledger_table(claims: Sequence[Claim], listing: Sequence[ListedGpu] | None = None) -> dict[str, dict[str, object]]:

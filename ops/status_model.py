@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from components import commands
 from components.gpus import GpuSpec
 from components.labels import TENSORBOARD_PROXY_LABEL
 from components.ledger import claim_from_inspect
@@ -188,10 +189,22 @@ def _labels(info: Mapping[str, Any]) -> Mapping[str, str]:
     return (info.get("Config") or {}).get("Labels") or {}
 
 
-def container_urls(info: Mapping[str, Any], docker_host: str) -> dict[str, str]:
-    """What a container publishes, by service: the notebook (https when its health check is), TensorBoard."""
+# What the health check of a notebook serving HTTPS runs for Jupyter's port: bash cannot speak TLS, so it only
+# connects (components.commands.bash_http_check), where a plain-HTTP notebook's check asks GET /api.
+_TLS_JUPYTER_CHECK = commands.bash_http_check(commands.JUPYTER_PORT, "/api", tls=True)
+
+
+def serves_tls(info: Mapping[str, Any]) -> bool:
+    """Whether a notebook container serves HTTPS, from what it runs: its health check is built from the same
+    `tls` as its Jupyter config (components.notebook), so it is what runs now, not what a stack file says
+    next; probes from before the bash one (a Python probe) named their `https:` URL."""
     health = " ".join((info.get("Config") or {}).get("Healthcheck", {}).get("Test") or [])
-    scheme = "https" if "https:" in health else "http"
+    return _TLS_JUPYTER_CHECK in health or "https:" in health
+
+
+def container_urls(info: Mapping[str, Any], docker_host: str) -> dict[str, str]:
+    """What a container publishes, by service: the notebook (https when it serves TLS), TensorBoard."""
+    scheme = "https" if serves_tls(info) else "http"
     urls = {}
     for port, bindings in sorted(((info.get("HostConfig") or {}).get("PortBindings") or {}).items()):
         service = SERVICE_PORTS.get(int(port.split("/")[0])) if port.split("/")[0].isdigit() else None

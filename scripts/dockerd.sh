@@ -26,6 +26,7 @@
 #   TFBOX_DOCKERD_DEFAULT_RUNTIME: `nvidia` makes the stand-in runtime the daemon's default (a GPU host set up
 #     with `nvidia-ctk runtime configure --set-as-default`): every container's NVIDIA_VISIBLE_DEVICES counts.
 #   TFBOX_RUN_MODE: the mode a new run base gets (default 0700; scripts/run-base.sh refuses an unsafe one).
+#   TFBOX_DOCKERD_NVIDIA_CDI=TOOLKIT_BIN:SPEC_DIR: runtime `nvidia` is NVIDIA's real runtime in CDI mode (below).
 #   TFBOX_NVIDIA_DRIVER, TFBOX_NVIDIA_CUDA: the driver version and the CUDA version (MAJOR.MINOR) the
 #     stand-in nvidia-smi reports and the stand-in hook checks images against (default 580.159.04 and
 #     13.0, the real capture's); taken at each start.
@@ -38,6 +39,7 @@ NETNS=${TFBOX_NETNS:-}
 SOCK_GROUP=${TFBOX_DOCKERD_GROUP:-}
 NVIDIA_DRIVER=${TFBOX_NVIDIA_DRIVER:-580.159.04}
 NVIDIA_CUDA=${TFBOX_NVIDIA_CUDA:-13.0}
+NVIDIA_CDI=${TFBOX_DOCKERD_NVIDIA_CDI:-}
 
 die() { echo "dockerd.sh: $*" >&2; exit 1; }
 usage() { awk '/^# Usage:/ { on = 1 } /^set -euo/ { on = 0 } on' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -143,6 +145,22 @@ install_standins() {
   done
 }
 
+# TFBOX_DOCKERD_NVIDIA_CDI=TOOLKIT_BIN:SPEC_DIR: runtime `nvidia` is the NVIDIA Container Toolkit's real
+# nvidia-container-runtime (TOOLKIT_BIN, e.g. the one scripts/gpu-proof/bundle.sh builds) in CDI mode with
+# the CDI specs of SPEC_DIR, as on a current GPU host; the hook only switches on Docker's --gpus path.
+install_cdi_runtime() {
+  local toolkit=${NVIDIA_CDI%%:*} specs=${NVIDIA_CDI#*:} runc
+  [ -x "$toolkit/nvidia-container-runtime" ] || die "TFBOX_DOCKERD_NVIDIA_CDI: no nvidia-container-runtime in '$toolkit'"
+  [ -d "$specs" ] || die "TFBOX_DOCKERD_NVIDIA_CDI: no CDI spec directory '$specs'"
+  runc=$(command -v runc)
+  printf '[nvidia-container-runtime]\nmode = "cdi"\nruntimes = ["%s"]\n\n[nvidia-container-runtime.modes.cdi]\ndefault-kind = "nvidia.com/gpu"\nspec-dirs = ["%s"]\n' \
+    "$runc" "$specs" > "$D/bin/nvidia-cdi.toml"
+  printf '#!/bin/sh\nNVIDIA_CTK_CONFIG_FILE_PATH=%s exec %s "$@"\n' "$D/bin/nvidia-cdi.toml" "$toolkit/nvidia-container-runtime" \
+    > "$D/bin/nvidia-container-runtime"
+  printf '#!/bin/sh\nexit 0\n' > "$D/bin/nvidia-container-runtime-hook"
+  chmod 755 "$D/bin/nvidia-container-runtime" "$D/bin/nvidia-container-runtime-hook"
+}
+
 write_config() {
   local n=$1 default_runtime=
   # TFBOX_DOCKERD_DEFAULT_RUNTIME=nvidia: every container runs under the stand-in nvidia runtime unless it names
@@ -187,6 +205,7 @@ cmd_start() {
   setup_bridge "$n"
   flock -u 8
   install_standins
+  [ -z "$NVIDIA_CDI" ] || install_cdi_runtime
   write_config "$n"
   mkdir -p "$D/data" "$D/exec"
   # Outside a namespace of its own the daemon must leave the host's firewall alone; inside one,

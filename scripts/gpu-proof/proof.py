@@ -200,7 +200,9 @@ def outputs(p: Proof, stack: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- checks
 def check_absent(p: Proof, mode: str) -> None:
-    """A GPU the host does not have stops `up` before the notebook exists, with tfbox's message."""
+    """A GPU the host does not have stops `up` at preview, before any container exists, with tfbox's message
+    (the host's own `nvidia-smi -L`, components.ledger.absent_gpu_problems): on the stand-in runtime and on
+    NVIDIA's runtime in CDI mode alike, which would refuse the check container with Docker's words only."""
     for gpus in ("7", MADE_UP_UUID):
         with p.check(f"[{mode}] absent GPU {gpus}: up stops before the notebook, tfbox's message") as d:
             set_config(p, ABSENT_STACK, "tfbox:gpus", gpus)
@@ -210,9 +212,13 @@ def check_absent(p: Proof, mode: str) -> None:
             assert done.returncode != 0, "up succeeded with a GPU the host does not have"
             names = p.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
             assert f"tfbox-{ABSENT_STACK}-notebook" not in names, "the notebook container exists"
-            assert f"GPU check for tfbox:gpus={gpus} failed" in out, (
+            assert f"tfbox-{ABSENT_STACK}-gpu-check" not in names, "a GPU check container was created"
+            named = f"GPU {gpus}" if gpus.isdigit() else gpus
+            said = f"tfbox:gpus: stack '{ABSENT_STACK}' asks for {named}, which this machine does not have"
+            assert said in out and "Fix: name GPUs it lists" in out, (
                 "up failed, but without tfbox's message: " + " ".join(out.split()[-60:]))
-            d.append(f"up exited {done.returncode}, no notebook, tfbox: 'GPU check for tfbox:gpus={gpus} failed'")
+            assert "unresolvable CDI devices" not in out, "Docker's words reached the user"
+            d.append(f"up exited {done.returncode}, no container, tfbox: '{said}'")
 
 
 def check_gpu_output(p: Proof, mode: str, facts: dict[str, str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import socket
 import ssl
@@ -87,6 +88,16 @@ def test_3_served_certificate_is_the_output_fingerprint(lab: SimpleNamespace) ->
     assert der is not None
     served = ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
     assert served == lab.stack.outputs()["notebookCertSha256"]
+
+
+def test_3b_make_status_lists_the_https_urls_the_stack_outputs(lab: SimpleNamespace) -> None:
+    """`make status` read the scheme from an `https:` the bash health check no longer has: it said http://."""
+    r = lab.project.run(".venv/bin/python", "scripts/status.py", "--stack", "auth", "--json", check=False, timeout=300)
+    [machine] = json.loads(r.stdout)["machines"]
+    [seat] = machine["seats"]
+    outputs = lab.stack.outputs()
+    assert seat["urls"]["notebook"] == outputs["notebookUrl"] and outputs["notebookUrl"].startswith("https://"), seat["urls"]
+    assert seat["urls"]["tensorboard-proxy"] == outputs["tensorboardProxyUrl"] == outputs["notebookUrl"] + "tensorboard/"
 
 
 def test_4_plain_http_to_the_port_logs_nobody_in(lab: SimpleNamespace) -> None:

@@ -41,6 +41,7 @@ class Recorder(pulumi.runtime.Mocks):
         self.host_commands: list[list[str]] = []  # what the program ran to read the host (components.host_state)
         self.host_result: tuple[int, str, str] = (0, "[]", "")  # `docker inspect` of the host's tfbox containers
         self.host_logs = ""  # `docker logs` of a GPU check found there
+        self.host_gpus: tuple[int, str, str] = (3, "", "")  # the machine's own `nvidia-smi -L` (3: it has none)
         self.host_volumes: tuple[int, str, str] = (0, "[]", "")  # `docker volume inspect` of the host's tfbox volumes
         self.pids_result: tuple[int, str, str] = (0, "", "")  # `docker update --pids-limit` (components.pids)
 
@@ -141,6 +142,8 @@ def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[s
             return recorder.host_volumes
         if "docker update --pids-limit" in argv[-1]:
             return recorder.pids_result
+        if argv[-1].endswith(host_state.HOST_GPUS):
+            return recorder.host_gpus
         return (0, recorder.host_logs, "") if "docker logs" in argv[-1] else recorder.host_result
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]

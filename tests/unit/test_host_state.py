@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from components.gpus import GpuSpec
-from components.host_state import docker_argv, read_live_ledger
+from components.host_state import HOST_GPUS, docker_argv, read_host_gpus, read_live_ledger
 from tests.unit.program import Recorder, run_program
 from tests.unit.test_program import config_for
 
@@ -178,3 +178,56 @@ def test_a_void_notebook_under_a_default_nvidia_runtime_claims_no_gpu() -> None:
     info["HostConfig"]["Runtime"] = "nvidia"
     info["Config"]["Env"] = ["NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"]
     assert claim_from_inspect(info) is None
+
+
+# --- a GPU the machine does not have stops the program with tfbox's words (NVIDIA's CDI runtime gives Docker's) ---
+
+ONE_GPU = "GPU 0: NVIDIA H200 (UUID: GPU-b780f725-fe96-b196-3303-e4a68e6a6860)\n"
+MADE_UP = "GPU-00000000-0000-0000-0000-000000000007"
+
+
+@pytest.mark.parametrize("gpus, named", [("7", "GPU 7"), (MADE_UP, MADE_UP), ("0,7", "GPU 7")])
+def test_a_gpu_the_machine_does_not_list_stops_the_program_before_anything_is_declared(gpus: str, named: str) -> None:
+    rec = Recorder()
+    rec.host_gpus = (0, ONE_GPU, "")
+    with pytest.raises(Exception) as raised:
+        run_program(config_for("gpu-box", gpus=gpus), stack="gpu-box", recorder=rec)
+    message = str(raised.value)
+    assert f"tfbox:gpus: stack 'gpu-box' asks for {named}, which this machine does not have: its nvidia-smi -L lists " \
+           "GPU 0 (NVIDIA H200, GPU-b780f725-fe96-b196-3303-e4a68e6a6860)" in message, message
+    assert "Fix: name GPUs it lists, by index or UUID, e.g. `pulumi config set tfbox:gpus 0`" in message
+    assert [r for r in rec.resources if r.type.startswith("docker:")] == [], "nothing declared: no check, no notebook"
+    asked = [c for c in rec.host_commands if c[-1].endswith("nvidia-smi -L")]
+    assert asked and asked[0][:2] == ["ssh", "-o"], "the box's own nvidia-smi, over ssh"
+
+
+def test_gpus_the_machine_lists_and_a_machine_without_nvidia_smi_go_on_to_the_gpu_check() -> None:
+    for answer in [(0, ONE_GPU.replace("GPU 0", "GPU 1").replace("6860", "6861") + ONE_GPU, ""), (3, "", "")]:
+        rec = Recorder()
+        rec.host_gpus = answer
+        run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)  # 0,1
+        assert any(r.name == "gpu-check" and r.type == "docker:index/container:Container" for r in rec.resources)
+
+
+def test_the_machine_is_asked_where_the_daemon_runs_and_never_behind_tcp() -> None:
+    host = Host([])
+    assert read_host_gpus("tcp://10.0.0.5:2376", [], runner=host) is None and host.commands == []
+    calls: list[tuple[list[str], Mapping[str, str]]] = []
+
+    def here(a: list[str], e: Mapping[str, str]) -> tuple[int, str, str]:
+        calls.append((a, e))
+        return 0, ONE_GPU, ""
+
+    listing = read_host_gpus("unix:///var/run/docker.sock", [], runner=here)
+    assert listing is not None and [g.index for g in listing] == [0]
+    assert calls[0][0] == ["sh", "-c", HOST_GPUS] and calls[0][1] == {"DOCKER_HOST": "unix:///var/run/docker.sock"}
+    assert read_host_gpus("unix:///var/run/docker.sock", [], runner=lambda a, e: (3, "", "")) is None
+
+
+def test_the_machines_listing_resolves_an_index_against_another_stacks_uuid() -> None:
+    rec = Recorder()
+    uuid0 = "GPU-b780f725-fe96-b196-3303-e4a68e6a6860"
+    rec.host_result = (0, json.dumps([container("team-b", "notebook", device_ids=[uuid0])]), "")
+    rec.host_gpus = (0, LISTING, "")  # no whole-machine GPU check on the host: the machine's own listing
+    with pytest.raises(Exception, match=rf"GPU 0 \({uuid0}\), which stack 'team-b' on the same Docker host already has"):
+        run_program(config_for("gpu-box"), stack="gpu-box", recorder=rec)

@@ -58,9 +58,24 @@ def test_count_must_be_named_on_a_multi_seat_gpu_stack():
 
 def test_gpus_the_machine_does_not_have():
     [problem] = ledger_problems([seat("a", "5")], listing=LISTING)
-    assert "asks for GPU 5, but nvidia-smi lists only 0, 1" in problem
+    assert problem.startswith("tfbox:seats[0].gpus: seat 'a' asks for GPU 5, which this machine does not have: "
+                              f"its nvidia-smi -L lists GPU 0 ({LISTING[0].name}, {UUID0}), GPU 1 ({LISTING[1].name}, {UUID1}). ")
+    assert "Fix: name GPUs it lists, by index or UUID, e.g. `pulumi config set --path 'tfbox:seats[0].gpus' 0`" in problem
     [problem] = ledger_problems([seat("a", "GPU-00000000-0000-0000-0000-000000000000")], listing=LISTING)
-    assert "not on this machine" in problem
+    assert "asks for GPU-00000000-0000-0000-0000-000000000000, which this machine does not have" in problem
+
+
+def test_a_single_lab_names_tfbox_gpus_and_every_absent_gpu_at_once():
+    lab = Claim("gpu-box", "", parse_gpus(f"1,7,{UUID0},GPU-00000000-0000-0000-0000-000000000000"), key="tfbox:gpus")
+    [problem] = ledger_problems([lab], listing=LISTING)
+    assert problem.startswith("tfbox:gpus: stack 'gpu-box' asks for GPU 7, GPU-00000000-0000-0000-0000-000000000000, "
+                              "which this machine does not have")
+    assert "`pulumi config set tfbox:gpus 0`" in problem
+    assert ledger_problems([Claim("gpu-box", "", parse_gpus("count=3"), key="tfbox:gpus")], listing=LISTING)[0].startswith(
+        "tfbox:gpus: stack 'gpu-box' asks for GPU 2, which"), "count=3 is GPUs 0..2"
+    assert ledger_problems([Claim("gpu-box", "", parse_gpus("all"), key="tfbox:gpus")], listing=LISTING) == []
+    mig = "MIG-00000000-0000-0000-0000-000000000000"  # not among the listing's GPU lines: left to the GPU check
+    assert ledger_problems([Claim("gpu-box", "", parse_gpus(mig), key="tfbox:gpus")], listing=LISTING) == []
 
 
 def test_other_stacks_claims_name_the_other_stack_and_seat():

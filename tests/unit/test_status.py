@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from components.commands import notebook_probe
 from ops.status import SEPARATOR, nvidia_smi_argv, status
 from ops.status_model import (
     EXIT_IDLE,
@@ -93,7 +94,8 @@ def inspect(seat: str, role: str, gpus: str | None, running: bool = True, cid: s
     info: dict[str, Any] = {
         "Id": cid or f"id-{seat}-{role}", "Name": f"/tfbox-box-{seat}-{role}", "Image": "sha256:img",
         "Config": {"Labels": {"tfbox.stack": "box", "tfbox.seat": seat, "tfbox.role": role, "tfbox.project": "tfbox"},
-                   "Healthcheck": {"Test": ["CMD", "python3", "-c", "https://127.0.0.1:8888/" if tls else "http://127.0.0.1:8888/"]}},
+                   "Healthcheck": {"Test": notebook_probe(tls=tls, gpus=1 if gpus else None) if role == "notebook"
+                                   else ["CMD", "python3", "-c", "http://127.0.0.1:6006/"]}},
         "State": {"Status": "running" if running else "exited", "Running": running, "ExitCode": 0 if running else 137},
         "HostConfig": {"PortBindings": {f"{port}/tcp": [{"HostIp": "0.0.0.0" if role == "notebook" else "127.0.0.1",
                                                          "HostPort": str(30000 + ord(seat) + (0 if role == "notebook" else 100))}]},
@@ -177,3 +179,20 @@ def test_status_reads_the_host_through_docker_commands_only(tmp_path: Any) -> No
     [m] = status(tmp_path, None, IdleRule(), run)
     assert m.seats[0].gpus[0].processes[0].seat == "a"
     assert [c[1] for c in calls] == ["ps", "inspect", "run", "top"]
+
+
+@pytest.mark.parametrize("tensorboard_inside, gpus", [(False, None), (True, None), (False, 2), (True, 1)])
+def test_the_url_scheme_is_the_notebooks_own_tls_from_what_its_health_check_runs(tensorboard_inside: bool, gpus: int | None) -> None:
+    """The bash probe names no `https:`; a TLS notebook was listed as http:// (and its /tensorboard/ too)."""
+    from ops.status_model import container_urls
+
+    for tls in (True, False):
+        info = inspect("a", "notebook", "0", tls=tls)
+        info["Config"]["Healthcheck"]["Test"] = notebook_probe(tensorboard_inside, tls=tls, gpus=gpus)
+        info["Config"]["Labels"]["tfbox.tensorboard-proxy"] = "true"
+        scheme = "https" if tls else "http"
+        assert container_urls(info, "ssh://me@gpu-box") == {
+            "notebook": f"{scheme}://gpu-box:30097/", "tensorboard-proxy": f"{scheme}://gpu-box:30097/tensorboard/"}
+    legacy = inspect("a", "notebook", "0")
+    legacy["Config"]["Healthcheck"]["Test"] = ["CMD", "python3", "-c", "urllib.request.urlopen('https://127.0.0.1:8888/api')"]
+    assert container_urls(legacy, "ssh://me@gpu-box")["notebook"] == "https://gpu-box:30097/", "a probe from before bash"
