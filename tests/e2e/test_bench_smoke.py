@@ -60,7 +60,10 @@ def test_1_peers(docker_a: Docker, cpu_image: str, tmp_path: Path) -> None:
             ready, returned = row["ready"]["median"], row["returned"]["median"]
             assert sane(ready) and sane(returned) and ready >= returned, (side, scenario, row)
             if "recipe" in sides:
-                assert sane(row["ratio_to_recipe"], 100), (side, scenario, row)
+                # a ratio, not a bound: the recipe's no-op (`docker inspect`) can take 0.02 s, so tfbox's no-op is
+                # hundreds of times it; what must hold is that the ratio is this side's time over the recipe's
+                recipe_ready = data["results"]["recipe"][scenario]["ready"]["median"]
+                assert math.isclose(row["ratio_to_recipe"], ready / recipe_ready, rel_tol=0.01), (side, scenario, row)
         # from nothing, something is started and waited for; a no-op starts nothing
         assert per["from nothing"]["ready"]["median"] > 1.0, (side, per)
     if "tfbox" in sides:

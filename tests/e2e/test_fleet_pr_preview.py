@@ -149,8 +149,8 @@ def test_3_pr_preview_comments(project: Project, machines: dict[str, SimpleNames
     out = project.dir / ".tfbox" / "pr-preview"
     results = json.loads((out / "results.json").read_text())
     assert {s: r["status"] for s, r in results.items()} == {"box-1": "changes", "box-2": "failed", NO_PASSWORD: "missing-password"}
-    # the TensorBoard component and its container go; the one-shot ready container no longer waits for it
-    assert results["box-1"]["counts"] == {"delete": 2, "replace": 1}
+    # the TensorBoard component, its container and its pids limit go; the one-shot ready container no longer waits for it
+    assert results["box-1"]["counts"] == {"delete": 3, "replace": 1}
 
     comments = {s: (out / f"{s}.md").read_text() for s in results}
     for stack, body in comments.items():
@@ -158,7 +158,7 @@ def test_3_pr_preview_comments(project: Project, machines: dict[str, SimpleNames
         assert "Traceback" not in body, body
     head = git("rev-parse", "HEAD").stdout.strip()
     assert f"commit `{head[:12]}`" in comments["box-1"]
-    assert "`box-1`: 1 to replace, 2 to delete" in comments["box-1"], comments["box-1"][:2000]
+    assert "`box-1`: 1 to replace, 3 to delete" in comments["box-1"], comments["box-1"][:2000]
     assert "tfbox:index:TensorBoard$docker:index/container:Container::tensorboard]" in comments["box-1"]
     assert "preview failed (unreachable machine)" in comments["box-2"], comments["box-2"][:3000]
     # `preview --refresh` refreshes before the program (and tfbox's SSH preflight) runs, so the log tail has the
@@ -173,7 +173,7 @@ def test_4_fleet_with_one_machine_down(project: Project, machines: dict[str, Sim
     run = make(project, "fleet", "ACTION=up")  # box-2's daemon is still down (test_3)
     assert run.returncode != 0, run.output[-5000:]
     rows = table(run.stdout)
-    assert rows["box-1"]["result"] == "ok" and rows["box-1"]["changes"] == "+-1 -2", rows  # TensorBoard removed, ready replaced
+    assert rows["box-1"]["result"] == "ok" and rows["box-1"]["changes"] == "+-1 -3", rows  # TensorBoard (and its pids limit) removed, ready replaced
     assert rows["box-2"]["result"] == "unreachable" and rows["box-2"]["host"] == machines["box-2"].host, rows
     assert rows[NO_PASSWORD]["result"] == "no password", rows
     assert re.search(r"^box-2: .+", run.stdout, re.MULTILINE), "no reason under the table for box-2"
