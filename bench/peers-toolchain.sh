@@ -62,15 +62,22 @@ module_dir() {
     (cd "$work" && go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 }
 
+# module_copy MODULE@VERSION NAME -> a writable copy of the module at $work/NAME, to build as the main module
+# (go install refuses modules with replace/exclude directives)
+module_copy() {
+    local src
+    src=$(module_dir "$1")
+    [ -n "$src" ] || die "could not download $1"
+    cp -R "$src" "$work/$2"
+    chmod -R u+w "$work/$2"
+}
+
 # --- Docker Compose ---------------------------------------------------------------------------------------
 compose_bin=$peers/compose-$compose_version-$gover/docker-compose
 if [[ $skip != *" compose "* ]] && [ ! -x "$compose_bin" ]; then
     log "building Docker Compose $compose_version (a copy of its module as the main module)"
     t=$SECONDS
-    src=$(module_dir "github.com/docker/compose/v5@$compose_version")
-    [ -n "$src" ] || die "could not download github.com/docker/compose/v5@$compose_version"
-    cp -R "$src" "$work/compose"
-    chmod -R u+w "$work/compose"
+    module_copy "github.com/docker/compose/v5@$compose_version" compose
     (cd "$work/compose" && go build \
         -ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=$compose_version" \
         -o "$work/docker-compose" ./cmd) >&2
@@ -95,10 +102,7 @@ tofu_bin=$peers/tofu-$tofu_version-$gover/tofu
 if [[ $skip != *" tofu "* ]] && [ ! -x "$tofu_bin" ]; then
     log "building OpenTofu $tofu_version (a copy of its module as the main module, for its replace directive)"
     t=$SECONDS
-    src=$(module_dir "github.com/opentofu/opentofu@$tofu_version")
-    [ -n "$src" ] || die "could not download github.com/opentofu/opentofu@$tofu_version"
-    cp -R "$src" "$work/opentofu"
-    chmod -R u+w "$work/opentofu"
+    module_copy "github.com/opentofu/opentofu@$tofu_version" opentofu
     # dev=no: a release build (`tofu version` says v1.12.6, not v1.12.6-dev)
     (cd "$work/opentofu" && go build -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" \
         -o "$work/tofu" ./cmd/tofu) >&2
