@@ -1,0 +1,263 @@
+"""Kubernetes objects for one lab, as plain manifests (dicts): what the Kubernetes backend declares.
+
+Pure functions in the manner of KubeSpawner's `objects.py` (`make_pod`, `make_pvc`): no Pulumi, no
+cluster, so the tests read them as data and `kubectl apply --dry-run=server` can check them against a
+real API server. The Kubernetes backend passes them to pulumi-kubernetes; the benchmark applies the
+same manifests with `kubectl` (issue 18).
+
+One seat is one pod of a one-replica StatefulSet: the notebook container and, in sidecar mode,
+TensorBoard beside it, which shares the pod's network (so the notebook's `/tensorboard/` proxy reaches
+it on 127.0.0.1) and mounts the logs read-only. Secrets (the Jupyter config with the password's
+argon2id hash, the TLS key) come from a Secret mounted read-only, file by file, never from env.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from components import commands
+from components.hardening import NOTEBOOK_CAP_DROP, TENSORBOARD_TMPFS, NotebookResources
+
+GPU_RESOURCE = "nvidia.com/gpu"
+NOTEBOOK, TENSORBOARD = "notebook", "tensorboard"
+PROJECT_LABEL, STACK_LABEL, SEAT_LABEL, ROLE_LABEL = "tfbox.project", "tfbox.stack", "tfbox.seat", "tfbox.role"
+NOBODY = 65534  # TensorBoard's numeric user and group, as on Docker (components.hardening.UNPRIVILEGED_USER)
+SECRET_DIR = "/etc/tfbox-secret"  # where the seat's Secret is mounted; each file is bound to where Jupyter reads it
+FILES_DIR = "/etc/tfbox-files"  # the same for the plain files (a ConfigMap)
+
+
+def _key(path: str) -> str:
+    """A Secret's or ConfigMap's key for a file path (keys allow only [-._a-zA-Z0-9])."""
+    return path.strip("/").replace("/", ".")
+
+
+def labels(project: str, stack: str, seat: str, role: str | None = None) -> dict[str, str]:
+    """The same label keys as on Docker; `kubectl get -l tfbox.seat=ana` finds a seat's objects."""
+    out = {PROJECT_LABEL: project, STACK_LABEL: stack, SEAT_LABEL: seat}
+    if role:
+        out[ROLE_LABEL] = role
+    return out
+
+
+def selector(project: str, stack: str, seat: str) -> dict[str, str]:
+    """What picks a seat's pod: its Service and NetworkPolicy select by it."""
+    return labels(project, stack, seat)
+
+
+def _meta(name: str, namespace: str | None, object_labels: Mapping[str, str]) -> dict[str, object]:
+    meta: dict[str, object] = {"name": name, "labels": dict(object_labels)}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return meta
+
+
+def make_namespace(name: str, project: str, stack: str) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": _meta(name, None, {PROJECT_LABEL: project, STACK_LABEL: stack})}
+
+
+def make_pvc(name: str, namespace: str, size_bytes: int, storage_class: str | None,
+             object_labels: Mapping[str, str]) -> dict[str, object]:
+    """A seat's notebooks or logs claim. Kept on `destroy` by the backend (retain on delete), as Docker volumes are."""
+    spec: dict[str, object] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": quantity(size_bytes)}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(name, namespace, object_labels), "spec": spec}
+
+
+def make_secret(name: str, namespace: str, files: Mapping[str, str], object_labels: Mapping[str, str]) -> dict[str, object]:
+    """The seat's secret files by path (the Jupyter JSON config with the hash; the TLS key). Values are the
+    backend's secret Outputs; a Secret, never a ConfigMap, so RBAC and encryption at rest apply."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": _meta(name, namespace, object_labels),
+            "stringData": {_key(path): text for path, text in files.items()}}
+
+
+def make_config_map(name: str, namespace: str, files: Mapping[str, str], object_labels: Mapping[str, str]) -> dict[str, object]:
+    """The seat's plain files by path (capture(), the login guard and proxy config, the TLS certificate)."""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(name, namespace, object_labels),
+            "data": {_key(path): text for path, text in files.items()}}
+
+
+def quantity(n: int) -> str:
+    """Bytes as a Kubernetes quantity, exact (Gi or Mi where whole, else bytes)."""
+    for unit, size in (("Gi", 1 << 30), ("Mi", 1 << 20)):
+        if n % size == 0:
+            return f"{n // size}{unit}"
+    return str(n)
+
+
+def cpu_quantity(nano_cpus: int) -> str:
+    """Nano-CPUs as a Kubernetes CPU quantity (millicores, the finest it keeps)."""
+    return f"{nano_cpus // 1_000_000}m"
+
+
+@dataclass(frozen=True)
+class SeatPod:
+    """What one seat's pod needs, named in the model's terms; the backend fills it from the lab's plan."""
+
+    project: str
+    stack: str
+    seat: str
+    namespace: str
+    image: str
+    notebooks_claim: str
+    logs_claim: str
+    logs_dir: str
+    secret_name: str
+    config_map_name: str
+    secret_files: tuple[str, ...]  # paths inside the notebook container
+    plain_files: tuple[str, ...]
+    tensorboard_mode: str = "sidecar"  # sidecar, exec or off
+    tls: bool = False
+    gpus: int = 0
+    resources: NotebookResources = field(default_factory=NotebookResources)
+    envs: tuple[tuple[str, str], ...] = ()
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[Mapping[str, str], ...] = ()
+    config_checksum: str = ""  # of the files' content: a changed password or config rolls the pod
+
+
+def _probe(path: str, port: int, https: bool = False) -> dict[str, object]:
+    return {"httpGet": {"path": path, "port": port, "scheme": "HTTPS" if https else "HTTP"},
+            "periodSeconds": 5, "timeoutSeconds": 4, "failureThreshold": 3}
+
+
+def _file_mounts(volume: str, paths: Sequence[str]) -> list[dict[str, object]]:
+    return [{"name": volume, "mountPath": path, "subPath": _key(path), "readOnly": True} for path in paths]
+
+
+def notebook_container(pod: SeatPod) -> dict[str, object]:
+    res = pod.resources
+    limits: dict[str, str] = {}
+    if pod.gpus:
+        limits[GPU_RESOURCE] = str(pod.gpus)
+    if res.memory_bytes is not None:
+        limits["memory"] = quantity(res.memory_bytes)
+    if res.nano_cpus is not None:
+        limits["cpu"] = cpu_quantity(res.nano_cpus)
+    ports = [{"name": "jupyter", "containerPort": commands.JUPYTER_PORT}]
+    if pod.tensorboard_mode == "exec":
+        ports.append({"name": "tensorboard", "containerPort": commands.TENSORBOARD_PORT})
+    return {
+        "name": NOTEBOOK,
+        "image": pod.image,
+        "command": commands.notebook_command(pod.logs_dir, pod.tensorboard_mode == "exec"),
+        "env": [{"name": k, "value": v} for k, v in pod.envs],
+        "ports": ports,
+        "resources": {"limits": limits, "requests": dict(limits)} if limits else {},
+        # a root shell by design (docs/security.md), as on Docker: the capabilities nothing in a notebook needs dropped
+        "securityContext": {"allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": [c.removeprefix("CAP_") for c in NOTEBOOK_CAP_DROP]}},
+        "readinessProbe": _probe("/api", commands.JUPYTER_PORT, https=pod.tls),
+        "volumeMounts": [
+            {"name": "notebooks", "mountPath": commands.NOTEBOOK_DIR},
+            {"name": "logs", "mountPath": pod.logs_dir},
+            {"name": "shm", "mountPath": "/dev/shm"},
+            *_file_mounts("secret-files", pod.secret_files),
+            *_file_mounts("plain-files", pod.plain_files),
+        ],
+    }
+
+
+def tensorboard_container(pod: SeatPod) -> dict[str, object]:
+    """Unprivileged, read-only root, every capability dropped, the logs read-only: it serves files and has no login."""
+    tmp = TENSORBOARD_TMPFS[0][0]
+    return {
+        "name": TENSORBOARD,
+        "image": pod.image,
+        "command": commands.tensorboard_command(pod.logs_dir),
+        "ports": [{"name": "tensorboard", "containerPort": commands.TENSORBOARD_PORT}],
+        "securityContext": {"runAsUser": NOBODY, "runAsGroup": NOBODY, "runAsNonRoot": True,
+                            "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]}},
+        "readinessProbe": _probe("/data/logdir", commands.TENSORBOARD_PORT),
+        "volumeMounts": [{"name": "logs", "mountPath": pod.logs_dir, "readOnly": True},
+                         {"name": "tensorboard-tmp", "mountPath": tmp}],
+    }
+
+
+def make_pod_spec(pod: SeatPod) -> dict[str, object]:
+    containers = [notebook_container(pod)]
+    if pod.tensorboard_mode == "sidecar":
+        containers.append(tensorboard_container(pod))
+    volumes: list[dict[str, object]] = [
+        {"name": "notebooks", "persistentVolumeClaim": {"claimName": pod.notebooks_claim}},
+        {"name": "logs", "persistentVolumeClaim": {"claimName": pod.logs_claim}},
+        # /dev/shm sized by tfbox:shmSize, as Docker's --shm-size (it counts against the pod's memory)
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": quantity(pod.resources.shm_bytes)}},
+        {"name": "secret-files", "secret": {"secretName": pod.secret_name, "defaultMode": 0o400}},
+        {"name": "plain-files", "configMap": {"name": pod.config_map_name, "defaultMode": 0o444}},
+    ]
+    if pod.tensorboard_mode == "sidecar":
+        volumes.append({"name": "tensorboard-tmp", "emptyDir": {"sizeLimit": "64Mi"}})
+    spec: dict[str, object] = {
+        "containers": containers,
+        "volumes": volumes,
+        # the notebook is a root shell: no API token for it, and no other Service's address in its env
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "terminationGracePeriodSeconds": 30,  # kernels flush before the pod goes, as Docker's destroy grace
+    }
+    if pod.node_selector:
+        spec["nodeSelector"] = dict(pod.node_selector)
+    if pod.tolerations:
+        spec["tolerations"] = [dict(t) for t in pod.tolerations]
+    return spec
+
+
+def make_statefulset(name: str, pod: SeatPod) -> dict[str, object]:
+    """One replica; `OrderedReady` replacement, so a changed seat's old pod is gone before the new one mounts its claims."""
+    pod_labels = labels(pod.project, pod.stack, pod.seat, NOTEBOOK)
+    template_meta: dict[str, object] = {"labels": pod_labels}
+    if pod.config_checksum:
+        template_meta["annotations"] = {"tfbox.config-checksum": pod.config_checksum}
+    return {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": _meta(name, pod.namespace, pod_labels),
+        "spec": {
+            "replicas": 1,
+            "serviceName": name,
+            "selector": {"matchLabels": selector(pod.project, pod.stack, pod.seat)},
+            "template": {"metadata": template_meta, "spec": make_pod_spec(pod)},
+        },
+    }
+
+
+def make_service(name: str, pod: SeatPod, service_type: str = "ClusterIP",
+                 node_ports: Mapping[str, int] | None = None) -> dict[str, object]:
+    """The seat's address in the cluster: Jupyter, and TensorBoard's own port where it has one."""
+    ports: list[dict[str, object]] = [{"name": "jupyter", "port": commands.JUPYTER_PORT, "targetPort": commands.JUPYTER_PORT}]
+    if pod.tensorboard_mode != "off":
+        ports.append({"name": "tensorboard", "port": commands.TENSORBOARD_PORT, "targetPort": commands.TENSORBOARD_PORT})
+    for port in ports:
+        if node_ports and port["name"] in node_ports:
+            port["nodePort"] = node_ports[str(port["name"])]
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, pod.namespace, labels(pod.project, pod.stack, pod.seat)),
+            "spec": {"type": service_type, "selector": selector(pod.project, pod.stack, pod.seat), "ports": ports}}
+
+
+def make_network_policy(name: str, pod: SeatPod, tensorboard_open: bool = False,
+                        external_cidrs: Sequence[str] = ()) -> dict[str, object]:
+    """Who may open the seat's pod: Jupyter (behind its login) from any pod but the stack's other seats';
+    TensorBoard's own port (no login) from none unless `tensorboard_open` (the seat reaches it through its
+    notebook's `/tensorboard/`, inside the pod, where no policy applies).
+
+    Peers are named by label: a `NotIn` selector also matches pods without the label (an ingress controller,
+    other namespaces' pods). Addresses outside the cluster (a NodePort's clients) only by `external_cidrs`:
+    some network plugins match pod addresses against an ipBlock too, so a catch-all block would let the
+    other seats back in.
+    """
+    peers: list[dict[str, object]] = [
+        {"namespaceSelector": {}, "podSelector": {"matchExpressions": [
+            {"key": STACK_LABEL, "operator": "NotIn", "values": [pod.stack]}]}},
+    ]
+    peers += [{"ipBlock": {"cidr": cidr}} for cidr in external_cidrs]
+    rules: list[dict[str, object]] = [{"ports": [{"port": commands.JUPYTER_PORT, "protocol": "TCP"}], "from": peers}]
+    if tensorboard_open and pod.tensorboard_mode != "off":
+        rules.append({"ports": [{"port": commands.TENSORBOARD_PORT, "protocol": "TCP"}], "from": peers})
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _meta(name, pod.namespace, labels(pod.project, pod.stack, pod.seat)),
+            "spec": {"podSelector": {"matchLabels": selector(pod.project, pod.stack, pod.seat)},
+                     "policyTypes": ["Ingress"], "ingress": rules}}
