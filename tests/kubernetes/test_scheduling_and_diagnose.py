@@ -1,0 +1,90 @@
+"""The cluster preflight (GPU asks against free GPUs) and doctor's reading of a stuck pod, as data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.kubernetes.diagnose import findings
+from components.kubernetes.scheduling import Ask, Node, lost_gpus, nodes_from_api, schedule_problems, used_from_api
+
+H100 = {"gpu": "h100"}
+
+
+def node(name: str, gpus: int, allocatable: int | None = None, labels: dict[str, str] | None = None,
+         taints: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    alloc = gpus if allocatable is None else allocatable
+    return {"metadata": {"name": name, "labels": labels if labels is not None else H100},
+            "spec": {"taints": taints or []},
+            "status": {"capacity": {"nvidia.com/gpu": str(gpus)}, "allocatable": {"nvidia.com/gpu": str(alloc)}}}
+
+
+def pod(name: str, node_name: str, gpus: int, labels: dict[str, str] | None = None, phase: str = "Running") -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": labels or {}},
+            "spec": {"nodeName": node_name, "containers": [{"resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}]},
+            "status": {"phase": phase}}
+
+
+def test_an_ask_that_fits_nowhere_is_refused_with_what_matching_nodes_have_free() -> None:
+    nodes = nodes_from_api([node("n1", 4), node("n2", 8, labels={"gpu": "a100"})])
+    used = used_from_api([pod("other", "n1", 2)])
+    problems = schedule_problems([Ask("ana", 4, H100, key="tfbox:seats")], nodes, used)
+    assert problems == ["tfbox:seats: seat ana asks 4 GPUs; nodes matching gpu=h100 have 2 free. "
+                        "Fix: ask for fewer, free GPUs on those nodes, or change tfbox:gpuNodeSelector / tfbox:gpuTolerations."]
+
+
+def test_asks_are_placed_one_pod_per_node_and_all_problems_come_at_once() -> None:
+    nodes = nodes_from_api([node("n1", 2), node("n2", 2)])
+    asks = [Ask("ana", 2, H100), Ask("ben", 2, H100), Ask("cy", 3, H100), Ask("dee", 1, H100)]
+    problems = schedule_problems(asks, nodes, {})
+    assert len(problems) == 2
+    assert problems[0].startswith("tfbox:gpus: seat cy asks 3 GPUs; nodes matching gpu=h100 have 4 free, at most 2 on one node")
+    assert problems[1].startswith("tfbox:gpus: seat dee asks 1 GPU;")  # ana and ben took both nodes
+    assert schedule_problems(asks[:2], nodes, {}) == []
+
+
+def test_this_stacks_own_pods_do_not_count_against_it_and_ended_pods_hold_nothing() -> None:
+    mine = {"tfbox.stack": "team"}
+    used = used_from_api([pod("team-ana-0", "n1", 4, {"tfbox.stack": "team", "tfbox.seat": "ana"}),
+                          pod("done", "n1", 4, phase="Succeeded")], exclude=mine)
+    assert used == {}
+    assert schedule_problems([Ask("ana", 4, H100)], nodes_from_api([node("n1", 4)]), used) == []
+
+
+def test_taints_need_tolerations_and_a_cordoned_node_takes_nothing() -> None:
+    tainted = nodes_from_api([node("n1", 8, taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}])])
+    refused = schedule_problems([Ask("ana", 1, H100)], tainted, {})
+    assert len(refused) == 1 and "no schedulable node matches" in refused[0]
+    tolerated = Ask("ana", 1, H100, ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},))
+    assert schedule_problems([tolerated], tainted, {}) == []
+    cordoned = [Node("n1", H100, 8, 8, schedulable=False)]
+    assert schedule_problems([Ask("ana", 1, H100)], cordoned, {}) != []
+
+
+def test_a_node_whose_allocatable_gpus_dropped_below_capacity_is_named() -> None:
+    assert lost_gpus(nodes_from_api([node("n1", 8, allocatable=7), node("n2", 8)])) == [
+        "node n1: 7 of 8 GPUs allocatable (1 lost or unhealthy)"]
+
+
+def stuck(phase: str = "Pending", **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "ana-0", "namespace": "tfbox-team", "labels": {"tfbox.seat": "ana"}},
+            "status": {"phase": phase, **status}}
+
+
+def event(message: str) -> dict[str, Any]:
+    return {"involvedObject": {"name": "ana-0"}, "reason": "FailedScheduling", "message": message}
+
+
+def test_doctor_explains_a_pending_pod_from_its_events() -> None:
+    gpu = findings([stuck()], [event("0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")])
+    assert len(gpu) == 1 and "Insufficient nvidia.com/gpu" in gpu[0].cause and gpu[0].seat == "ana"
+    assert str(gpu[0]).startswith("seat ana (pod ana-0): Pending: no matching node has the GPUs")
+    pvc = findings([stuck()], [event("0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.")])
+    assert "claim is not bound" in pvc[0].cause and "tfbox:storageClass" in pvc[0].fix
+    pull = findings([stuck(containerStatuses=[{"name": "notebook", "image": "reg/tf:x",
+                                               "state": {"waiting": {"reason": "ImagePullBackOff", "message": "not found"}}}])], [])
+    assert "cannot be pulled" in pull[0].cause and "tfbox:image" in pull[0].fix
+    other_pod = findings([stuck(phase="Running", conditions=[{"type": "Ready", "status": "True"}])],
+                         [event("0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")])
+    assert other_pod == []
+    unready = findings([stuck(phase="Running", conditions=[{"type": "Ready", "status": "False"}])], [])
+    assert "not ready" in unready[0].cause
