@@ -9,27 +9,22 @@ from pathlib import Path
 import pulumi
 from pulumi.runtime.config import get_config, get_config_env, is_config_secret
 
-from components import ssh
-from components.config import (
-    DOCKER_TLS_KEYS,
-    KEYS,
-    KEYS_BY_NAME,
-    NAMESPACE,
-    ConfigError,
-    LabConfig,
-    PasswordState,
-    cross_stack_problems,
-    load_other_stacks,
-    parse_config,
-    read_stack_file,
-)
-from components.host_bind import readable_host, setuid_warning
-from components.host_state import read_live_ledger, read_mount_options, read_server_version, read_volumes, volume_owner_problems
-from components.lab import Lab, LabArgs
-from components.ledger import ledger_problems
-from components.loopback import exposed, loopback_leak_warnings
-from components.pids import HostAccess
-from components.seats import SeatPasswordState, parse_passwords
+from components.config import load_other_stacks
+from components.docker import ssh
+from components.docker.host_bind import readable_host, setuid_warning
+from components.docker.host_state import read_live_ledger, read_mount_options, read_server_version, read_volumes, volume_owner_problems
+from components.docker.lab import Lab, LabArgs
+from components.docker.loopback import exposed, loopback_leak_warnings
+from components.docker.pids import HostAccess
+from components.docker.target import DOCKER_TLS_KEYS, docker_target
+from components.model.cross_stack import cross_stack_problems
+from components.model.errors import ConfigError
+from components.model.keys import KEYS, KEYS_BY_NAME, NAMESPACE, PasswordState
+from components.model.lab_config import LabConfig
+from components.model.ledger import ledger_problems
+from components.model.parse import parse_config
+from components.model.seats import SeatPasswordState, parse_passwords
+from components.model.stack_file import read_stack_file
 
 
 def read_config() -> tuple[dict[str, object], PasswordState]:
@@ -125,12 +120,12 @@ def host_unreadable(cfg: LabConfig, host: str, what: str, problem: str) -> None:
 
 def check_live_ledger(cfg: LabConfig, docker_host: str | None) -> None:
     """GPUs this stack asks for that another stack's notebook on the same host already has, read from the
-    host itself (components.host_state) before anything is declared; every clash at once, naming the other
+    host itself (components.docker.host_state) before anything is declared; every clash at once, naming the other
     stack and seat. A host that cannot be read stops a machine stack, and only warns on a local one."""
     mine = cfg.claims()
     if not any(c.gpus.requested for c in mine):
         return
-    host = docker_host or cfg.docker_host
+    host = docker_host or cfg.target_host
     live = read_live_ledger(host, docker_ssh_opts(), cfg.project, cfg.stack)
     if live.problem:
         host_unreadable(cfg, host, "GPU ledger", live.problem)
@@ -143,23 +138,23 @@ def check_live_ledger(cfg: LabConfig, docker_host: str | None) -> None:
 def check_host_volumes(cfg: LabConfig, docker_host: str | None) -> None:
     """A volume this stack would mount that the host has labelled for another stack or project: refused
     before anything is declared (Docker hands an existing volume to whoever names it)."""
-    host = docker_host or cfg.docker_host
+    host = docker_host or cfg.target_host
     found = read_volumes(host, docker_ssh_opts())
     if found.problem:
         host_unreadable(cfg, host, "volume owners", found.problem)
         return
-    problems = volume_owner_problems(cfg.volumes(), found.labels, cfg.project, cfg.stack, cfg.docker_host)
+    problems = volume_owner_problems(cfg.volumes(), found.labels, cfg.project, cfg.stack, cfg.target_host)
     if problems:
         raise pulumi.RunError(str(ConfigError(problems)))
 
 
 def check_loopback_leak(cfg: LabConfig, docker_host: str | None) -> None:
     """TensorBoard on 127.0.0.1 of a Docker older than 28 is reachable from the LAN by crafted packets
-    (components.loopback): read the daemon's version and warn with the fix, before anything is declared.
+    (components.docker.loopback): read the daemon's version and warn with the fix, before anything is declared.
     A warning, not a refusal: Debian 12's Docker 20.10 runs most labs, and TensorBoard only shows logs."""
     if cfg.loopback_publish_filtered or not exposed(cfg.published):
         return
-    host = docker_host or cfg.docker_host
+    host = docker_host or cfg.target_host
     version = read_server_version(host, docker_ssh_opts())
     for warning in loopback_leak_warnings(cfg, version or "", host):
         pulumi.log.warn(warning)
@@ -167,8 +162,8 @@ def check_loopback_leak(cfg: LabConfig, docker_host: str | None) -> None:
 
 def check_host_bind_nosuid(cfg: LabConfig, docker_host: str | None) -> None:
     """A host directory bound at /tf on a mount that honours setuid bits lets the notebook (root) plant a
-    setuid-root program for the host's users (components.host_bind): read its mount options and warn."""
-    host = docker_host or cfg.docker_host
+    setuid-root program for the host's users (components.docker.host_bind): read its mount options and warn."""
+    host = docker_host or cfg.target_host
     if not cfg.notebooks_host_path or not readable_host(host):
         return
     options = read_mount_options(host, docker_ssh_opts(), cfg.notebooks_host_path)
@@ -195,10 +190,10 @@ def main() -> None:
         docker_host, docker_tls = docker_provider()
         # the secrets' values are checked here (length, key matches certificate), never printed
         cfg = parse_config(raw, stack=stack, project=project, password_state=password_state,
-                           docker_host=docker_host, docker_tls=docker_tls, password=get_config(f"{NAMESPACE}:password"),
+                           target=docker_target(docker_host, tls=docker_tls, ssh_opts=configured_ssh_opts()), password=get_config(f"{NAMESPACE}:password"),
                            tls_key_state=secret_state("tlsKey"), tls_key=get_config(f"{NAMESPACE}:tlsKey"),
                            seat_password_states=password_states, seat_passwords=passwords,
-                           docker_ssh_opts=configured_ssh_opts(), seat_tls_key_states=tls_key_states, seat_tls_keys=tls_keys)
+                           seat_tls_key_states=tls_key_states, seat_tls_keys=tls_keys)
         clashes = cross_stack_problems(cfg, load_other_stacks(Path.cwd(), project, stack))
         if clashes:
             raise ConfigError(clashes)
@@ -241,7 +236,7 @@ def export_lab(lab: Lab, gpus: str) -> None:
 
 def host_access(cfg: LabConfig, docker_host: str | None) -> HostAccess:
     """The docker CLI's way to the stack's daemon (as the ledger reads it), for `docker update --pids-limit`."""
-    return HostAccess(docker_host or cfg.docker_host, tuple(docker_ssh_opts()))
+    return HostAccess(docker_host or cfg.target_host, tuple(docker_ssh_opts()))
 
 
 def main_seats(cfg: LabConfig, tls_key: pulumi.Output[str] | None, host: HostAccess) -> None:
