@@ -25,14 +25,17 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from components.docker.docker_host import LOCAL_DOCKER_HOST, normalise_docker_host
-from components.docker.ssh import SSH_OPTS_FIX, parse_ssh_host, remote_docker, ssh_argv, ssh_opts_from, ssh_opts_problems
+from components.docker.host import Host as Host
+from components.docker.host import Runner as Runner
+from components.docker.host import run_command as run_command
+from components.docker.ssh import SSH_OPTS_FIX, ssh_opts_from, ssh_opts_problems
 from components.model.labels import ROLE_LABEL, SEAT_LABEL, STACK_LABEL
 from components.model.stack_file import read_stack_file
 
@@ -347,53 +350,6 @@ def render(findings: Sequence[Finding]) -> str:
 
 
 # --- reaching a Docker host ----------------------------------------------------------------
-
-
-@dataclass
-class Host:
-    """A Docker host as the stack files name it, and how to run a command where its daemon is."""
-
-    docker_host: str
-    ssh_opts: list[str] = field(default_factory=list)
-
-    @property
-    def is_ssh(self) -> bool:
-        return self.docker_host.startswith("ssh://")
-
-    def socket_path(self) -> str | None:
-        if self.is_ssh:
-            target = parse_ssh_host(self.docker_host)
-            return (target.socket_path if target else None) or "/var/run/docker.sock"
-        if self.docker_host.startswith("unix://"):
-            return self.docker_host[len("unix://"):]
-        return None  # tcp: no process list to read
-
-    def argv(self, remote: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-        """The command line (and extra environment) that runs `remote` against this host's daemon.
-        Over SSH it runs on the box (strict host key, no prompt, as components.docker.ssh's preflight)."""
-        if self.is_ssh:
-            target = parse_ssh_host(self.docker_host)
-            assert target is not None
-            words = list(remote)
-            if words and words[0] == "docker":
-                words[:1] = remote_docker(target)
-            return [*ssh_argv(target, self.ssh_opts), shlex.join(words)], {}
-        if remote and remote[0] == "docker":
-            return list(remote), {"DOCKER_HOST": self.docker_host}
-        return list(remote), {}
-
-
-Runner = Callable[[list[str], Mapping[str, str]], tuple[int, str, str]]
-
-
-def run_command(argv: list[str], env: Mapping[str, str]) -> tuple[int, str, str]:
-    import os
-
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, **env}, check=False)
-    except subprocess.TimeoutExpired:
-        return -1, "", "timed out after 120 s"
-    return p.returncode, p.stdout, p.stderr
 
 
 @dataclass

@@ -14,42 +14,19 @@ The parsing is pure (the ledger's claim_from_inspect, volume_owner_problems); th
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from components.docker import ssh
+from components.docker.host import TIMEOUT_S as TIMEOUT_S
+from components.docker.host import Runner
+from components.docker.host import docker_argv as docker_argv  # one runner (components.docker.host)
+from components.docker.host import run as run  # looked up at call time here: the unit tests replace host_state.run
 from components.model.gpus import NO_GPUS, GpuSpec, GpuSpecError, ListedGpu, parse_gpus, parse_nvidia_smi_list
 from components.model.labels import PROJECT_LABEL, ROLE_LABEL, SEAT_LABEL, SHARE_LABEL, STACK_LABEL
 from components.model.ledger import Claim
-
-TIMEOUT_S = 30
-Runner = Callable[[list[str], Mapping[str, str]], tuple[int, str, str]]
-
-
-def run(argv: list[str], env: Mapping[str, str]) -> tuple[int, str, str]:
-    """Run a command; (exit status, stdout, stderr), 127 when the program is not installed."""
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, env={**os.environ, **env}, check=False)
-    except FileNotFoundError:
-        return 127, "", f"{argv[0]}: command not found"
-    except subprocess.TimeoutExpired:
-        return 124, "", f"no answer within {TIMEOUT_S} s"
-    return p.returncode, p.stdout, p.stderr
-
-
-def docker_argv(docker_host: str, ssh_opts: Sequence[str], script: str) -> tuple[list[str], dict[str, str]]:
-    """Run `script` (a shell line whose `docker` means this host's daemon) where it can reach the daemon:
-    on the box over ssh (strict host key, no prompt, like the preflight), else here with DOCKER_HOST."""
-    target = ssh.parse_ssh_host(docker_host)
-    if target is not None:
-        docker = shlex.join(ssh.remote_docker(target))
-        return [*ssh.ssh_argv(target, list(ssh_opts)), f"docker() {{ command {docker} \"$@\"; }}; {script}"], {}
-    return ["sh", "-c", script], {"DOCKER_HOST": docker_host}
-
 
 # every tfbox notebook and every GPU check, inspected in one round trip
 _INSPECT = (f"ids=$(docker ps -aq --filter label={ROLE_LABEL}=notebook; docker ps -aq --filter label={ROLE_LABEL}=gpu-check); "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
@@ -21,16 +20,12 @@ from components.docker.devices import GpuSettings, device_requests, expected_gpu
 from components.docker.hardening import hardening_args
 from components.docker.labels import docker_labels
 from components.docker.pids import HostAccess, PidsLimit, PidsLimitArgs
+from components.kernel import jupyter
 from components.model import commands
 from components.model.hardening import ContainerHardening
 from components.model.labels import GPU_CHECK_LABEL
 from components.model.password import hash_password
 
-KERNEL_DIR = Path(__file__).parent.parent / "kernel"  # the files uploaded as they are (components.kernel)
-CAPTURE_SOURCE = (KERNEL_DIR / "capture.py").read_text()
-TENSORBOARD_PROXY_SOURCE = (KERNEL_DIR / "tensorboard_proxy.py").read_text()
-LOGIN_GUARD_SOURCE = (KERNEL_DIR / "login_guard.py").read_text()
-# The lab's long-running containers restart with the daemon even after it was killed (see below).
 RESTART_POLICY = "always"
 
 
@@ -43,7 +38,7 @@ def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = Fa
     """
     def render(p: str) -> Awaitable[str]:
         return asyncio.get_running_loop().run_in_executor(
-            None, lambda: commands.jupyter_config(hash_password(p, salt), tls=tls, cull_idle_seconds=cull_idle,
+            None, lambda: jupyter.jupyter_config(hash_password(p, salt), tls=tls, cull_idle_seconds=cull_idle,
                                             remote_access=remote_access))
     return pulumi.Output.secret(password).apply(render)
 
@@ -85,19 +80,13 @@ def container_ports(ports: list[PortBinding]) -> list[docker.ContainerPortArgs]:
     return [docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.ip, protocol="tcp") for p in ports]
 
 
-def jupyter_py_config(proxy_target: str | None) -> str:
-    """The one Python config Jupyter reads beside the JSON (a config directory has one such file): the login
-    guard (components/kernel/login_guard.py) always, and the loader of the TensorBoard proxy when it is on."""
-    return LOGIN_GUARD_SOURCE if proxy_target is None else LOGIN_GUARD_SOURCE + "\n" + commands.tensorboard_proxy_config(proxy_target)
-
-
 def jupyter_py_uploads(proxy_target: str | None) -> list[docker.ContainerUploadArgs]:
     """The Python config and, with the proxy on, the proxy's module beside it; the JSON config stays as it was."""
-    py_config = docker.ContainerUploadArgs(file=commands.JUPYTER_PY_CONFIG_PATH, content=jupyter_py_config(proxy_target))
+    py_config = docker.ContainerUploadArgs(file=commands.JUPYTER_PY_CONFIG_PATH, content=jupyter.jupyter_py_config(proxy_target))
     if proxy_target is None:
         return [py_config]
     return [py_config,
-            docker.ContainerUploadArgs(file=commands.TENSORBOARD_PROXY_MODULE_PATH, content=TENSORBOARD_PROXY_SOURCE)]
+            docker.ContainerUploadArgs(file=commands.TENSORBOARD_PROXY_MODULE_PATH, content=jupyter.TENSORBOARD_PROXY_SOURCE)]
 
 
 class Notebook(pulumi.ComponentResource):
@@ -140,7 +129,7 @@ class Notebook(pulumi.ComponentResource):
             ],
             uploads=[
                 docker.ContainerUploadArgs(file=commands.JUPYTER_CONFIG_PATH, content=args.jupyter_config),
-                docker.ContainerUploadArgs(file=commands.CAPTURE_STARTUP_PATH, content=CAPTURE_SOURCE),
+                docker.ContainerUploadArgs(file=commands.CAPTURE_STARTUP_PATH, content=jupyter.CAPTURE_SOURCE),
                 # password checks off Jupyter's event loop (a login flood cannot stall the notebook), and the
                 # TensorBoard proxy's loader where it is on
                 *jupyter_py_uploads(args.tensorboard_proxy_target),

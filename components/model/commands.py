@@ -1,4 +1,4 @@
-"""Command lines, health checks and the Jupyter config file the containers get.
+"""Command lines, health checks and the paths inside the containers (the files' texts: components.kernel.jupyter).
 
 Plain functions: the resource wiring only passes their results on, and the tests read
 them directly.
@@ -6,10 +6,7 @@ them directly.
 
 from __future__ import annotations
 
-import json
 import shlex
-
-from components.model.kernels import culling_settings
 
 NOTEBOOK_DIR = "/tf"
 JUPYTER_PORT = 8888
@@ -27,54 +24,10 @@ TENSORBOARD_PROXY_MODULE_PATH = f"{TENSORBOARD_PROXY_DIR}/tfbox_tensorboard_prox
 JUPYTER_PY_CONFIG_PATH = "/etc/jupyter/jupyter_server_config.py"
 
 
-def jupyter_config(hashed_password: str, tls: bool = False, cull_idle_seconds: int = 0, remote_access: bool = False) -> str:
-    """Jupyter Server 2 settings: password login only, no token; HTTPS with the uploaded pair if `tls`;
-    idle kernels culled after `cull_idle_seconds` (components.model.kernels; 0: never, and no setting written).
-
-    `remote_access` only when the notebook is published beyond loopback (which needs TLS or an explicit
-    opt-in). Otherwise Jupyter's DNS-rebinding guard stays on: it answers only requests whose Host header
-    is a loopback address or `localhost` (jupyter_server's check_host reads the header, not the peer, so
-    `127.0.0.1:<port>` through docker-proxy and an SSH tunnel to `localhost:<port>` still log in).
-
-    Uploaded as a file rather than passed as flags or env so the hash shows up in neither
-    `docker inspect` nor `ps`; TensorFlow's old PASSWORD env var is ignored by current images.
-    """
-    config: dict[str, dict[str, object]] = {
-        "IdentityProvider": {"token": ""},
-        "PasswordIdentityProvider": {
-            "hashed_password": hashed_password,
-            "password_required": True,
-            "allow_password_change": False,
-        },
-        "ServerApp": {"allow_remote_access": remote_access},
-    }
-    if tls:
-        config["ServerApp"].update(certfile=TLS_CERT_PATH, keyfile=TLS_KEY_PATH)
-    config.update(culling_settings(cull_idle_seconds))
-    return json.dumps(config, indent=2, sort_keys=True) + "\n"
-
-
 def tensorboard_proxy_target(tensorboard_host: str | None) -> str:
     """The one upstream of the proxy: the sidecar by its container name on the seat's network, else
     (exec mode) TensorBoard inside the notebook container."""
     return f"http://{tensorboard_host or '127.0.0.1'}:{TENSORBOARD_PORT}"
-
-
-def tensorboard_proxy_config(target: str) -> str:
-    """`jupyter_server_config.py`, loaded beside the JSON file: Jupyter reads both, and only a Python
-    config can put the extension's directory on sys.path (the image's site-packages path varies).
-    Extensions are enabled the way `jupyter server extension enable` does it, added to the image's."""
-    from components.kernel.tensorboard_proxy import MODULE, TARGET_SETTING
-
-    return "\n".join([
-        "# Written by tfbox: TensorBoard behind the notebook's login (components/tensorboard_proxy.py).",  # uploaded: its text is the input
-        "import sys",
-        f"sys.path.insert(0, {TENSORBOARD_PROXY_DIR!r})",
-        "c = get_config()  # noqa: F821 (given by Jupyter's config loader)",
-        f"c.ServerApp.jpserver_extensions.update({{{MODULE!r}: True}})",
-        f"c.ServerApp.tornado_settings.update({{{TARGET_SETTING!r}: {target!r}}})",
-        "",
-    ])
 
 
 def jupyter_argv() -> list[str]:

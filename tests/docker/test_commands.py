@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from components.kernel import jupyter
 from components.model import commands
 
 
 def test_jupyter_config_sets_password_and_disables_token():
-    config = json.loads(commands.jupyter_config("sha256:abcdefgh:00"))
+    config = json.loads(jupyter.jupyter_config("sha256:abcdefgh:00"))
     assert config["PasswordIdentityProvider"]["hashed_password"] == "sha256:abcdefgh:00"
     assert config["PasswordIdentityProvider"]["password_required"] is True
     assert config["IdentityProvider"]["token"] == ""
@@ -150,12 +151,12 @@ def test_cpu_probe_and_config_are_unchanged():
     assert commands.notebook_probe() == ["CMD", "bash", "-c", (
         "exec 3<>/dev/tcp/127.0.0.1/8888 && printf 'GET /api HTTP/1.0\\r\\nHost: 127.0.0.1:8888\\r\\n\\r\\n' >&3 && "
         "read -r -t 4 _ code _ <&3 && exec 3>&- && [ \"$code\" = 200 ]")]
-    assert set(json.loads(commands.jupyter_config("h"))) == {"IdentityProvider", "PasswordIdentityProvider", "ServerApp"}
-    assert commands.jupyter_config("h") == commands.jupyter_config("h", cull_idle_seconds=0)
+    assert set(json.loads(jupyter.jupyter_config("h"))) == {"IdentityProvider", "PasswordIdentityProvider", "ServerApp"}
+    assert jupyter.jupyter_config("h") == jupyter.jupyter_config("h", cull_idle_seconds=0)
 
 
 def test_culling_in_the_jupyter_config():
-    config = json.loads(commands.jupyter_config("h", cull_idle_seconds=3600))
+    config = json.loads(jupyter.jupyter_config("h", cull_idle_seconds=3600))
     assert config["MappingKernelManager"] == {
         "cull_idle_timeout": 3600, "cull_interval": 300, "cull_connected": False, "cull_busy": False}
     assert config["PasswordIdentityProvider"]["hashed_password"] == "h"

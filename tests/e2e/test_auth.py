@@ -4,7 +4,7 @@ served certificate is the one whose fingerprint the stack outputs, plain HTTP lo
 password and its hash are in no state, inspect, log or transcript, a real browser logs in with
 the pinned certificate and sees a run's scalars in TensorBoard behind the notebook's login
 (`tensorboardProxy`, issue 19; logged out, the same URL is the login page; its own port still answers),
-a flood of wrong-password logins does not stall a logged-in user (components/kernel/login_guard.py),
+a flood of wrong-password logins does not stall a logged-in user (components/login_guard.py),
 and a new password replaces only the notebook."""
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from tests.e2e.harness import ROOT, Docker
 # The peers' tools cost a cold CI run about 17 minutes to build (OpenTofu alone 12.5, Compose 2.5, the
 # provider 1, Ansible 1, on the 2-core CI machine under load: bench/README.md), more than a smoke run may
 # add, so CI runs the two sides that need none; their definitions are checked without tools in
-# tests/ops/test_bench_peers.py. TFBOX_BENCH_SMOKE_SIDES=recipe,tfbox,compose-wait,compose,tofu,ansible
+# tests/unit/test_bench_peers.py. TFBOX_BENCH_SMOKE_SIDES=recipe,tfbox,compose-wait,compose,tofu,ansible
 # runs them all (bench/peers-toolchain.sh builds the tools once, then they are cached).
 SIDES = os.environ.get("TFBOX_BENCH_SMOKE_SIDES", "recipe,tfbox")
 SCENARIOS = ("from nothing", "no-op", "TensorBoard change")

@@ -67,7 +67,7 @@ def notebook_sees(lab: SimpleNamespace, visible: str, count: int) -> dict[str, A
     """What a user checks: the notebook runs healthy, answers, and a notebook cell sees the GPUs."""
     info: dict[str, Any] | None = lab.docker.inspect(NB)
     assert info is not None, "no notebook container"
-    # `up` returned once it answered (components/docker/ready.py); the 30 s health check may not have run yet
+    # `up` returned once it answered (components/ready.py); the 30 s health check may not have run yet
     assert info["State"]["Running"] and info["State"]["Health"]["Status"] in ("starting", "healthy")
     assert lab.docker.main_process_env(NB)["NVIDIA_VISIBLE_DEVICES"] == visible
     session = Jupyter(lab.nb)

@@ -2,7 +2,7 @@
 
 That runtime refuses a container whose GPU it cannot resolve when it is created, with Docker's words only
 (`unresolvable CDI devices nvidia.com/gpu=7`), so tfbox's GPU check container never gets to explain. tfbox
-reads the machine's own `nvidia-smi -L` at preview (components.docker.host_state.read_host_gpus) and stops with its
+reads the machine's own `nvidia-smi -L` at preview (components.host_state.read_host_gpus) and stops with its
 message: the key, the GPUs the machine has, the fix; nothing is created.
 
 The daemon runs the NVIDIA Container Toolkit's nvidia-container-runtime (built from Go modules, cached

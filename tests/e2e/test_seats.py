@@ -166,7 +166,7 @@ def test_5_two_seats_on_one_gpu_are_refused_before_anything_changes(box: SimpleN
 
 def test_6_another_stack_on_the_same_host_cannot_take_a_seats_gpu(box: SimpleNamespace, gpu_image: str) -> None:
     """Two stacks may share a box: the second one's GPUs are checked against what the host runs now
-    (components/docker/host_state.py reads every tfbox notebook's GPUs), before anything changes."""
+    (components/host_state.py reads every tfbox notebook's GPUs), before anything changes."""
     before = box.docker.snapshot()
     other = box.project.stack("other-team", {
         "docker:host": box.docker.host, "tfbox:image": gpu_image, "tfbox:gpus": "2,0",

@@ -27,7 +27,8 @@ import pulumi
 import pytest
 from jupyter_server.auth.security import passwd
 
-from components.docker.notebook import jupyter_py_config
+from components.kernel import jupyter
+from components.kernel.jupyter import jupyter_py_config
 from components.kernel.tensorboard_proxy import request_headers, response_headers, upstream_url
 from components.model import commands
 from components.model.errors import ConfigError
@@ -258,7 +259,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
     standin = http.server.ThreadingHTTPServer(("127.0.0.1", tb_port), StandIn)
     threading.Thread(target=standin.serve_forever, daemon=True).start()
     password = "a password of the test"
-    (config_dir / "jupyter_server_config.json").write_text(commands.jupyter_config(passwd(password)))
+    (config_dir / "jupyter_server_config.json").write_text(jupyter.jupyter_config(passwd(password)))
     # the file the notebook gets: the login guard, then the proxy's loader (components.docker.notebook.jupyter_py_config)
     (config_dir / "jupyter_server_config.py").write_text(jupyter_py_config(f"http://127.0.0.1:{tb_port}"))
     shutil.copy(Path(commands.__file__).parents[1] / "kernel" / "tensorboard_proxy.py", module_dir / "tfbox_tensorboard_proxy.py")

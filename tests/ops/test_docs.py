@@ -167,7 +167,7 @@ def test_pictures_are_self_contained_svg():
                     assert value.startswith("#"), f"{svg.name}: {value}: a picture fetches nothing"
 
 
-POINTER_SOURCES = ["components", "ops", "scripts", "policy", "templates", "toolchain", ".github", "tests", "bench"]
+POINTER_SOURCES = ["components", "ops", "scripts", "policy", "templates", "toolchain", ".github", "tests", "bench", "tools"]
 
 
 def _text_files() -> list[Path]:
