@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from components.model.backend import Backend
     from components.model.target import Target
 
 DEFAULT = "docker"
@@ -22,3 +23,12 @@ def stack_file_target(provider_config: Mapping[str, Any], *, ssh_opts: bool = Tr
 
     return read(provider_config, ssh_opts=ssh_opts)
 
+
+
+def backend(name: str = DEFAULT) -> Backend:
+    """The backend that deploys a stack, inside the Pulumi program (it reads its own provider config)."""
+    if name != DEFAULT:
+        raise ValueError(f"unknown backend {name!r}")
+    from components.docker.backend import DockerBackend
+
+    return DockerBackend()

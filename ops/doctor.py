@@ -34,6 +34,7 @@ from typing import Any
 from components.docker.docker_host import LOCAL_DOCKER_HOST, normalise_docker_host
 from components.docker.host import Host as Host
 from components.docker.host import Runner as Runner
+from components.docker.host import inspect_containers as inspect_containers
 from components.docker.host import run_command as run_command
 from components.docker.ssh import SSH_OPTS_FIX, ssh_opts_from, ssh_opts_problems
 from components.model.labels import ROLE_LABEL, SEAT_LABEL, STACK_LABEL
@@ -400,22 +401,6 @@ def _default_host() -> str:
 class HostReport:
     findings: list[Finding]
     error: str = ""
-
-
-def inspect_containers(host: Host, run: Runner = run_command) -> tuple[list[dict[str, Any]], str]:
-    """`docker inspect` of every container on the host (two calls), or why it could not be read."""
-    argv, env = host.argv(["docker", "ps", "-aq", "--no-trunc"])
-    code, out, err = run(argv, env)
-    if code != 0:
-        return [], f"{host.docker_host}: cannot list containers: {_one_line(err or out)}"
-    ids = out.split()
-    if not ids:
-        return [], ""
-    argv, env = host.argv(["docker", "inspect", *ids])
-    code, out, err = run(argv, env)
-    if code != 0:
-        return [], f"{host.docker_host}: docker inspect failed: {_one_line(err)}"
-    return json.loads(out), ""
 
 
 def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_command, every_port: bool = True) -> HostReport:

@@ -6,11 +6,13 @@ prompt (as components.docker.ssh's preflight), so a remote daemon's socket is ne
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from components.docker import ssh
 
@@ -84,3 +86,26 @@ def run_command(argv: list[str], env: Mapping[str, str]) -> tuple[int, str, str]
     except subprocess.TimeoutExpired:
         return -1, "", "timed out after 120 s"
     return p.returncode, p.stdout, p.stderr
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    joined = " / ".join(lines)
+    return joined if len(joined) <= limit else joined[: limit - 1] + "…"
+
+
+def inspect_containers(host: Host, run: Runner = run_command) -> tuple[list[dict[str, Any]], str]:
+    """`docker inspect` of every container on the host (two calls), or why it could not be read."""
+    argv, env = host.argv(["docker", "ps", "-aq", "--no-trunc"])
+    code, out, err = run(argv, env)
+    if code != 0:
+        return [], f"{host.docker_host}: cannot list containers: {_one_line(err or out)}"
+    ids = out.split()
+    if not ids:
+        return [], ""
+    argv, env = host.argv(["docker", "inspect", *ids])
+    code, out, err = run(argv, env)
+    if code != 0:
+        return [], f"{host.docker_host}: docker inspect failed: {_one_line(err)}"
+    loaded: list[dict[str, Any]] = json.loads(out)
+    return loaded, ""

@@ -25,6 +25,7 @@ from components.model import commands
 from components.model.hardening import ContainerHardening
 from components.model.labels import GPU_CHECK_LABEL
 from components.model.password import hash_password
+from components.model.plan import PortBinding as PortBinding
 
 RESTART_POLICY = "always"
 
@@ -41,13 +42,6 @@ def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool = Fa
             None, lambda: jupyter.jupyter_config(hash_password(p, salt), tls=tls, cull_idle_seconds=cull_idle,
                                             remote_access=remote_access))
     return pulumi.Output.secret(password).apply(render)
-
-
-@dataclass(frozen=True)
-class PortBinding:
-    internal: int
-    external: int
-    ip: str
 
 
 @dataclass
