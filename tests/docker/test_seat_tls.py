@@ -10,7 +10,7 @@ import pytest
 from components.model.errors import ConfigError
 from components.model.tls import TlsPair, fingerprint_sha256, generate_self_signed, subject_names
 from tests.docker.program import TLS, is_secret_value, run_program
-from tests.model.test_seats import PASSWORDS, parse, seat_config, two_seats
+from tests.docker.test_seats import PASSWORDS, parse, seat_config, two_seats
 
 KEY_PATH = "/etc/jupyter/tfbox-notebook.key"
 CERT_PATH = "/etc/jupyter/tfbox-notebook.crt"

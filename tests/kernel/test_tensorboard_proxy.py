@@ -34,7 +34,7 @@ from components.model import commands
 from components.model.errors import ConfigError
 from components.model.parse import parse_config
 from tests.docker.program import run_program, stack_config, with_machine_secrets
-from tests.model.test_seats import run_seats
+from tests.docker.test_seats import run_seats
 
 CONTAINER = "docker:index/container:Container"
 TARGET = "http://tfbox-dev-tensorboard:6006"
