@@ -14,23 +14,17 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from components.model.binds import bind_problem, binds_overlap, is_loopback, normalise_bind
+from components.model.binds import bind_problem
 from components.model.errors import ConfigError
 from components.model.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
 from components.model.hardening import parse_notebook_resources
 from components.model.image_ref import ImageRef, ImageRefError, parse_image_ref
 from components.model.kernels import parse_cull_idle
-from components.model.keys import CPU_IMAGE, GPU_IMAGE, KEYS_BY_NAME, NAMESPACE, STACK_KINDS, TENSORBOARD_MODES, PasswordState
+from components.model.keys import CPU_IMAGE, GPU_IMAGE, KEYS_BY_NAME, NAMESPACE, STACK_KINDS, PasswordState
 from components.model.lab_config import LabConfig
 from components.model.ledger import ledger_problems
 from components.model.password import password_problem, valid_salt
-from components.model.paths import (
-    DEFAULT_HOST_PATH_ROOT,
-    host_path_root_problems,
-    logs_dir_problems,
-    notebooks_host_path_problems,
-    outside_root_problem,
-)
+from components.model.ports import read_ports_and_binds, read_tensorboard
 from components.model.reader import NAME_RE, Reader
 from components.model.seat_tls import seat_tls
 from components.model.seats import (
@@ -43,6 +37,7 @@ from components.model.seats import (
     raw_seats,
     seats_want_gpus,
 )
+from components.model.storage import read_storage
 from components.model.target import LOCAL, Target
 from components.model.tls_check import check_tls
 
@@ -152,86 +147,23 @@ def parse_config(
     elif salt and not valid_salt(salt):
         r.add("passwordSalt", "must be 16 to 64 letters or digits", salt_fix)
 
-    ports: dict[str, int] = {}
-    for name in ("notebookPort", "tensorboardPort"):
-        port = r.value(name)
-        if not 1 <= port <= 65535:
-            r.add(name, f"{port} is not a TCP port", "pick a port from 1 to 65535")
-        ports[name] = port
-    binds: dict[str, str] = {}
-    valid_binds = True
-    for name in ("notebookBind", "tensorboardBind"):
-        bind = r.value(name)
-        problem = bind_problem(bind)
-        if problem:
-            valid_binds = False
-            r.add(name, problem, "write 127.0.0.1 for this machine only, or 0.0.0.0 for every interface")
-        else:
-            bind = normalise_bind(bind)
-        binds[name] = bind
+    pb = read_ports_and_binds(r)
+    ports, binds = pb.ports, pb.binds
 
     seat_certs = parse_passwords(r.value("tlsCerts"))  # the same shape as tfbox:passwords: a map, JSON text from the engine
     tls_cert = check_tls(r, stack, binds["notebookBind"], tls_key_state, tls_key,
                           seat_tls=with_seats and bool(seat_certs or seat_tls_key_states))
     allow_plain = r.value("allowPlainHttpOnLan")
 
-    tb_mode = r.value("tensorboardMode")
-    if tb_mode not in TENSORBOARD_MODES:
-        r.add("tensorboardMode", f"unknown mode {tb_mode!r}", "write sidecar, exec or off")
-    tb_public = r.value("tensorboardPublic")
-    if tb_mode != "off" and valid_binds and not is_loopback(binds["tensorboardBind"]) and not tb_public:
-        r.add("tensorboardBind", f"TensorBoard has no login and {binds['tensorboardBind']} publishes it beyond this machine",
-              "bind it to 127.0.0.1 (and use an SSH tunnel), or set tfbox:tensorboardPublic to true to accept that")
-    tb_proxy = r.value("tensorboardProxy")
-    if tb_proxy and tb_mode == "off":
-        # new stacks get the key written true: turning TensorBoard off then must not need a second edit
-        warnings.append(f"{NAMESPACE}:tensorboardProxy is true but {NAMESPACE}:tensorboardMode is off: there is no "
-                        "TensorBoard to serve, so the notebook serves no /tensorboard/ (set tensorboardMode to sidecar "
-                        "or exec for it, or tensorboardProxy to false to silence this)")
-        tb_proxy = False
-    if (tb_mode in TENSORBOARD_MODES and tb_mode != "off" and ports["notebookPort"] == ports["tensorboardPort"]
-            and binds_overlap(*(b if bind_problem(b) is None else "0.0.0.0"  # as Docker would read it
-                                for b in (binds["notebookBind"], binds["tensorboardBind"])))):
-        r.add("tensorboardPort", f"host port {ports['notebookPort']} is also the notebook's port, {NAMESPACE}:notebookPort",
-              f"give {NAMESPACE}:tensorboardPort and {NAMESPACE}:notebookPort different ports (6006 and 8888 are usual)")
+    tbs = read_tensorboard(r, pb, warnings)
+    tb_mode, tb_public, tb_proxy = tbs.mode, tbs.public, tbs.proxy
 
     stack_slug = re.sub(r"[^a-zA-Z0-9_.-]", "-", stack)
     prefix = r.value("namePrefix") or f"tfbox-{stack_slug}"
     if not NAME_RE.match(prefix):
         r.add("namePrefix", f"{prefix!r} is not a valid container name prefix", "use letters, digits, '.', '_' or '-'")
-    volumes: dict[str, str] = {}
-    for name, suffix in (("notebooksVolume", "notebooks"), ("logsVolume", "logs")):
-        vol = r.value(name) or f"{prefix}-{suffix}"
-        if not NAME_RE.match(vol):
-            r.add(name, f"{vol!r} is not a valid Docker volume name", "use letters, digits, '.', '_' or '-'")
-        volumes[name] = vol
-    if volumes["notebooksVolume"] == volumes["logsVolume"]:
-        r.add("logsVolume", "is the same volume as notebooksVolume", "give the logs their own volume")
-    host_path = r.value("notebooksHostPath")
-    sockets = target.control_paths
-    root = r.value("hostPathRoot") or DEFAULT_HOST_PATH_ROOT
-    root_problems = host_path_root_problems(root, sockets)
-    for problem in root_problems:
-        r.add("hostPathRoot", problem, f"choose a directory that holds only notebooks directories, such as {DEFAULT_HOST_PATH_ROOT} "
-              "or /data/tfbox, or `pulumi config rm tfbox:hostPathRoot` for the default")
-    path_problems = notebooks_host_path_problems(host_path, sockets) if host_path else []
-    for problem in path_problems:
-        r.add("notebooksHostPath", problem, f"bind a directory of its own below the data root, such as {root.rstrip('/')}/notebooks, "
-              "or leave it empty for a Docker volume")
-    if host_path and not path_problems and not root_problems and (outside := outside_root_problem(host_path, root)):
-        parent, below = _parent(host_path), f"{root.rstrip('/')}/notebooks"
-        if host_path.rstrip("/") == root.rstrip("/"):
-            fix = f"bind a directory below the root, such as {below}"
-        elif not host_path_root_problems(parent, sockets):
-            fix = (f"bind a directory below {root}; or, to keep {host_path} where it is, set the data root that holds it: "
-                   f"`pulumi config set tfbox:hostPathRoot {parent}` (a directory only for notebooks)")
-        else:
-            fix = f"move the directory below a data root of its own (e.g. `mv {host_path} {below}`) and bind that"
-        r.add("notebooksHostPath", outside, fix)
-    logs_dir = r.value("logsDir")
-    for problem in logs_dir_problems(logs_dir):
-        r.add("logsDir", problem, "use a directory below /tf such as /tf/logs")
-    logs_dir = logs_dir.rstrip("/")
+    storage = read_storage(r, prefix, target)
+    volumes, host_path, logs_dir = storage.volumes, storage.host_path, storage.logs_dir
     tf_log_level = r.value("tfLogLevel")
     if not 0 <= tf_log_level <= 3:
         r.add("tfLogLevel", f"{tf_log_level} is not a TensorFlow log level", "write 0 (everything), 1, 2 (errors only) or 3 (nothing)")
@@ -299,9 +231,3 @@ def parse_config(
         cull_idle_text=str(r.value("cullIdleKernels")), stack_kind=str(r.value("stackKind")),
         tensorboard_proxy=tb_proxy, loopback_publish_filtered=r.value("loopbackPublishFiltered"),
     )
-
-
-def _parent(path: str) -> str:
-    """The directory holding `path`: what a stack bound outside the data root sets as its root."""
-    return path.rstrip("/").rsplit("/", 1)[0] or "/"
-
