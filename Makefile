@@ -30,7 +30,7 @@ test: $(VENV)/.dev
 	scripts/test.sh
 
 unit: lint
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests --ignore=tests/e2e
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
@@ -84,9 +84,9 @@ tls: $(VENV)/.runtime
 local-docker:
 	scripts/local-docker.sh
 
-## Regenerate the config reference (docs/configuration.md) and Pulumi.yaml's typed config from components/config.py.
+## Regenerate the config reference (docs/configuration.md) and Pulumi.yaml's typed config from components/model/keys.py.
 reference: $(VENV)/.runtime
-	$(PY) -m components.reference --write
+	$(PY) -m tools.reference --write
 
 ## The docs site (docs/, mkdocs.yml) at http://127.0.0.1:8000/, rebuilt as you edit.
 docs: $(VENV)/.dev

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import pulumi  # noqa: E402
 import pulumi_docker as docker  # noqa: E402
 
-from tests.unit.program import Recorder, run_program, stack_config  # noqa: E402
+from tests.docker.program import Recorder, run_program, stack_config  # noqa: E402
 
 PASSWORD = "benchmark-password"
 

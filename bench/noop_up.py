@@ -32,7 +32,7 @@ MODES = {"--skip-preview": ("--skip-preview",), "with preview": ()}
 IMPORTS_ONLY = (
     '"""tfbox\'s imports and no resource: the share of a no-op that is module loading."""\n'
     "import pulumi_docker  # noqa: F401\n"
-    "import components.config, components.host_state, components.lab, components.seats, components.ssh  # noqa: F401,E401\n"
+    "import components.config, components.docker.host_state, components.docker.lab, components.model.seats, components.docker.ssh  # noqa: F401,E401\n"
 )
 
 

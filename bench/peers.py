@@ -108,7 +108,7 @@ class Spec:
 
 def _ns(nanoseconds: int) -> str:
     """A duration as Go prints it, which is how the docker provider reads health-check durations back:
-    "120s" would show as a change to "2m0s" on every OpenTofu plan (as in tfbox, components/commands.py)."""
+    "120s" would show as a change to "2m0s" on every OpenTofu plan (as in tfbox, components/model/commands.py)."""
     total = nanoseconds / 1e9
     hours, rest = divmod(int(total), 3600)
     minutes, whole = divmod(rest, 60)
@@ -169,7 +169,7 @@ def spec_from_tfbox(s: Setup, stack: Stack, nb_port: int, tb_port: int) -> Spec:
         volume_labels[peer] = {k.replace("tfbox.", "peer."): v for k, v in labels.items()}
     net = nb_info["HostConfig"]["NetworkMode"]
     net_labels = json.loads(s.docker("network", "inspect", net).stdout)[0].get("Labels") or {}
-    from components import commands
+    from components.model import commands
     files = [commands.JUPYTER_CONFIG_PATH, commands.CAPTURE_STARTUP_PATH]
     spec = Spec(
         image=s.image,

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import arguments_with, log, median, setup
-from components import commands
+from components.model import commands
 from tests.e2e.harness import Docker
 
 NAME = "tfbox-bench-probe"

@@ -4,7 +4,7 @@
 
 Seats: one stack with 1, 2, 4, 8 seats (no GPUs, each its own notebook and TensorBoard, every
 password a secret under `tfbox:passwords`) on the private daemon: `pulumi up` from nothing (it
-returns when every seat answers: components/ready.py), a no-op `up --skip-preview` and a `preview`,
+returns when every seat answers: components/docker/ready.py), a no-op `up --skip-preview` and a `preview`,
 then `destroy`. Fleet: 1, 2, 4 SSH boxes (scripts/box.sh, as the e2e suite's; the image is pulled
 on each box first, so no timed run includes a pull), one machine stack each, `make fleet ACTION=up`
 from nothing and `make fleet ACTION=preview` (4 machines at a time, ops/fleet.py's default).

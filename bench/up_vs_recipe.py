@@ -5,7 +5,7 @@ recipe done by hand as a script with the same image (`docker run -d ...`, then
 
 The image is on the daemon before any timed run, so neither side pays for a pull. tfbox's side
 is timed twice: until the notebook and TensorBoard answer (polled while `up` runs), and until
-`pulumi up` returns (it waits until both answer: components/ready.py). Between runs the stack is
+`pulumi up` returns (it waits until both answer: components/docker/ready.py). Between runs the stack is
 destroyed and its volumes removed, so every `up` starts from nothing.
 
 A replacement (what an image or GPU change does to the notebook) is timed too: `pulumi up

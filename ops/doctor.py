@@ -1,7 +1,7 @@
 """`make doctor [STACK=…]` and `make repair [STACK=…]`: what is wrong with each lab's containers, in words.
 
 For every stack (or one) doctor asks the stack's Docker host (`docker:host`: the local daemon, or an
-`ssh://` box where the commands run over the same kind of ssh as components.ssh's preflight) for the
+`ssh://` box where the commands run over the same kind of ssh as components.docker.ssh's preflight) for the
 lab's containers (label `tfbox.stack`; seats by `tfbox.seat`, legacy single-seat labs by the stack name)
 and for the host's process list, then says for each container: running and healthy, or not running
 (exit code, OOM kill, exited when the Docker daemon restarted after a crash), unhealthy with the health
@@ -25,15 +25,20 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from components.config import read_stack_file
-from components.docker_host import LOCAL_DOCKER_HOST, normalise_docker_host
-from components.ssh import SSH_OPTS_FIX, parse_ssh_host, remote_docker, ssh_argv, ssh_opts_from, ssh_opts_problems
+from components.docker.docker_host import LOCAL_DOCKER_HOST, normalise_docker_host
+from components.docker.host import Host as Host
+from components.docker.host import Runner as Runner
+from components.docker.host import inspect_containers as inspect_containers
+from components.docker.host import run_command as run_command
+from components.docker.ssh import SSH_OPTS_FIX, ssh_opts_from, ssh_opts_problems
+from components.model.labels import ROLE_LABEL, SEAT_LABEL, STACK_LABEL
+from components.model.stack_file import read_stack_file
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_RUNNING = ("notebook", "tensorboard")  # the roles that must run; the others are one-shots
@@ -183,15 +188,15 @@ class Finding:
 
 
 def _seat(labels: Mapping[str, str], stack: str) -> str:
-    return labels.get("tfbox.seat") or stack
+    return labels.get(SEAT_LABEL) or stack
 
 
 def classify_container(info: Mapping[str, Any], daemon_started: datetime | None = None) -> Finding:
     """What is wrong with one lab container, from its `docker inspect` JSON, in words."""
     labels = info.get("Config", {}).get("Labels") or {}
-    stack = labels.get("tfbox.stack", "?")
+    stack = labels.get(STACK_LABEL, "?")
     name = str(info.get("Name", "")).lstrip("/")
-    role = labels.get("tfbox.role", "?")
+    role = labels.get(ROLE_LABEL, "?")
     st = info.get("State", {})
     status = st.get("Status", "?")
     f = Finding(stack=stack, seat=_seat(labels, stack), container=name, role=role, state=status, ok=True)
@@ -301,7 +306,7 @@ def daemon_restart_finding(daemon_started: datetime | None, findings: Iterable[F
 
 
 # How a `pulumi up` reads when the Docker daemon died under it (the texts the docker provider passes on,
-# captured from real runs: tests/unit/test_doctor.py) and what to do then.
+# captured from real runs: tests/ops/test_doctor.py) and what to do then.
 UP_ERRORS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"port is already allocated"),
      "a port of the lab is held by a stale docker-proxy (the daemon was killed while starting a container): "
@@ -349,59 +354,12 @@ def render(findings: Sequence[Finding]) -> str:
 
 
 @dataclass
-class Host:
-    """A Docker host as the stack files name it, and how to run a command where its daemon is."""
-
-    docker_host: str
-    ssh_opts: list[str] = field(default_factory=list)
-
-    @property
-    def is_ssh(self) -> bool:
-        return self.docker_host.startswith("ssh://")
-
-    def socket_path(self) -> str | None:
-        if self.is_ssh:
-            target = parse_ssh_host(self.docker_host)
-            return (target.socket_path if target else None) or "/var/run/docker.sock"
-        if self.docker_host.startswith("unix://"):
-            return self.docker_host[len("unix://"):]
-        return None  # tcp: no process list to read
-
-    def argv(self, remote: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-        """The command line (and extra environment) that runs `remote` against this host's daemon.
-        Over SSH it runs on the box (strict host key, no prompt, as components.ssh's preflight)."""
-        if self.is_ssh:
-            target = parse_ssh_host(self.docker_host)
-            assert target is not None
-            words = list(remote)
-            if words and words[0] == "docker":
-                words[:1] = remote_docker(target)
-            return [*ssh_argv(target, self.ssh_opts), shlex.join(words)], {}
-        if remote and remote[0] == "docker":
-            return list(remote), {"DOCKER_HOST": self.docker_host}
-        return list(remote), {}
-
-
-Runner = Callable[[list[str], Mapping[str, str]], tuple[int, str, str]]
-
-
-def run_command(argv: list[str], env: Mapping[str, str]) -> tuple[int, str, str]:
-    import os
-
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, **env}, check=False)
-    except subprocess.TimeoutExpired:
-        return -1, "", "timed out after 120 s"
-    return p.returncode, p.stdout, p.stderr
-
-
-@dataclass
 class StackRef:
     name: str
     host: Host
     expected_roles: tuple[str, ...]
     ports: tuple[int, ...]
-    refused: str = ""  # why the stack file's docker:sshOpts are not run here (components.ssh.ssh_opts_problems)
+    refused: str = ""  # why the stack file's docker:sshOpts are not run here (components.docker.ssh.ssh_opts_problems)
 
 
 def stack_refs(root: Path, only: str | None = None) -> list[StackRef]:
@@ -417,13 +375,14 @@ def stack_refs(root: Path, only: str | None = None) -> list[StackRef]:
 
         doc = yaml.safe_load(path.read_text()) or {}
         config = doc.get("config") or {}
-        host = normalise_docker_host(sf.docker_host) if sf.docker_host else _default_host()
+        given = sf.provider_config.get("docker:host")
+        host = normalise_docker_host(str(given)) if given else _default_host()
         raw = sf.raw
         mode = str(raw.get("tensorboardMode") or "sidecar")
         roles = ("notebook", "tensorboard") if mode == "sidecar" else ("notebook",)
         ports = tuple(int(raw.get(k) or d) for k, d in (("notebookPort", 8888), ("tensorboardPort", 6006)))
         seats = raw.get("seats") if isinstance(raw.get("seats"), list) else []
-        if seats:  # a stack with seats publishes the seats' ports (components/seats.py), not the stack's
+        if seats:  # a stack with seats publishes the seats' ports (components/model/seats.py), not the stack's
             ports = tuple(int(seat[k]) for seat in seats if isinstance(seat, dict)
                           for k in ("notebookPort", "tensorboardPort") if str(seat.get(k, "")).isdigit())
         unsafe = ssh_opts_problems(config.get("docker:sshOpts"))
@@ -442,22 +401,6 @@ def _default_host() -> str:
 class HostReport:
     findings: list[Finding]
     error: str = ""
-
-
-def inspect_containers(host: Host, run: Runner = run_command) -> tuple[list[dict[str, Any]], str]:
-    """`docker inspect` of every container on the host (two calls), or why it could not be read."""
-    argv, env = host.argv(["docker", "ps", "-aq", "--no-trunc"])
-    code, out, err = run(argv, env)
-    if code != 0:
-        return [], f"{host.docker_host}: cannot list containers: {_one_line(err or out)}"
-    ids = out.split()
-    if not ids:
-        return [], ""
-    argv, env = host.argv(["docker", "inspect", *ids])
-    code, out, err = run(argv, env)
-    if code != 0:
-        return [], f"{host.docker_host}: docker inspect failed: {_one_line(err)}"
-    return json.loads(out), ""
 
 
 def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_command, every_port: bool = True) -> HostReport:
@@ -482,11 +425,11 @@ def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_comma
     findings: list[Finding] = []
     for s in stacks:
         mine = [classify_container(i, daemon_started) for i in infos
-                if (i.get("Config", {}).get("Labels") or {}).get("tfbox.stack") == s.name]
+                if (i.get("Config", {}).get("Labels") or {}).get(STACK_LABEL) == s.name]
         mine.sort(key=lambda f: (f.seat, f.role, f.container))
         findings += mine
-        if not any((i.get("Config", {}).get("Labels") or {}).get("tfbox.seat") for i in infos
-                   if (i.get("Config", {}).get("Labels") or {}).get("tfbox.stack") == s.name):
+        if not any((i.get("Config", {}).get("Labels") or {}).get(SEAT_LABEL) for i in infos
+                   if (i.get("Config", {}).get("Labels") or {}).get(STACK_LABEL) == s.name):
             findings += missing_findings(s.name, s.expected_roles, mine)
     by_port = {p: s.name for s in stacks for p in s.ports if s.name in names}
     if not every_port:

@@ -25,7 +25,7 @@ FAILURES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         r"Cannot connect to the Docker daemon|error during connect|failed to connect to (the )?docker|"
         r"ssh: connect to host|ssh: Could not resolve|Host key verification failed|connection refused|"
         r"no such host|i/o timeout|dial unix|"
-        # tfbox's own one-line SSH preflight messages (components/ssh.py classify) for ssh:// machines
+        # tfbox's own one-line SSH preflight messages (components/docker/ssh.py classify) for ssh:// machines
         r"Docker is not running on the box|unreachable over SSH|host key is not in known_hosts|host key has CHANGED|"
         r"SSH login as '[^']*' was refused|may log in but not use Docker", re.IGNORECASE),
      "the machine's Docker daemon did not answer: check that it runs, that `docker:host` is right and that the runner reaches it"),

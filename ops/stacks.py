@@ -10,9 +10,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from components.config import KEYS_BY_NAME, read_stack_file
-from components.seats import raw_seats
+from components.model.keys import KEYS_BY_NAME
+from components.model.seats import raw_seats
+from components.model.stack_file import read_stack_file
 
 STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[^./][^/]*)\.yaml$")
 DEFAULT_KIND = str(KEYS_BY_NAME["stackKind"].default)
@@ -48,9 +50,9 @@ def read_stack(path: Path) -> StackInfo:
     if seats:
         names = [str(s.get("name") or "") for s in seats]
         gpus = " ".join(f"{s.get('name')}={s.get('gpus') if s.get('gpus') not in (None, '') else 'none'}" for s in seats)
-        return StackInfo(name=sf.stack, path=path, kind=kind, docker_host=sf.docker_host, gpus=gpus,
+        return StackInfo(name=sf.stack, path=path, kind=kind, docker_host=_host(sf.provider_config), gpus=gpus,
                          password_set=all(n in sf.seat_password_states for n in names))
-    return StackInfo(name=sf.stack, path=path, kind=kind, docker_host=sf.docker_host,
+    return StackInfo(name=sf.stack, path=path, kind=kind, docker_host=_host(sf.provider_config),
                      gpus=str(sf.raw.get("gpus") or ""), password_set=sf.password_state != "missing")
 
 
@@ -90,3 +92,9 @@ def affected(changed: Iterable[str], existing: Iterable[str]) -> list[str]:
             return sorted(existing_set)
         chosen.add(stack)
     return sorted(chosen & existing_set)
+
+
+def _host(provider_config: dict[str, Any]) -> str | None:
+    """The stack file's `docker:host`, as written (None: the local default)."""
+    given = provider_config.get("docker:host")
+    return None if given is None else str(given)

@@ -8,7 +8,7 @@ command, so everything comes through the Docker API:
   reading of each container (ops.doctor.classify_container), so the two commands never disagree;
 - GPUs: one one-shot container (`docker run --rm`) from the seat's own notebook image with every GPU
   (`--gpus all`, or `--runtime=nvidia` where the notebook runs so), no network, no capabilities, that runs
-  `nvidia-smi --query-gpu=… --query-compute-apps=…`, as the GPU check (components.gpu_check) does. Why a
+  `nvidia-smi --query-gpu=… --query-compute-apps=…`, as the GPU check (components.docker.gpu_check) does. Why a
   container and not `nvidia-smi` on the host: a box whose key is forced to `docker system dial-stdio` has no
   shell, and NVIDIA's container toolkit puts nvidia-smi into any GPU container, so the notebook image
   (already on the host, nothing to pull) always has one. It runs with `--pid=host`: NVML reports host
@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from components.model.labels import ROLE_LABEL, STACK_LABEL
 from ops.doctor import ROOT, Host, Runner, inspect_containers, run_command, stack_refs
 from ops.status_model import (
     APP_FIELDS,
@@ -55,7 +56,7 @@ def _labels(info: Mapping[str, Any]) -> Mapping[str, str]:
 
 
 def _gpu_notebooks(infos: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    from components.ledger import claim_from_inspect
+    from components.docker.host_state import claim_from_inspect
 
     return [i for i in infos if (i.get("State") or {}).get("Running") and claim_from_inspect(i) is not None]
 
@@ -68,7 +69,7 @@ def nvidia_smi_argv(notebook: Mapping[str, Any]) -> list[str]:
     script = (f"nvidia-smi --query-gpu={','.join(GPU_FIELDS)} --format={CSV_FORMAT} && echo {SEPARATOR} && "
               f"nvidia-smi --query-compute-apps={','.join(APP_FIELDS)} --format={CSV_FORMAT}")
     return ["docker", "run", "--rm", "--pid=host", "--network=none", "--cap-drop=ALL", "--security-opt=no-new-privileges",
-            "--label=tfbox.role=status", "-e", "NVIDIA_DRIVER_CAPABILITIES=utility", "-e", "NVIDIA_DISABLE_REQUIRE=true",
+            f"--label={ROLE_LABEL}=status", "-e", "NVIDIA_DRIVER_CAPABILITIES=utility", "-e", "NVIDIA_DISABLE_REQUIRE=true",
             *gpus, "--entrypoint", "sh", image, "-c", script]
 
 
@@ -110,7 +111,7 @@ def status(root: Path, only: str | None = None, rule: IdleRule | None = None, ru
         if error:
             machines += [MachineStatus(stack=s, host=docker_host, error=error) for s in stacks]
             continue
-        labs = [i for i in infos if _labels(i).get("tfbox.stack") in stacks]
+        labs = [i for i in infos if _labels(i).get(STACK_LABEL) in stacks]
         notebooks = _gpu_notebooks(labs)
         readings, apps, smi = read_gpus(host, notebooks, run)
         pids = read_pids(host, notebooks, run)

@@ -1,7 +1,7 @@
 """The status board's pure part: nvidia-smi's CSV, GPUs joined to seats, the idle rule, the table and JSON.
 
 Everything here is a function of texts and `docker inspect` JSON (tested as data with real H200 captures,
-tests/unit/test_status.py); ops/status.py only runs the commands that produce them.
+tests/ops/test_status.py); ops/status.py only runs the commands that produce them.
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from components import commands
-from components.gpus import GpuSpec
-from components.labels import TENSORBOARD_PROXY_LABEL
-from components.ledger import claim_from_inspect
-from components.urls import service_url
+from components.docker.host_state import claim_from_inspect
+from components.model import commands
+from components.model.gpus import GpuSpec
+from components.model.labels import ROLE_LABEL, SEAT_LABEL, STACK_LABEL, TENSORBOARD_PROXY_LABEL
+from components.model.urls import service_url
 from ops.doctor import LONG_RUNNING, classify_container
 
 GPU_FIELDS = ("index", "uuid", "name", "memory.used", "memory.total", "utilization.gpu")
 APP_FIELDS = ("pid", "gpu_uuid", "used_memory")
 CSV_FORMAT = "csv,noheader,nounits"
-# the ports inside the containers (components/commands.py): what a published port is for
+# the ports inside the containers (components/model/commands.py): what a published port is for
 SERVICE_PORTS = {8888: "notebook", 6006: "tensorboard"}
 
 # exit statuses of `make status` (docs/status.md)
@@ -190,13 +190,13 @@ def _labels(info: Mapping[str, Any]) -> Mapping[str, str]:
 
 
 # What the health check of a notebook serving HTTPS runs for Jupyter's port: bash cannot speak TLS, so it only
-# connects (components.commands.bash_http_check), where a plain-HTTP notebook's check asks GET /api.
+# connects (components.model.commands.bash_http_check), where a plain-HTTP notebook's check asks GET /api.
 _TLS_JUPYTER_CHECK = commands.bash_http_check(commands.JUPYTER_PORT, "/api", tls=True)
 
 
 def serves_tls(info: Mapping[str, Any]) -> bool:
     """Whether a notebook container serves HTTPS, from what it runs: its health check is built from the same
-    `tls` as its Jupyter config (components.notebook), so it is what runs now, not what a stack file says
+    `tls` as its Jupyter config (components.docker.notebook), so it is what runs now, not what a stack file says
     next; probes from before the bash one (a Python probe) named their `https:` URL."""
     health = " ".join((info.get("Config") or {}).get("Healthcheck", {}).get("Test") or [])
     return _TLS_JUPYTER_CHECK in health or "https:" in health
@@ -264,7 +264,7 @@ def machine_status(stack: str, docker_host: str, infos: Sequence[Mapping[str, An
 
     `infos`: `docker inspect` of the stack's containers; `readings`/`apps`: nvidia-smi's (None when it did
     not answer); `pids`: container id -> {host pid: seconds running} from `docker top`."""
-    mine = [i for i in infos if _labels(i).get("tfbox.stack") == stack]
+    mine = [i for i in infos if _labels(i).get(STACK_LABEL) == stack]
     by_id = {str(i.get("Id", "")): i for i in mine}
     owners: dict[int, tuple[str, str, str]] = {}
     ages: dict[int, int] = {}
@@ -274,7 +274,7 @@ def machine_status(stack: str, docker_host: str, infos: Sequence[Mapping[str, An
             continue
         labels = _labels(info)
         for pid, age in procs.items():
-            owners[pid] = (stack, labels.get("tfbox.seat") or stack, str(info.get("Name", "")).lstrip("/"))
+            owners[pid] = (stack, labels.get(SEAT_LABEL) or stack, str(info.get("Name", "")).lstrip("/"))
             ages[pid] = age
     holders = holders_of(apps, owners, ages)
     by_uuid: dict[str, list[Holder]] = {}
@@ -283,10 +283,10 @@ def machine_status(stack: str, docker_host: str, infos: Sequence[Mapping[str, An
     all_gpus = tuple(gpu_status(r, by_uuid.get(r.uuid, []), rule) for r in readings or [])
     seats: dict[str, list[Mapping[str, Any]]] = {}
     for i in mine:
-        seats.setdefault(_labels(i).get("tfbox.seat") or stack, []).append(i)
+        seats.setdefault(_labels(i).get(SEAT_LABEL) or stack, []).append(i)
     rows = []
     for seat, cinfos in sorted(seats.items()):
-        lab = [i for i in cinfos if _labels(i).get("tfbox.role") in LONG_RUNNING]
+        lab = [i for i in cinfos if _labels(i).get(ROLE_LABEL) in LONG_RUNNING]
         findings = [classify_container(i) for i in cinfos]
         bad = [f for f in findings if not f.ok]
         urls: dict[str, str] = {}

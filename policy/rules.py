@@ -26,6 +26,12 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+# the label names the program writes, re-exported for the rules' tests
+from components.model.labels import PLAIN_HTTP_LABEL as PLAIN_HTTP_LABEL
+from components.model.labels import RETAIN_LABEL as RETAIN_LABEL
+from components.model.labels import ROLE_LABEL
+from components.model.labels import TENSORBOARD_PUBLIC_LABEL as TENSORBOARD_PUBLIC_LABEL
+
 try:  # the analyzer's proxy raises this for values unknown during preview
     from pulumi_policy.proxy import UnknownValueError as _Unknown
 except ImportError:  # pragma: no cover - only the unit tests run without pulumi-policy
@@ -41,9 +47,6 @@ REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 JUPYTER_CONFIG_PATH = "/etc/jupyter/jupyter_server_config.json"
 TENSORBOARD_INTERNAL_PORT = 6006
 JUPYTER_INTERNAL_PORT = 8888
-RETAIN_LABEL = "tfbox.retain-on-delete"
-TENSORBOARD_PUBLIC_LABEL = "tfbox.tensorboard-public"
-PLAIN_HTTP_LABEL = "tfbox.plain-http-on-lan"  # set by the program when tfbox:allowPlainHttpOnLan is true
 
 # Name suffixes the design fixes (`<prefix>-notebook`, ...): the role when the labels themselves are
 # unknown during preview (the notebook's labels wait for the GPU check's verdict).
@@ -63,7 +66,7 @@ def labels_of(props: Mapping[str, Any]) -> dict[str, str]:
 def role_of(props: Mapping[str, Any]) -> str | None:
     """The `tfbox.role` label, or the role implied by the container's name if the labels are unknown."""
     try:
-        return labels_of(props).get("tfbox.role")
+        return labels_of(props).get(ROLE_LABEL)
     except _Unknown:
         name = props.get("name")  # may raise: then nothing tells what this container is
         for suffix, role in _ROLE_BY_NAME_SUFFIX.items():
@@ -240,7 +243,7 @@ def check_notebooks_volume_kept(resource_type: str, props: Mapping[str, Any], pr
     if resource_type != VOLUME or protect:
         return []
     labels = labels_of(props)
-    if labels.get("tfbox.role") != "notebooks" or labels.get(RETAIN_LABEL) == "true":
+    if labels.get(ROLE_LABEL) != "notebooks" or labels.get(RETAIN_LABEL) == "true":
         return []
     return [
         f"notebooks volume {props.get('name')!r} would be deleted with the stack: keep tfbox:keepVolumes true "
@@ -271,7 +274,7 @@ def check_container_hardening(resource_type: str, props: Mapping[str, Any]) -> l
     opts = [str(o).replace("=", ":") for o in props.get("securityOpts") or []]
     if NO_NEW_PRIVILEGES not in opts and f"{NO_NEW_PRIVILEGES}:true" not in opts:
         problems.append(f"{role} container {name!r} may gain privileges through setuid programs: set security_opts "
-                        f"[{NO_NEW_PRIVILEGES!r}] (components/hardening.py)")
+                        f"[{NO_NEW_PRIVILEGES!r}] (components/model/hardening.py)")
     if role == "tensorboard":
         drops = [str(c).upper() for c in (props.get("capabilities") or {}).get("drops") or []]
         missing = [what for what, ok in (
@@ -281,7 +284,7 @@ def check_container_hardening(resource_type: str, props: Mapping[str, Any]) -> l
         ) if not ok]
         if missing:
             problems.append(f"TensorBoard container {name!r} has no login and must run with {', '.join(missing)} "
-                            "(components/hardening.py: tensorboard_hardening)")
+                            "(components/model/hardening.py: tensorboard_hardening)")
     return problems
 
 

@@ -62,7 +62,7 @@ free_port() { # free_port START [ALSO_TAKEN]
 notebook_port=$(free_port 8888)
 tensorboard_port=$(free_port 6006 "$notebook_port")
 
-# the password hash's salt: random, made once per stack, not secret (components/password.py)
+# the password hash's salt: random, made once per stack, not secret (components/model/password.py)
 salt=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 [[ $salt =~ ^[0-9a-f]{32}$ ]] || die "could not make a random salt"
 

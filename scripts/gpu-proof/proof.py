@@ -201,7 +201,7 @@ def outputs(p: Proof, stack: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- checks
 def check_absent(p: Proof, mode: str) -> None:
     """A GPU the host does not have stops `up` at preview, before any container exists, with tfbox's message
-    (the host's own `nvidia-smi -L`, components.ledger.absent_gpu_problems): on the stand-in runtime and on
+    (the host's own `nvidia-smi -L`, components.model.ledger.absent_gpu_problems): on the stand-in runtime and on
     NVIDIA's runtime in CDI mode alike, which would refuse the check container with Docker's words only."""
     for gpus in ("7", MADE_UP_UUID):
         with p.check(f"[{mode}] absent GPU {gpus}: up stops before the notebook, tfbox's message") as d:
@@ -313,7 +313,7 @@ def wait_healthy(p: Proof, name: str, timeout: float = 120) -> str:
 
 def check_doctor_and_converged(p: Proof, mode: str) -> None:
     with p.check(f"[{mode}] doctor reports the GPU lab healthy") as d:
-        # the notebook's health check runs nvidia-smi -L (components/commands.py): healthy means it saw the GPU
+        # the notebook's health check runs nvidia-smi -L (components/model/commands.py): healthy means it saw the GPU
         state = wait_healthy(p, f"tfbox-{STACK}-notebook")
         assert state == "healthy", f"the notebook's health is {state!r}"
         done = p.run(".venv/bin/python", "scripts/doctor.py", "--stack", STACK)

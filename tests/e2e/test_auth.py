@@ -26,8 +26,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from components.password import hash_password
-from components.tls import check_pair
+from components.model.password import hash_password
+from components.model.tls import check_pair
 from tests.e2e.browser import chromium, log_in, on_login_page, tensorboard_shows_scalars
 from tests.e2e.harness import Docker, Jupyter, Project, change_summary, free_port, http_get, write_scalars
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import ROOT
-from tests.unit.shared_data import shared_testdata
+from tests.shared_data import shared_testdata
 
 MIB = 1024 * 1024
 CHECKS = [  # every check proof.py must have passed, in both modes

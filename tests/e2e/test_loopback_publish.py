@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from components.loopback import raw_table_rule
+from components.docker.loopback import raw_table_rule
 from tests.e2e.conftest import start_daemon, stop_daemon
 from tests.e2e.harness import ROOT, Docker, Project, free_port
 

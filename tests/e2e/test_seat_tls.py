@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from components.tls import generate_self_signed, subject_names
+from components.model.tls import generate_self_signed, subject_names
 from tests.e2e.harness import Docker, Jupyter, Project, change_summary, free_port
 
 STACK = "seattls"
