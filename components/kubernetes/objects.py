@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from components import commands
-from components.hardening import NOTEBOOK_CAP_DROP, TENSORBOARD_TMPFS, NotebookResources
+from components.model import commands
+from components.model.hardening import NOTEBOOK_CAP_DROP, TENSORBOARD_TMPFS, NotebookResources
 
 GPU_RESOURCE = "nvidia.com/gpu"
 NOTEBOOK, TENSORBOARD = "notebook", "tensorboard"

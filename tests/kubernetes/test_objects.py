@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from components.hardening import GIB, NotebookResources
+from components.model.hardening import GIB, NotebookResources
 from components.kubernetes import objects
 from components.kubernetes.objects import SeatPod
 
