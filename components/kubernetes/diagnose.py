@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SEAT_LABEL = "tfbox.seat"
+from components.model.labels import SEAT_LABEL
 
 
 @dataclass(frozen=True)

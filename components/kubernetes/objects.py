@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from components.model import commands
-from components.model.hardening import NOTEBOOK_CAP_DROP, TENSORBOARD_TMPFS, NotebookResources
+from components.model.hardening import NOTEBOOK_CAP_DROP, TENSORBOARD_TMPFS, UNPRIVILEGED_USER, NotebookResources
+from components.model.labels import PROJECT_LABEL, ROLE_LABEL, SEAT_LABEL, STACK_LABEL
 
 GPU_RESOURCE = "nvidia.com/gpu"
 NOTEBOOK, TENSORBOARD = "notebook", "tensorboard"
-PROJECT_LABEL, STACK_LABEL, SEAT_LABEL, ROLE_LABEL = "tfbox.project", "tfbox.stack", "tfbox.seat", "tfbox.role"
-NOBODY = 65534  # TensorBoard's numeric user and group, as on Docker (components.hardening.UNPRIVILEGED_USER)
+NOBODY = int(UNPRIVILEGED_USER.split(":")[0])  # TensorBoard's numeric user and group, as on Docker
 SECRET_DIR = "/etc/tfbox-secret"  # where the seat's Secret is mounted; each file is bound to where Jupyter reads it
 FILES_DIR = "/etc/tfbox-files"  # the same for the plain files (a ConfigMap)
 
