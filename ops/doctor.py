@@ -31,8 +31,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from components.config import read_stack_file
+from components.config import read_stack_file, stack_files
 from components.docker_host import LOCAL_DOCKER_HOST, normalise_docker_host
+from components.model.check import lab_shape
 from components.ssh import SSH_OPTS_FIX, parse_ssh_host, remote_docker, ssh_argv, ssh_opts_from, ssh_opts_problems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -405,30 +406,18 @@ class StackRef:
 
 
 def stack_refs(root: Path, only: str | None = None) -> list[StackRef]:
-    """The stacks to look at, from their files: Docker host, ssh options, the roles and ports a legacy lab has."""
+    """The stacks to look at, from their files as the model reads them (components.model.check): Docker host,
+    ssh options, the roles and ports each lab has."""
     refs = []
-    for path in sorted(root.glob("Pulumi.*.yaml")):
-        if path.name == "Pulumi.yaml":
-            continue
+    for path in stack_files(root):
         sf = read_stack_file(path)
         if only is not None and sf.stack != only:
             continue
-        import yaml
-
-        doc = yaml.safe_load(path.read_text()) or {}
-        config = doc.get("config") or {}
         host = normalise_docker_host(sf.docker_host) if sf.docker_host else _default_host()
-        raw = sf.raw
-        mode = str(raw.get("tensorboardMode") or "sidecar")
-        roles = ("notebook", "tensorboard") if mode == "sidecar" else ("notebook",)
-        ports = tuple(int(raw.get(k) or d) for k, d in (("notebookPort", 8888), ("tensorboardPort", 6006)))
-        seats = raw.get("seats") if isinstance(raw.get("seats"), list) else []
-        if seats:  # a stack with seats publishes the seats' ports (components/seats.py), not the stack's
-            ports = tuple(int(seat[k]) for seat in seats if isinstance(seat, dict)
-                          for k in ("notebookPort", "tensorboardPort") if str(seat.get(k, "")).isdigit())
-        unsafe = ssh_opts_problems(config.get("docker:sshOpts"))
+        roles, ports = lab_shape(root, sf.stack)
+        unsafe = ssh_opts_problems(sf.ssh_opts)
         refused = f"stack {sf.stack}: docker:sshOpts: {'; '.join(unsafe)}; not examined. Fix: {SSH_OPTS_FIX}" if unsafe else ""
-        refs.append(StackRef(sf.stack, Host(host, ssh_opts_from(config.get("docker:sshOpts"))), roles, ports, refused))
+        refs.append(StackRef(sf.stack, Host(host, ssh_opts_from(sf.ssh_opts)), roles, ports, refused))
     return refs
 
 

@@ -198,6 +198,30 @@ def resolve(project_dir: Path, stack: str, *, siblings: bool = True) -> LabView:
     return lab_view(cfg, read_stack_file(path))
 
 
+def lab_shape(project_dir: Path, stack: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The container roles and host ports of a stack's lab, for tools that look at a host (`make doctor`).
+
+    From the resolved lab; when the file has problems (the lab on the host predates them, and the
+    preview reports them), what the file says key by key, over the model's defaults."""
+    try:
+        lab = resolve(project_dir, stack, siblings=False)
+        return lab.roles, lab.ports
+    except ConfigError:
+        pass
+    raw = {**project_of(project_dir)[1], **read(project_dir, stack).raw}
+
+    def port(value: object) -> int | None:
+        text = str(value).strip()
+        return int(text) if text.isdigit() else None
+
+    mode = str(raw.get("tensorboardMode") or KEYS_BY_NAME["tensorboardMode"].default)
+    roles = ("notebook", "tensorboard") if mode == "sidecar" else ("notebook",)
+    seats = [s for s in raw_seats(raw.get("seats"))[0] if isinstance(s, dict)]
+    given = ([s.get(k) for s in seats for k in ("notebookPort", "tensorboardPort")] if seats else
+             [raw.get(k) or KEYS_BY_NAME[k].default for k in ("notebookPort", "tensorboardPort")])
+    return roles, tuple(p for p in map(port, given) if p is not None)
+
+
 def to_json(lab: LabView) -> dict[str, Any]:
     """The lab as JSON keys (camelCase, as the config keys): `host` is the target host."""
     def camel(d: Mapping[str, Any]) -> dict[str, Any]:
