@@ -39,9 +39,6 @@ from components.config import (
 from components.seats import raw_seats, seat_name_problem
 from components.urls import service_url
 
-NOTEBOOK_INNER_PORT = 8888  # where Jupyter listens inside its container (components.config.Published)
-TENSORBOARD_INNER_PORT = 6006
-
 
 @dataclass(frozen=True)
 class ServiceView:
