@@ -101,7 +101,7 @@ def project_of(project_dir: Path) -> tuple[str, dict[str, Any]]:
     path = project_dir / "Pulumi.yaml"
     if not path.is_file():
         return "tfbox", {}
-    doc = yaml.safe_load(path.read_text()) or {}
+    doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}  # libyaml: every `up` asks
     defaults = {str(k): v["default"] for k, v in (doc.get("config") or {}).items()
                 if ":" not in str(k) and isinstance(v, dict) and "default" in v}
     return str(doc.get("name") or "tfbox"), defaults
