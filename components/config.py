@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -39,20 +42,25 @@ def load_other_stacks(project_dir: Path, project: str, exclude: str) -> list[Lab
     return out
 
 
-def check_stack_file(path: Path, project: str = "tfbox") -> LabConfig:
+def check_stack_file(path: Path, project: str = "tfbox", defaults: Mapping[str, Any] | None = None,
+                     siblings: bool = True) -> LabConfig:
     """Validate one committed stack file, including clashes with its siblings.
 
     A committed file may leave the password, its salt and the TLS key unset: they are made per
     stack (`make up`, `make machine`, `make tls`), and the program refuses to run without them.
+    `defaults` are the project's own (Pulumi.yaml `config:`), which Pulumi applies under the file's;
+    `siblings` False leaves out the clashes with the other stack files (a tool looking at one lab).
     """
     sf = read_stack_file(path)
+    if defaults:
+        sf = replace(sf, raw={**defaults, **sf.raw})
     state: PasswordState = unset_password(sf)
     tls_state = None if sf.tls_key_state == "missing" else sf.tls_key_state
     cfg = parse_config(sf.raw, stack=sf.stack, project=project, password_state=state,
                        target=stack_file_target(sf.provider_config), tls_key_state=tls_state, require_salt=False,
                        seat_password_states=sf.seat_password_states, require_seat_passwords=False,
                        seat_tls_key_states=sf.seat_tls_key_states)
-    problems = cross_stack_problems(cfg, load_other_stacks(path.parent, project, sf.stack))
+    problems = cross_stack_problems(cfg, load_other_stacks(path.parent, project, sf.stack)) if siblings else []
     if problems:
         raise ConfigError(problems)
     return cfg

@@ -37,8 +37,9 @@ from components.docker.host import Runner as Runner
 from components.docker.host import inspect_containers as inspect_containers
 from components.docker.host import run_command as run_command
 from components.docker.ssh import SSH_OPTS_FIX, ssh_opts_from, ssh_opts_problems
+from components.model.check import lab_shape
 from components.model.labels import ROLE_LABEL, SEAT_LABEL, STACK_LABEL
-from components.model.stack_file import read_stack_file
+from components.model.stack_file import read_stack_file, stack_files
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_RUNNING = ("notebook", "tensorboard")  # the roles that must run; the others are one-shots
@@ -363,31 +364,20 @@ class StackRef:
 
 
 def stack_refs(root: Path, only: str | None = None) -> list[StackRef]:
-    """The stacks to look at, from their files: Docker host, ssh options, the roles and ports a legacy lab has."""
+    """The stacks to look at, from their files as the model reads them (components.model.check): Docker host,
+    ssh options, the roles and ports each lab has."""
     refs = []
-    for path in sorted(root.glob("Pulumi.*.yaml")):
-        if path.name == "Pulumi.yaml":
-            continue
+    for path in stack_files(root):
         sf = read_stack_file(path)
         if only is not None and sf.stack != only:
             continue
-        import yaml
-
-        doc = yaml.safe_load(path.read_text()) or {}
-        config = doc.get("config") or {}
         given = sf.provider_config.get("docker:host")
         host = normalise_docker_host(str(given)) if given else _default_host()
-        raw = sf.raw
-        mode = str(raw.get("tensorboardMode") or "sidecar")
-        roles = ("notebook", "tensorboard") if mode == "sidecar" else ("notebook",)
-        ports = tuple(int(raw.get(k) or d) for k, d in (("notebookPort", 8888), ("tensorboardPort", 6006)))
-        seats = raw.get("seats") if isinstance(raw.get("seats"), list) else []
-        if seats:  # a stack with seats publishes the seats' ports (components/model/seats.py), not the stack's
-            ports = tuple(int(seat[k]) for seat in seats if isinstance(seat, dict)
-                          for k in ("notebookPort", "tensorboardPort") if str(seat.get(k, "")).isdigit())
-        unsafe = ssh_opts_problems(config.get("docker:sshOpts"))
+        roles, ports = lab_shape(root, sf.stack)
+        ssh_opts = sf.provider_config.get("docker:sshOpts")
+        unsafe = ssh_opts_problems(ssh_opts)
         refused = f"stack {sf.stack}: docker:sshOpts: {'; '.join(unsafe)}; not examined. Fix: {SSH_OPTS_FIX}" if unsafe else ""
-        refs.append(StackRef(sf.stack, Host(host, ssh_opts_from(config.get("docker:sshOpts"))), roles, ports, refused))
+        refs.append(StackRef(sf.stack, Host(host, ssh_opts_from(ssh_opts)), roles, ports, refused))
     return refs
 
 

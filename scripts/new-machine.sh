@@ -5,7 +5,8 @@
 #
 # 1. writes Pulumi.NAME.yaml from templates/Pulumi.machine.yaml (GPU defaults, notebook on
 #    0.0.0.0 behind the password and HTTPS, TensorBoard on loopback, a new random password salt),
-#    picking host ports no other stack on the same Docker host uses; never overwrites a file;
+#    picking host ports no other stack on the same Docker host uses (python -m ops.new_machine,
+#    which asks tfbox's model about the other stacks); never overwrites a file;
 # 2. if a pulumi CLI is at hand, creates the stack (`pulumi stack init NAME`) in the backend,
 #    sets tfbox:password as a secret: from $TFBOX_PASSWORD (12+ characters), else asked without
 #    echo, else generated; and makes the self-signed certificate (scripts/tls.sh, `make tls`);
@@ -17,7 +18,7 @@
 # repository; the tests point it at a temporary copy); PYTHON (the interpreter for the validator).
 set -euo pipefail
 
-# Read the password once and drop it from the environment, so no child (pulumi, sed, python) inherits it.
+# Read the password once and drop it from the environment, so no child (pulumi, python) inherits it.
 password=${TFBOX_PASSWORD:-}
 unset TFBOX_PASSWORD
 
@@ -34,7 +35,7 @@ usage() { die "usage: make machine NAME=<machine> HOST=ssh://user@host   ($1)" 2
 # The name becomes the stack, the file name and the container/volume name prefix.
 [[ $name =~ ^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$ ]] ||
   usage "NAME '$name' must be lowercase letters, digits and inner dashes, at most 40 characters"
-# No quotes, spaces or sed/YAML metacharacters: the host is written into YAML as is.
+# No quotes, spaces or YAML metacharacters: the host is written into YAML as is.
 [[ $host =~ ^(ssh|tcp|unix)://[A-Za-z0-9._~@:/%+-]+$ ]] ||
   usage "HOST '$host' must look like ssh://user@host, tcp://host:2376 or unix:///var/run/docker.sock"
 
@@ -43,42 +44,14 @@ out=$root/Pulumi.$name.yaml
 [[ -f $template ]] || die "no template at $template"
 [[ ! -e $out ]] || die "$out already exists; refusing to overwrite it (edit it, or pick another NAME)"
 
-# Host ports already taken on this Docker host by the other committed stacks.
-value_of() { # value_of FILE KEY -> the scalar after "KEY:", without quotes and comments
-  sed -n "s/^[[:space:]]*$2:[[:space:]]*//p" "$1" | sed -e 's/[[:space:]]#.*$//' -e 's/^"\(.*\)"$/\1/' -e "s/^'\(.*\)'$/\1/" | head -n 1
-}
-used=" "
-for other in "$root"/Pulumi.*.yaml; do
-  [[ -f $other && $other != "$root/Pulumi.yaml" ]] || continue
-  [[ $(value_of "$other" docker:host) == "$host" ]] || continue
-  nb=$(value_of "$other" tfbox:notebookPort); tb=$(value_of "$other" tfbox:tensorboardPort)
-  used+="${nb:-8888} ${tb:-6006} "
-done
-free_port() { # free_port START [ALSO_TAKEN]
-  local p=$1
-  while [[ $used == *" $p "* || $p == "${2:-}" ]]; do p=$((p + 1)); done
-  echo "$p"
-}
-notebook_port=$(free_port 8888)
-tensorboard_port=$(free_port 6006 "$notebook_port")
-
-# the password hash's salt: random, made once per stack, not secret (components/model/password.py)
-salt=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-[[ $salt =~ ^[0-9a-f]{32}$ ]] || die "could not make a random salt"
-
-tmp=$(mktemp "$root/.Pulumi.$name.yaml.XXXXXX")
-trap 'rm -f "$tmp"' EXIT
-sed -e "s|@MACHINE@|$name|g" -e "s|@DOCKER_HOST@|$host|g" -e "s|@SALT@|$salt|g" \
-  -e "s|^\(  tfbox:notebookPort:\) 8888$|\1 $notebook_port|" \
-  -e "s|^\(  tfbox:tensorboardPort:\) 6006$|\1 $tensorboard_port|" "$template" >"$tmp"
-# noclobber: fail rather than overwrite if the file appeared meanwhile
-(set -o noclobber && cat "$tmp" >"$out") || die "$out appeared meanwhile; not overwritten"
-echo "new-machine: wrote $out (docker:host $host, notebook port $notebook_port, TensorBoard port $tensorboard_port)"
-
 python=${PYTHON:-}
 if [[ -z $python ]]; then
   if [[ -x $repo/.venv/bin/python ]]; then python=$repo/.venv/bin/python; else python=python3; fi
 fi
+
+# The file, from Python (ops/new_machine.py): host ports no other stack on this Docker host publishes (as
+# tfbox's model reads those stacks), a new random salt, the template's comments kept; never over a file.
+PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" "$python" -m ops.new_machine --root "$root" "$name" "$host" || exit 1
 
 # --- the stack and its password, when a pulumi CLI is available -----------------------------
 have_pulumi=""

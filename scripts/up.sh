@@ -43,44 +43,23 @@ if ! pulumi stack select "$stack" >/dev/null 2>&1; then
   new_stack=true
 fi
 
-# The stack's config in one CLI call (secrets show as present, never their values): each `pulumi` start
-# costs a few tenths of a second, and `make up` used to ask three times before its `up`.
-config_json=$(pulumi config --json --stack "$stack" 2>/dev/null || echo '{}')
-# config_value KEY: its value (nothing for a secret); exit 1 when the key is not set
-config_value() {
-  python -c 'import json, sys
-entry = json.loads(sys.stdin.read() or "{}").get(sys.argv[1])
-if entry is None:
-    sys.exit(1)
-print("" if entry.get("secret") else entry.get("value", ""))' "$1" <<<"$config_json"
-}
-
-# The seats' names, one per line (none on a single-seat stack).
-seat_names() {
-  { config_value tfbox:seats || true; } |
-    python -c 'import json, sys
-try:
-    seats = json.load(sys.stdin)
-except ValueError:
-    seats = []
-for s in seats if isinstance(seats, list) else []:
-    if isinstance(s, dict) and s.get("name"):
-        print(s["name"])'
+# What this script decides on, from the stack file as tfbox's model reads it (components/model/check.py): one
+# Python start, no `pulumi` start, secrets as states only. Read on first use: `make password` needs none of it.
+facts_read=false
+read_facts() {
+  $facts_read && return
+  local facts
+  facts=$(python -m components.model.check --stack "$stack" --shell) || exit 1
+  # KEY=value lines, each value shell-quoted: seats, seats_without_password, password, password_salt,
+  # tensorboard_proxy_in_file
+  eval "$facts"
+  facts_read=true
 }
 
 # TensorBoard behind the notebook's login is on for stacks made now (by whichever action: `make tls` often
 # comes first); a stack that existed before keeps its notebook until its owner opts in (CHANGELOG), and a
-# value already in the stack file is kept. The stack file itself is asked: `pulumi config` also lists
-# Pulumi.yaml's defaults (false here).
-in_stack_file() {
-  python -c 'import sys, yaml
-try:
-    config = (yaml.safe_load(open(sys.argv[1])) or {}).get("config") or {}
-except OSError:
-    config = {}
-sys.exit(0 if sys.argv[2] in config else 1)' "Pulumi.$stack.yaml" "$1"
-}
-if $new_stack && ! in_stack_file tfbox:tensorboardProxy; then
+# value already in the stack file is kept. The stack file itself is asked: Pulumi.yaml's default is false.
+if $new_stack && read_facts && [[ $tensorboard_proxy_in_file == no ]]; then
   pulumi config set --plaintext tfbox:tensorboardProxy true --stack "$stack"
   echo "tfbox: TensorBoard is served behind the notebook's login at <notebook URL>/tensorboard/ (tfbox:tensorboardProxy)" >&2
 fi
@@ -89,7 +68,8 @@ case $action in
     if [[ -n $seat ]]; then
       pulumi config get --path "tfbox:passwords.$seat" --stack "$stack"
     elif ! pulumi config get tfbox:password --stack "$stack"; then
-      names=$(seat_names | paste -sd, -)
+      read_facts
+      names=${seats// /,}
       [[ -z $names ]] || echo "tfbox: stack $stack has seats ($names): make password STACK=$stack SEAT=<seat>" >&2
       exit 1
     fi
@@ -104,18 +84,16 @@ esac
 if [[ -n ${TFBOX_IMAGE:-} ]]; then
   pulumi config set --plaintext tfbox:image "$TFBOX_IMAGE" --stack "$stack"
 fi
-seats=$(seat_names)
-for s in $seats; do
-  if ! pulumi config get --path "tfbox:passwords.$s" --stack "$stack" >/dev/null 2>&1; then
-    if [[ $stack != dev ]]; then
-      echo "tfbox: seat $s of stack $stack has no password; run: pulumi config set --secret --path 'tfbox:passwords.$s' --stack $stack" >&2
-      exit 1
-    fi
-    head -c 18 /dev/urandom | base64 | tr -d '/+=' | pulumi config set --secret --path "tfbox:passwords.$s" --stack "$stack"
-    echo "tfbox: generated a password for seat $s; read it with: make password SEAT=$s" >&2
+read_facts
+for s in $seats_without_password; do
+  if [[ $stack != dev ]]; then
+    echo "tfbox: seat $s of stack $stack has no password; run: pulumi config set --secret --path 'tfbox:passwords.$s' --stack $stack" >&2
+    exit 1
   fi
+  head -c 18 /dev/urandom | base64 | tr -d '/+=' | pulumi config set --secret --path "tfbox:passwords.$s" --stack "$stack"
+  echo "tfbox: generated a password for seat $s; read it with: make password SEAT=$s" >&2
 done
-if [[ -z $seats ]] && ! config_value tfbox:password >/dev/null; then
+if [[ -z $seats && $password == missing ]]; then
   if [[ $stack != dev ]]; then
     echo "tfbox: stack $stack has no password; run: pulumi config set --secret tfbox:password --stack $stack" >&2
     exit 1
@@ -124,7 +102,7 @@ if [[ -z $seats ]] && ! config_value tfbox:password >/dev/null; then
   head -c 18 /dev/urandom | base64 | tr -d '/+=' | pulumi config set --secret tfbox:password --stack "$stack"
   echo "tfbox: generated a notebook password for the dev stack; read it with: make password" >&2
 fi
-if [[ -z $(config_value tfbox:passwordSalt) ]]; then
+if [[ $password_salt == missing ]]; then
   pulumi config set --plaintext tfbox:passwordSalt "$(python -m components.password salt)" --stack "$stack"
   echo "tfbox: made the password salt of stack $stack (tfbox:passwordSalt, in Pulumi.$stack.yaml)" >&2
 fi

@@ -136,6 +136,7 @@ class SeatPlan:
     tensorboard_proxy_url: str | None
     notebook_cert_sha256: str | None
     container_names: tuple[str, ...]
+    tensorboard_port: PortBinding | None = None  # TensorBoard's host port as configured, published or not
 
     @property
     def named(self) -> bool:
@@ -318,6 +319,7 @@ def _seat(cfg: LabConfig, s: _SeatInputs) -> SeatPlan:
         tensorboard_proxy_url=notebook_url + "tensorboard/" if cfg.tensorboard_proxy else None,
         notebook_cert_sha256=fingerprint_sha256(s.tls_cert) if s.tls_cert else None,
         container_names=(named("notebook"), *((named("tensorboard"),) if sidecar else ()), named("ready")),
+        tensorboard_port=tb_port,
     )
 
 

@@ -7,9 +7,9 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from components.model.hardening import GIB, NotebookResources
 from components.kubernetes import objects
 from components.kubernetes.objects import SeatPod
+from components.model.hardening import GIB, NotebookResources
 
 POD = SeatPod(
     project="tfbox", stack="team", seat="ana", namespace="tfbox-team", image="registry.example/tf:2.20-gpu-jupyter",
