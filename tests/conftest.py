@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ("docker_b", "ssh_boxes")
 # the longest units first (measured 2026-12-07), so that no worker starts a long one when the others are
 # done; units not named here follow in file order, the unit tests last
-SLOW_FIRST = ("tests/e2e/test_gpu_proof.py", "docker_b", "ssh_boxes", "tests/e2e/test_bench_smoke.py",
-              "tests/e2e/test_gpus.py", "tests/e2e/test_newer_docker.py", "tests/e2e/test_auth.py",
-              "tests/e2e/test_attacker_gets.py", "tests/e2e/test_seats.py")
+SLOW_FIRST = ("docker_b", "ssh_boxes", "tests/e2e/test_bench_smoke.py", "tests/e2e/test_gpu_proof.py",
+              "tests/e2e/test_bad_input.py", "tests/e2e/test_gpus.py", "tests/e2e/test_newer_docker.py",
+              "tests/e2e/test_auth.py", "tests/e2e/test_attacker_gets.py", "tests/e2e/test_seats.py")
 
 
 @functools.cache
