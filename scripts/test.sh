@@ -77,5 +77,11 @@ if [[ ${TFBOX_SKIP_E2E:-} != 1 ]]; then
 fi
 
 log "pytest"
-# the slowest steps in every log, so a run that got slower says where
-"$venv/python" -m pytest --durations=25 ${targets[@]+"${targets[@]}"} "$@"
+# Several pytest-xdist workers (TFBOX_TEST_WORKERS, default 3; 0 runs everything in this process): most of a
+# real-engine test is waiting (the engine, Docker, Jupyter), not CPU. tests/conftest.py shares the files out
+# (a file, or the files sharing a daemon that tests restart, on one worker) and each worker starts its own
+# docker_a (tests/e2e/conftest.py). A failure prints as without workers; pytest args given here come last, so
+# `-n 0` runs one process. The slowest steps in every log, so a run that got slower says where.
+workers=${TFBOX_TEST_WORKERS:-3}
+[[ $workers =~ ^[0-9]+$ ]] || { echo "TFBOX_TEST_WORKERS must be a number: '$workers'" >&2; exit 2; }
+"$venv/python" -m pytest -n "$workers" --dist loadfile --durations=25 ${targets[@]+"${targets[@]}"} "$@"

@@ -23,6 +23,12 @@ READY = os.environ.get("TFBOX_E2E") == "1"
 IN_CI = os.environ.get("CI") == "true"
 NOT_READY = "real-engine prerequisites not prepared: run `make test` as root (scripts/test.sh prepares them)"
 
+# scripts/test.sh runs the suite on pytest-xdist workers (tests/conftest.py says which modules share one): each
+# worker is a pytest session of its own, so a session fixture's daemon exists once per worker and is named after
+# it (docker_a's `e2e-a-gw1`). docker_b and the SSH boxes are started only by the one worker whose modules use them.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+DOCKER_A = f"e2e-a-{WORKER}" if WORKER else "e2e-a"
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
@@ -92,10 +98,10 @@ def stop_daemon(name: str, purge: bool = True) -> None:
 
 @pytest.fixture(scope="session")
 def docker_a() -> Iterator[Docker]:
-    """The main test machine: a private dockerd with the NVIDIA stand-ins."""
-    docker = start_daemon("e2e-a")
+    """The main test machine: a private dockerd with the NVIDIA stand-ins (one per xdist worker: DOCKER_A)."""
+    docker = start_daemon(DOCKER_A)
     yield docker
-    stop_daemon("e2e-a")
+    stop_daemon(DOCKER_A)
 
 
 @pytest.fixture(scope="session")
@@ -162,4 +168,4 @@ def push_variant(n: int) -> str:
     return out
 
 
-__all__ = ["Path", "push_variant", "start_daemon", "stop_daemon"]
+__all__ = ["DOCKER_A", "Path", "push_variant", "start_daemon", "stop_daemon"]

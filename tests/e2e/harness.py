@@ -36,12 +36,25 @@ ROOT = Path(__file__).resolve().parents[2]
 _given: set[int] = set()
 
 
+def port_range() -> tuple[int, int]:
+    """20000-32000, or this pytest-xdist worker's share of it: two workers never hand out the same port,
+    which both could see free before either's stack binds it."""
+    low, high = 20000, 32000
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or count < 2:
+        return low, high
+    share = (high - low) // count
+    start = low + int(worker[2:]) * share
+    return start, start + share
+
+
 def free_port() -> int:
     """A port for a stack to publish: below the kernel's ephemeral range (32768+), where the
     CLI's and tests' own client connections would otherwise take it before Docker binds it."""
     rng = random.Random()
+    low, high = port_range()
     for _ in range(1000):
-        port = rng.randrange(20000, 32000)
+        port = rng.randrange(low, high)
         if port in _given:
             continue
         with socket.socket() as s:
@@ -51,7 +64,7 @@ def free_port() -> int:
                 continue
         _given.add(port)
         return port
-    raise RuntimeError("no free port in 20000-32000")
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 def gpu_ulimits_here() -> dict[str, str]:

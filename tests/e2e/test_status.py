@@ -19,10 +19,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.e2e.conftest import DOCKER_A
 from tests.e2e.harness import Docker, Jupyter, Project, free_port, gpu_ulimits_here
 
 STACK = "board"
-APPS = Path(os.environ.get("TFBOX_RUN", "/tmp/tfbox-run")) / "e2e-a" / "nvidia-apps"
+APPS = Path(os.environ.get("TFBOX_RUN", "/tmp/tfbox-run")) / DOCKER_A / "nvidia-apps"
 UUID = "GPU-b780f725-fe96-b196-3303-e4a68e6a68{:02x}"
 
 
