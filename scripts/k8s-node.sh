@@ -4,7 +4,7 @@
 # with a container runtime: Debian's containerd and runc, Debian's CNI plugins (containernetworking-plugins:
 # a bridge with host-local addresses, no NetworkPolicy), and the kubelet toolchain/k8s.sh built. Everything
 # (containerd's root, state and socket, the kubelet's root, pod logs, the bridge) is this cluster's own,
-# under $D; the bridge is tfk-<hash> with 10.214.N.0/24, N from the cluster name.
+# under $D; the bridge is tfk-<hash> with 10.214.N.0/24, hash and N from the cluster's directory.
 # The sandbox ("pause") image is made here from a 10-line static C program (registry.k8s.io is out of
 # reach), and the local registry (scripts/registry.sh) is reached over plain HTTP via containerd's hosts.toml.
 # Settings for a kubelet in a container on cgroup v1 without systemd: cgroupfs driver, no QoS cgroups, no
@@ -17,7 +17,7 @@ ctr_() { "$BIN_CTR" --address "$CTRD/containerd.sock" -n k8s.io "$@"; }
 
 cni_net() {  # prints "BRIDGE SUBNET-N" for this cluster
   local h
-  h=$(printf '%s' "$NAME" | sha256sum | cut -c1-8)
+  h=$(printf '%s' "$D" | sha256sum | cut -c1-8)
   echo "tfk-$h $((16#${h:0:4} % 200 + 20))"
 }
 

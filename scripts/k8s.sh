@@ -86,9 +86,9 @@ spawn() {
 
 # wait_for WHAT CMD...: poll CMD until it succeeds, for at most TIMEOUT seconds
 wait_for() {
-  local what=$1 i
+  local what=$1 deadline=$((SECONDS + TIMEOUT))
   shift
-  for i in $(seq 1 $((TIMEOUT * 5))); do
+  while [ "$SECONDS" -lt "$deadline" ]; do
     "$@" >/dev/null 2>&1 && return 0
     sleep 0.2
   done

@@ -168,7 +168,7 @@ cp "$pdir/cmd/pulumi-resource-kubernetes/"{main.go,generate.go,schema.json,terra
     cp "$pdir/go.mod" "$pdir/go.sum" .
     chmod u+w go.mod go.sum
     go mod edit -module tfbox.local/pk8s -require="$pmod@$pk8s_module_version"
-    go mod edit -json | sed -n 's/.*"Old": {"Path": "\([^"]*\)".*"New": {"Path": "\.[^"]*".*/\1/p' |
+    sed -n 's/^replace \([^ ]*\)\( v[^ ]*\)\{0,1\} => \..*/\1/p; s/^[[:space:]]\{1,\}\([^ ]*\)\( v[^ ]*\)\{0,1\} => \..*/\1/p' go.mod |
         while read -r old; do go mod edit -dropreplace="$old"; done
     go mod tidy -e >/dev/null 2>&1 || true
     # upstream's `go generate`: schema-embed.json (stamped with the version) and terraform-mapping-embed.json
