@@ -38,7 +38,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=NOT_READY))
 
 
-PLUGIN_PROCESSES = ("pulumi-language-python", "pulumi-resource-docker")
+PLUGIN_PROCESSES = ("pulumi-language-python", "pulumi-resource-docker", "pulumi-resource-kubernetes")
 
 
 def pulumi_plugins_under(base: Path) -> list[str]:
@@ -166,6 +166,18 @@ def push_variant(n: int) -> str:
     out = subprocess.run([str(ROOT / "scripts" / "tf-image.sh"), "--push", os.environ["TFBOX_E2E_REGISTRY"], "--variant", str(n)],
                          env=env, capture_output=True, text=True, check=True).stdout
     return out
+
+
+@pytest.fixture(scope="session")
+def k8s_kit() -> Path:
+    """The Kubernetes test kit's binaries (toolchain/k8s.sh; scripts/test.sh exports TFBOX_K8S_BIN)."""
+    from tests.e2e.k8s import NOT_BUILT, k8s_bin
+    found = k8s_bin()
+    if found is None:
+        if IN_CI:
+            pytest.fail(f"CI: {NOT_BUILT}")
+        pytest.skip(NOT_BUILT)
+    return found
 
 
 __all__ = ["DOCKER_A", "Path", "push_variant", "start_daemon", "stop_daemon"]
