@@ -67,7 +67,7 @@ STALE_PORT_FIX = (
 
 @dataclass(frozen=True)
 class Proc:
-    """One line of `ps -eo pid=,ppid=,etimes=,args=`."""
+    """One line of `ps -ww -eo pid=,ppid=,etimes=,args=`."""
 
     pid: int
     ppid: int
@@ -403,7 +403,9 @@ def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_comma
     stale: list[Proxy] = []
     sock = host.socket_path()
     if sock is not None:
-        argv, env = host.argv(["ps", "-eo", "pid=,ppid=,etimes=,args="])
+        # -ww: whole command lines; `ps` cuts them at $COLUMNS when that is set (an exported COLUMNS, pytest-xdist's
+        # workers), and a cut dockerd or docker-proxy line loses the flags that identify it
+        argv, env = host.argv(["ps", "-ww", "-eo", "pid=,ppid=,etimes=,args="])
         code, out, _ = run(argv, env)
         if code == 0:
             procs = parse_ps(out)

@@ -236,6 +236,28 @@ def test_doctor_over_a_stand_in_host(tmp_path: Path) -> None:
     assert [(f.stack, f.container or f.role) for f in only if not f.ok] == [("s1", "gpu-nb")]
 
 
+def test_doctor_reads_whole_command_lines_when_columns_is_set(tmp_path: Path) -> None:
+    """procps `ps` cuts each line at $COLUMNS when it is exported (pytest-xdist's workers export 80): doctor asks for
+    whole lines (`-ww`), else the dockerd and docker-proxy flags that name the daemon and the port are cut off."""
+    (tmp_path / "Pulumi.yaml").write_text("name: tfbox\n")
+    (tmp_path / "Pulumi.half.yaml").write_text(
+        "config:\n  docker:host: unix:///tmp/hd/crash/docker.sock\n  tfbox:notebookPort: 29801\n  tfbox:tensorboardMode: 'off'\n")
+    infos = json.loads((DATA / "stale-inspect.json").read_text())
+    _, ps_text = (DATA / "stale-ps.txt").read_text().split("\n", 1)
+
+    def run(argv: list[str], env: Any) -> tuple[int, str, str]:
+        if argv[:2] == ["docker", "ps"]:
+            return 0, "\n".join(i["Id"] for i in infos), ""
+        if argv[:2] == ["docker", "inspect"]:
+            return 0, json.dumps(infos), ""
+        assert argv[0] == "ps"
+        wide = "-ww" in argv
+        return 0, "\n".join(line if wide else line[:80] for line in ps_text.splitlines()), ""
+
+    findings, _ = d.doctor(tmp_path, "half", run=run)
+    assert "127.0.0.1:29801 stale" in [f.state for f in findings]
+
+
 def test_a_seats_stack_owns_its_seats_ports(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.box.yaml").write_text(
         "config:\n  docker:host: ssh://me@box\n  docker:sshOpts: ['-F', '/cfg']\n  tfbox:seats:\n"
