@@ -37,7 +37,8 @@ declare -A NEED=(
   [ssh-keygen]=openssh-client
   [socat]=socat
   [xz]=xz-utils                  # the GPU proof's bundle (scripts/gpu-proof/bundle.sh)
-  [gcc]=gcc                      # cgo, for the NVIDIA Container Toolkit the bundle builds
+  [gcc]=gcc                      # cgo, for the NVIDIA Container Toolkit the bundle builds; the k8s kit's pause image
+  [openssl]=openssl              # the k8s test kit's certificates (scripts/k8s.sh)
 )
 
 missing=()
@@ -48,6 +49,8 @@ done
 if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
   missing+=(busybox-static)
 fi
+# The k8s test kit's real node (scripts/k8s-node.sh): Debian's CNI plugins (bridge, host-local, loopback).
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 # docker CLI: docker.io ships one; any docker CLI on PATH will do.
 command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 # tf-image.sh downloads wheels with the host's pip.

@@ -162,4 +162,16 @@ def push_variant(n: int) -> str:
     return out
 
 
+@pytest.fixture(scope="session")
+def k8s_kit() -> Path:
+    """The Kubernetes test kit's binaries (toolchain/k8s.sh; scripts/test.sh exports TFBOX_K8S_BIN)."""
+    from tests.e2e.k8s import NOT_BUILT, k8s_bin
+    found = k8s_bin()
+    if found is None:
+        if IN_CI:
+            pytest.fail(f"CI: {NOT_BUILT}")
+        pytest.skip(NOT_BUILT)
+    return found
+
+
 __all__ = ["Path", "push_variant", "start_daemon", "stop_daemon"]

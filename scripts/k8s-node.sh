@@ -1,0 +1,170 @@
+# scripts/k8s-node.sh - the real node of scripts/k8s.sh (sourced by it, not run): containerd + a kubelet.
+#
+# Why: kwok's nodes schedule but run nothing. A pod that really runs the notebook image needs a kubelet
+# with a container runtime: Debian's containerd and runc, Debian's CNI plugins (containernetworking-plugins:
+# a bridge with host-local addresses, no NetworkPolicy), and the kubelet toolchain/k8s.sh built. Everything
+# (containerd's root, state and socket, the kubelet's root, pod logs, the bridge) is this cluster's own,
+# under $D; the bridge is tfk-<hash> with 10.214.N.0/24, hash and N from the cluster's directory.
+# The sandbox ("pause") image is made here from a 10-line static C program (registry.k8s.io is out of
+# reach), and the local registry (scripts/registry.sh) is reached over plain HTTP via containerd's hosts.toml.
+# Settings for a kubelet in a container on cgroup v1 without systemd: cgroupfs driver, no QoS cgroups, no
+# node allocatable enforcement, swap allowed, failCgroupV1=false, local storage isolation off.
+
+CTRD=$D/containerd
+PAUSE_REF=tfbox.local/pause:1
+
+ctr_() { "$BIN_CTR" --address "$CTRD/containerd.sock" -n k8s.io "$@"; }
+
+cni_net() {  # prints "BRIDGE SUBNET-N" for this cluster
+  local h
+  h=$(printf '%s' "$D" | sha256sum | cut -c1-8)
+  echo "tfk-$h $((16#${h:0:4} % 200 + 20))"
+}
+
+write_containerd_config() {
+  local port
+  mkdir -p "$CTRD/certs.d" "$D/cni"
+  cat >"$CTRD/config.toml" <<EOF
+version = 2
+root = "$CTRD/root"
+state = "$CTRD/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$CTRD/containerd.sock"
+[ttrpc]
+  address = "$CTRD/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$CTRD/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_REF"
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$D/cni"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$CTRD/certs.d"
+EOF
+  # the local registries speak plain HTTP
+  for port in ${TFBOX_REGISTRY_PORT:-5000} 5000; do
+    mkdir -p "$CTRD/certs.d/127.0.0.1:$port"
+    printf 'server = "http://127.0.0.1:%s"\n[host."http://127.0.0.1:%s"]\n  capabilities = ["pull", "resolve"]\n' \
+      "$port" "$port" >"$CTRD/certs.d/127.0.0.1:$port/hosts.toml"
+  done
+  local bridge n
+  read -r bridge n < <(cni_net)
+  echo "$bridge" >"$D/bridge"
+  cat >"$D/cni/10-tfbox.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "tfbox-$NAME",
+  "plugins": [
+    {"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.214.$n.0/24"}]], "dataDir": "$D/cni-ipam"}}
+  ]
+}
+EOF
+}
+
+# the sandbox image: a static `pause` (sleeps until signalled) as a one-layer image in docker-save format
+make_pause_image() {
+  local w=$D/pause
+  [ -f "$w/pause.tar" ] && return 0
+  mkdir -p "$w/rootfs"
+  printf '%s\n' '#include <signal.h>' '#include <unistd.h>' 'static void bye(int s) { (void)s; _exit(0); }' \
+    'int main(void) { signal(SIGTERM, bye); signal(SIGINT, bye); for (;;) pause(); }' >"$w/pause.c"
+  gcc -static -Os -o "$w/rootfs/pause" "$w/pause.c" || die "gcc -static failed (the pause image needs gcc and libc6-dev)"
+  strip "$w/rootfs/pause" 2>/dev/null || true
+  python3 - "$w" "$PAUSE_REF" <<'PY'
+import hashlib, io, json, sys, tarfile
+w, ref = sys.argv[1], sys.argv[2]
+layer = io.BytesIO()
+with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as t:
+    t.add(f"{w}/rootfs/pause", arcname="pause")
+layer_bytes = layer.getvalue()
+config = json.dumps({"architecture": "amd64", "os": "linux",
+                     "config": {"Entrypoint": ["/pause"]},
+                     "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_bytes).hexdigest()]}}).encode()
+manifest = json.dumps([{"Config": "config.json", "RepoTags": [ref], "Layers": ["layer.tar"]}]).encode()
+with tarfile.open(f"{w}/pause.tar", "w") as out:
+    for name, data in (("layer.tar", layer_bytes), ("config.json", config), ("manifest.json", manifest)):
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        out.addfile(info, io.BytesIO(data))
+PY
+}
+
+start_containerd() {
+  pid_of containerd >/dev/null && return 0
+  write_containerd_config
+  mkdir -p "$CTRD"
+  local real=$BIN
+  BIN=$(dirname "$(command -v containerd || die "no containerd: apt-get install containerd (scripts/install-host-deps.sh)")")
+  spawn containerd --config "$CTRD/config.toml"
+  BIN=$real
+  wait_for "containerd of $NAME" ctr_ version || return 1
+  make_pause_image
+  ctr_ images import "$D/pause/pause.tar" >/dev/null || die "importing the pause image failed"
+}
+
+real_node() {
+  local node=$1 port
+  [[ $node =~ ^[a-z0-9][a-z0-9.-]{0,62}$ ]] || die "NODE must be a DNS name: '$node'"
+  [ -x /usr/lib/cni/bridge ] || die "no CNI plugins in /usr/lib/cni: apt-get install containernetworking-plugins"
+  command -v runc >/dev/null || die "no runc: apt-get install runc"
+  start_containerd || { stop_all; return 1; }
+  if ! pid_of kubelet >/dev/null; then
+    [ -f "$D/port.kubelet" ] || free_port >"$D/port.kubelet"
+    port=$(cat "$D/port.kubelet")
+    mkdir -p "$D/kubelet" "$D/pod-logs"
+    cat >"$D/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 127.0.0.1
+port: $port
+readOnlyPort: 0
+healthzPort: 0
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $D/pki/ca.crt}
+authorization: {mode: Webhook}
+containerRuntimeEndpoint: unix://$CTRD/containerd.sock
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+failSwapOn: false
+failCgroupV1: false
+localStorageCapacityIsolation: false
+protectKernelDefaults: false
+makeIPTablesUtilChains: false
+serializeImagePulls: false
+podLogsDir: $D/pod-logs
+resolvConf: /etc/resolv.conf
+evictionHard: {memory.available: "1%", nodefs.available: "1%", imagefs.available: "1%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+EOF
+    spawn kubelet --config "$D/kubelet.yaml" --kubeconfig "$KUBECONFIG_FILE" --root-dir "$D/kubelet" \
+      --cert-dir "$D/kubelet/pki" --hostname-override "$node" --node-ip "$(cat "$D/advertise")" \
+      --node-labels "tfbox.dev/node=real"
+  fi
+  wait_for "kubelet node $node" kc wait --for=condition=Ready "node/$node" --timeout=1s
+}
+
+# import_image REF|TARBALL: pull REF (plain HTTP from a local registry) or import a `docker save` tarball
+# (.tar or .tar.zst, e.g. scripts/tf-image.sh's cache) into the real node's containerd
+import_image() {
+  pid_of containerd >/dev/null || die "no real node in $NAME (scripts/k8s.sh node $NAME)"
+  case $1 in
+    *.tar.zst) zstd -q -dc "$1" | ctr_ images import - >/dev/null || die "importing $1 failed" ;;
+    *.tar) ctr_ images import "$1" >/dev/null || die "importing $1 failed" ;;
+    *) ctr_ images pull --plain-http "$1" >/dev/null || die "pulling $1 into $NAME's containerd failed" ;;
+  esac
+}

@@ -1,0 +1,97 @@
+"""The test kit's Kubernetes: a private control plane per name (scripts/k8s.sh), for the real-engine tests.
+
+scripts/test.sh builds or finds the binaries (toolchain/k8s.sh) and exports TFBOX_K8S_BIN. Without it the
+Kubernetes tests are skipped on a developer's machine and fail in CI (CI=true), like every e2e prerequisite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.harness import ROOT
+
+SCRIPT = ROOT / "scripts" / "k8s.sh"
+NOT_BUILT = "the Kubernetes test kit is not built: run toolchain/k8s.sh and export TFBOX_K8S_BIN=<the dir it prints>"
+
+
+def k8s_bin() -> Path | None:
+    """The directory toolchain/k8s.sh printed, if the environment names one that holds the binaries."""
+    value = os.environ.get("TFBOX_K8S_BIN", "")
+    path = Path(value)
+    return path if value and (path / "kube-apiserver").exists() else None
+
+
+def kubectl_path() -> str:
+    venv = ROOT / ".venv" / "bin" / "kubectl"
+    return os.environ.get("TFBOX_KUBECTL") or (str(venv) if venv.exists() else "kubectl")
+
+
+def _script(*args: str, timeout: float = 300) -> str:
+    done = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, check=False,
+                          env={**os.environ, "TFBOX_KUBECTL": kubectl_path()})
+    if done.returncode != 0:
+        raise RuntimeError(f"scripts/k8s.sh {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A running test kit cluster: its name (scripts/k8s.sh NAME), kubeconfig and run directory."""
+
+    name: str
+    kubeconfig: Path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.kubeconfig.parent
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([kubectl_path(), "--kubeconfig", str(self.kubeconfig), *args], capture_output=True,
+                              text=True, timeout=timeout, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        return done
+
+    def get(self, *args: str) -> Any:
+        """`kubectl get ... -o json`, parsed."""
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def gpu_node(self, node: str, gpus: int, **labels: str) -> None:
+        """A kwok node with `gpus` nvidia.com/gpu and these labels, Ready when this returns."""
+        _script("gpu-node", self.name, node, str(gpus), *(f"{k}={v}" for k, v in labels.items()))
+
+    def real_node(self, node: str) -> None:
+        """A real node (containerd + kubelet), Ready when this returns."""
+        _script("node", self.name, node)
+
+
+def start_cluster(name: str) -> Cluster:
+    """A fresh cluster: whatever an interrupted earlier run left under this name is purged first."""
+    stop_cluster(name)
+    out = _script("start", name)
+    kubeconfig = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("KUBECONFIG="))
+    return Cluster(name, Path(kubeconfig))
+
+
+def stop_cluster(name: str, purge: bool = True) -> None:
+    _script("purge" if purge else "stop", name)
+
+
+def processes_under(directory: Path) -> list[str]:
+    """Processes whose command line names `directory` (every process of a cluster does: its flags do)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(directory) + "/" in cmd:
+            found.append(f"{proc.name}: {cmd[:200]}")
+    return found
