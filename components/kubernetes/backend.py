@@ -8,6 +8,7 @@ their outputs. pulumi-kubernetes is imported only in `declare`, so a Docker stac
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -43,12 +44,13 @@ class KubernetesBackend:
         """A path kubectl can read: the configured path, or the configured content written to a private file."""
         if not self.kubeconfig:
             return os.environ.get("KUBECONFIG") or None
-        if "\n" not in self.kubeconfig and Path(self.kubeconfig).expanduser().is_file():
+        if "\n" not in self.kubeconfig and not self.kubeconfig.lstrip().startswith("{"):  # a path (kubectl says if it is missing)
             return str(Path(self.kubeconfig).expanduser())
         if self._kubeconfig_file is None:
             fd, path = tempfile.mkstemp(prefix="tfbox-kubeconfig-")  # mode 0600: it may hold credentials
             with os.fdopen(fd, "w") as f:
                 f.write(self.kubeconfig)
+            atexit.register(os.unlink, path)  # credentials do not outlive the run
             self._kubeconfig_file = path
         return self._kubeconfig_file
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -114,3 +115,35 @@ def test_the_backend_module_does_not_load_the_kubernetes_sdk() -> None:
     code = "import sys, components.backends, components.kubernetes.backend; print('pulumi_kubernetes' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_kubectl_reads_the_providers_kubeconfig_and_context(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                            request: pytest.FixtureRequest) -> None:
+    """The preflight reads the cluster the provider deploys to: kubernetes:kubeconfig (a path, or the file's
+    content, written to a private file) and kubernetes:context; never an ambient KUBECONFIG when one is set."""
+    import os
+    import stat
+
+    from pulumi.runtime import config as runtime_config
+
+    content = "apiVersion: v1\nkind: Config\nclusters: []\n"
+    before = dict(runtime_config.CONFIG.get())
+    request.addfinalizer(lambda: runtime_config.set_all_config(before, []))
+    runtime_config.set_all_config({"kubernetes:kubeconfig": content, "kubernetes:context": "lab"}, [])
+    monkeypatch.setenv("KUBECONFIG", "/elsewhere")
+    seen: list[list[str]] = []
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/kubectl")
+
+    def fake_run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        seen.append(argv)
+        return subprocess.CompletedProcess(argv, 0, '{"items": []}', "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    b = KubernetesBackend()
+    assert b.read_cluster() == ([], [], None)
+    argv = seen[0]
+    path = argv[argv.index("--kubeconfig") + 1]
+    assert Path(path).read_text() == content and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert argv[argv.index("--context") + 1] == "lab"
+    runtime_config.set_all_config({"kubernetes:kubeconfig": str(tmp_path / "lab.yaml")}, [])
+    assert KubernetesBackend().kubeconfig_path() == str(tmp_path / "lab.yaml")
