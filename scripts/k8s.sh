@@ -126,10 +126,10 @@ stop_all() {
   local pid
   for pid in $(pgrep -f -- "$D/containerd" || true); do kill -KILL "$pid" 2>/dev/null || true; done
   if [ -d "$D/kubelet" ]; then
-    grep -o " $D/kubelet/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
+    grep -o " $D/kubelet[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
   fi
   if [ -d "$D/containerd" ]; then
-    grep -o " $D/containerd/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
+    grep -o " $D/containerd[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
   fi
   if [ -f "$D/bridge" ]; then ip link del "$(cat "$D/bridge")" 2>/dev/null || true; fi
 }

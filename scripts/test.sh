@@ -41,6 +41,12 @@ cleanup() {
     [[ -d $box ]] || continue
     box=${box%/box}; scripts/box.sh purge "${box##*/box-}" >/dev/null 2>&1 || true
   done
+  # Kubernetes test kit clusters (scripts/k8s.sh) the tests started and did not purge
+  local kube
+  for kube in "$TFBOX_RUN"/k8s-*/admin.kubeconfig; do
+    [[ -f $kube ]] || continue
+    kube=${kube%/admin.kubeconfig}; scripts/k8s.sh purge "${kube##*/k8s-}" >/dev/null 2>&1 || true
+  done
   for item in "${started[@]}"; do
     case $item in
       registry) scripts/registry.sh purge >/dev/null 2>&1 || true ;;
@@ -56,6 +62,9 @@ prepare_e2e() {
   log "host packages"; scripts/install-host-deps.sh
   log "pulumi toolchain"; TFBOX_TOOLCHAIN_BIN=$(TFBOX_PYTHON=$venv/python toolchain/ensure.sh | tail -n 1)
   export TFBOX_TOOLCHAIN_BIN
+  # the Kubernetes test kit (tests/e2e/test_k8s_kit.py): etcd, the control plane, kwok, the kubernetes provider
+  log "kubernetes toolchain"; TFBOX_K8S_BIN=$(toolchain/k8s.sh | tail -n 1)
+  export TFBOX_K8S_BIN
   log "local registry"
   # someone else's registry on this port stays theirs: only one started here is purged on exit
   if ! scripts/registry.sh status >/dev/null 2>&1; then started+=(registry); fi

@@ -8,6 +8,7 @@ And what the kit promises: the cluster leaves no process behind when it stops.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import time
@@ -83,8 +84,8 @@ def pulumi_project(tmp: Path, cluster: Cluster, k8s_bin: Path) -> tuple[Path, di
         "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "1",
         "KUBECONFIG": str(cluster.kubeconfig),
     }
-    version = subprocess.run([str(k8s_bin / "pulumi-resource-kubernetes"), "-version"], capture_output=True,
-                             text=True, check=True).stdout.strip().lstrip("v")
+    # the provider was built at the SDK's pin (toolchain/k8s.sh); it has no -version flag
+    version = importlib.metadata.version("pulumi-kubernetes")
     pulumi(project, env, "plugin", "install", "resource", "kubernetes", version,
            "--file", str(k8s_bin / "pulumi-resource-kubernetes"))
     pulumi(project, env, "stack", "init", "kit", "--secrets-provider", "passphrase")
