@@ -11,7 +11,7 @@ from pathlib import Path
 import pulumi
 from pulumi.runtime.config import get_config, get_config_env, is_config_secret
 
-from components.backends import backend
+from components.backends import DEFAULT, NAMES, backend
 from components.config import load_other_stacks
 from components.model.backend import Backend, LabSecrets, PreflightError
 from components.model.cross_stack import cross_stack_problems
@@ -110,7 +110,10 @@ def secrets_for(cfg: LabConfig) -> LabSecrets:
 
 
 def main() -> None:
-    target = backend()
+    name = get_config(f"{NAMESPACE}:backend") or DEFAULT
+    if name not in NAMES:
+        raise pulumi.RunError(f"{NAMESPACE}:backend: unknown backend {name!r}. Fix: write {' or '.join(NAMES)}.")
+    target = backend(name)
     try:
         cfg = read_lab_config(target)
     except ConfigError as e:

@@ -1,7 +1,7 @@
 """The backends a stack can be deployed with, by name: the one place that picks one.
 
-Today there is one, Docker (components.docker); `tfbox:backend` does not exist yet. The model and the
-program's top level ask here, so neither names a backend. Imports are lazy: reading a stack file's
+`tfbox:backend` names one: `docker` (components.docker, the default) or `kubernetes` (components.kubernetes,
+a preview). The model and the program's top level ask here, so neither names a backend. Imports are lazy: reading a stack file's
 target needs no Pulumi SDK.
 """
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from components.model.target import Target
 
 DEFAULT = "docker"
+NAMES = ("docker", "kubernetes")
 
 
 def stack_file_target(provider_config: Mapping[str, Any], *, ssh_opts: bool = True) -> Target:
@@ -24,9 +25,12 @@ def stack_file_target(provider_config: Mapping[str, Any], *, ssh_opts: bool = Tr
     return read(provider_config, ssh_opts=ssh_opts)
 
 
-
 def backend(name: str = DEFAULT) -> Backend:
     """The backend that deploys a stack, inside the Pulumi program (it reads its own provider config)."""
+    if name == "kubernetes":
+        from components.kubernetes.backend import KubernetesBackend
+
+        return KubernetesBackend()
     if name != DEFAULT:
         raise ValueError(f"unknown backend {name!r}")
     from components.docker.backend import DockerBackend

@@ -38,6 +38,8 @@ class ConfigKey:
 
 
 KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("backend", "string", "docker", "Where the lab runs: `docker` (a Docker host: the `docker:` provider config) or "
+              "`kubernetes` (a cluster: the `kubernetes:` provider config; preview, see docs/kubernetes.md)."),
     ConfigKey("image", "string", "", f"Image tag or `repo@sha256:` digest; empty picks `{CPU_IMAGE}`, or `{GPU_IMAGE}` when GPUs are set."),
     ConfigKey("imageTrackRegistry", "boolean", False, "Re-pull (and replace the containers) when the registry digest of the tag changes."),
     ConfigKey("keepImage", "boolean", True, "Leave the image on the host at `pulumi destroy`."),
@@ -100,6 +102,13 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("seats", "array", [], "Seats sharing this machine, a list of `{name, gpus, notebookPort, tensorboardPort}` (optional per seat: "
               "`memory`, `cpus`, `image`, `notebookBind`, `tensorboardBind`, `shareGpus`); each gets its own notebook, TensorBoard, "
               "volumes, password and GPUs. Empty: one notebook, as the keys above say. See docs/gpus-and-seats.md."),
+    ConfigKey("namespace", "string", "", "Kubernetes backend: the namespace of the stack's objects; empty means `tfbox-<stack>`."),
+    ConfigKey("gpuNodeSelector", "object", {}, "Kubernetes backend: node label -> value a GPU seat's pod must land on, e.g. `{gpu: h100}`."),
+    ConfigKey("gpuTolerations", "array", [], "Kubernetes backend: tolerations of GPU seats' pods, a list of `{key, operator, value, effect}` "
+              "(e.g. `{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}`)."),
+    ConfigKey("storageClass", "string", "", "Kubernetes backend: StorageClass of the notebooks and logs claims; empty: the cluster's default."),
+    ConfigKey("notebooksSize", "string", "10g", "Kubernetes backend: size of each seat's notebooks claim (`/tf`), e.g. `10g`."),
+    ConfigKey("logsSize", "string", "1g", "Kubernetes backend: size of each seat's TensorBoard logs claim, e.g. `1g`."),
     ConfigKey("passwords", "object", None, "Seat name -> password, each a secret of 12+ characters, required for every seat: "
               "`pulumi config set --secret --path 'tfbox:passwords.<seat>'` (replaces `tfbox:password` on a stack with seats).", secret=True),
 )

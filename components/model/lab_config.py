@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from components.model.cluster import ClusterSettings
 from components.model.gpus import GpuSpec
 from components.model.hardening import NotebookResources
 from components.model.image_ref import ImageRef
@@ -66,6 +67,8 @@ class LabConfig:
     tensorboard_proxy: bool = False  # TensorBoard at <notebook>/tensorboard/ (components.kernel.tensorboard_proxy); off with mode off
     loopback_publish_filtered: bool = False  # the host drops crafted packets to 127.0.0.1 (components.docker.loopback)
     target_identity: str = "local"  # what "the same machine" compares across stacks (components.model.target)
+    backend: str = "docker"  # tfbox:backend
+    cluster: ClusterSettings | None = None  # the kubernetes backend's settings (components.model.cluster); None on Docker
 
     @property
     def tls(self) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from components.model.binds import bind_problem
+from components.model.cluster import CLUSTER_BACKEND, parse_cluster
 from components.model.errors import ConfigError
 from components.model.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
 from components.model.hardening import parse_notebook_resources
@@ -183,6 +184,7 @@ def parse_config(
         r.add("stackKind", f"unknown kind {r.value('stackKind')!r}",
               "write machine (a shared machine CI previews) or local (your own Docker, never run by CI)")
 
+    backend = str(r.value("backend"))
     seats: tuple[SeatConfig, ...] = ()
     if with_seats:
         for name in ("notebooksVolume", "logsVolume", "notebooksHostPath"):
@@ -210,8 +212,16 @@ def parse_config(
                 r.problems.append(f"{s.key('gpus')}: nvidia-runtime takes GPU indices or all, not count=N. Fix: list the "
                                   "indices (e.g. \"0,1\") or use gpuMode device-requests.")
         r.problems += password_problems(seats, seat_password_states or {}, seat_passwords, stack, require=require_seat_passwords)
-        r.problems += ledger_problems([s.claim(stack) for s in seats])
+        if backend != CLUSTER_BACKEND:  # on a cluster the scheduler places counts (the backend's preflight checks them)
+            r.problems += ledger_problems([s.claim(stack) for s in seats])
 
+    cluster, cluster_problems = parse_cluster(
+        raw, r.value, backend=backend, stack_slug=stack_slug,
+        gpus=[(s.key("gpus"), s.gpus) for s in seats] if seats else [(f"{NAMESPACE}:gpus", gpus)],
+        host_only={"notebooksHostPath": host_path, "gpuMode": gpu_mode, "gpuCheck": gpu_check},
+        object_names=[("namePrefix", prefix)] + [(f"seats[{s.index}].name", f"{prefix}-{s.name}") for s in seats]
+        + ([] if seats else [(k, volumes[k]) for k in ("notebooksVolume", "logsVolume")]))
+    r.problems += cluster_problems
     flags = {name: r.value(name) for name in ("imageTrackRegistry", "keepImage", "keepVolumes", "protectVolumes")}
     if r.problems:
         raise ConfigError(r.problems)
@@ -230,4 +240,5 @@ def parse_config(
         allow_plain_http_on_lan=allow_plain, seats=seats, cull_idle_kernels=cull_idle,
         cull_idle_text=str(r.value("cullIdleKernels")), stack_kind=str(r.value("stackKind")),
         tensorboard_proxy=tb_proxy, loopback_publish_filtered=r.value("loopbackPublishFiltered"),
+        backend=backend, cluster=cluster,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from components.model.binds import is_loopback
+from components.model.cluster import ClusterSettings
 from components.model.commands import JUPYTER_PORT, TENSORBOARD_PORT, tensorboard_proxy_target
 from components.model.gpus import GpuSpec
 from components.model.hardening import TENSORBOARD_PIDS_LIMIT, ContainerHardening, NotebookResources, notebook_hardening
@@ -167,6 +168,7 @@ class LabPlan:
     tensorboard_proxy: bool
     container_names: tuple[str, ...]
     ledger_table: dict[str, dict[str, object]] = field(default_factory=dict)  # before the GPU check's listing
+    cluster: ClusterSettings | None = None  # where a cluster backend puts the lab (components.model.cluster); None on Docker
 
     @property
     def named_seats(self) -> bool:
@@ -208,7 +210,7 @@ def make_plan(cfg: LabConfig) -> LabPlan:
         claims=claims,
         gpus_text=" ".join(f"{s.name}={s.gpus.describe()}" for s in cfg.seats) if cfg.seats else cfg.gpus.describe(),
         tensorboard_proxy=cfg.tensorboard_proxy, container_names=tuple(names),
-        ledger_table=ledger_table(list(claims)) if cfg.seats else {},
+        ledger_table=ledger_table(list(claims)) if cfg.seats else {}, cluster=cfg.cluster,
     )
 
 
