@@ -535,6 +535,11 @@ def _engine_preview(tmp_path: Path, secure: bool) -> subprocess.CompletedProcess
     pack = tmp_path / "policy"
     shutil.copytree(ROOT / "policy", pack, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
     (pack / ".venv").symlink_to(sys.prefix)
+    # the pack reads the label names from the model, beside it as in the repository (policy/rules.py)
+    (tmp_path / "components").mkdir()
+    shutil.copy(ROOT / "components" / "__init__.py", tmp_path / "components")
+    shutil.copytree(ROOT / "components" / "model", tmp_path / "components" / "model",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "state").mkdir()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")},
