@@ -21,9 +21,8 @@ from components.docker.lab import Lab, LabArgs
 from components.docker.loopback import exposed, loopback_leak_warnings
 from components.docker.pids import HostAccess
 from components.docker.target import DOCKER_TLS_KEYS, docker_target, ssh_opts_value
-from components.model.backend import LabSecrets, LiveClaims, PreflightError
+from components.model.backend import LabSecrets, LiveClaims, PreflightError, unreadable_target
 from components.model.errors import ConfigError
-from components.model.keys import NAMESPACE
 from components.model.lab_config import LabConfig
 from components.model.ledger import ledger_problems
 from components.model.plan import LabPlan
@@ -75,12 +74,8 @@ class DockerBackend:
         fix = ("make the docker CLI here reach it: install it (Debian: docker.io or docker-ce-cli), and for a tcp:// host "
                "export DOCKER_CERT_PATH (the directory with ca.pem, cert.pem, key.pem) and DOCKER_TLS_VERIFY=1"
                if not host.startswith("ssh://") else "run `docker ps` on the box as the ssh user by hand to see why")
-        if cfg.stack_kind == "local":
-            warn(f"{what}: could not read {host} ({problem}); the check was skipped (a local stack). To run it: {fix}")
-            return
-        raise PreflightError(f"{what}: could not read {host} ({problem}), and a machine stack does not go on without it "
-                             f"(another stack's GPUs or volumes could be handed to this one). Fix: {fix}; or, if this is your "
-                             f"own Docker and not a shared machine, `pulumi config set {NAMESPACE}:stackKind local`")
+        unreadable_target(cfg.stack_kind, what, host, problem, "another stack's GPUs or volumes could be handed to this one",
+                          fix, warn, unless=", if this is your own Docker and not a shared machine,")
 
     def check_live_ledger(self, cfg: LabConfig, warn: Callable[[str], None]) -> None:
         """GPUs this stack asks for that another stack's notebook on the same host already has, read from the

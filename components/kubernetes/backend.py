@@ -23,7 +23,7 @@ import pulumi
 from pulumi.runtime.config import get_config
 
 from components.kubernetes.scheduling import Ask, lost_gpus, nodes_from_api, schedule_problems, used_from_api
-from components.model.backend import LabSecrets, LiveClaims, PreflightError
+from components.model.backend import LabSecrets, LiveClaims, PreflightError, unreadable_target
 from components.model.keys import NAMESPACE
 from components.model.lab_config import LabConfig
 from components.model.labels import PROJECT_LABEL, STACK_LABEL
@@ -108,12 +108,9 @@ class KubernetesBackend:
         if problem:
             fix = ("make kubectl reach the cluster with the provider's kubeconfig and context "
                    "(kubernetes:kubeconfig / kubernetes:context, else KUBECONFIG)")
-            if cfg.stack_kind == "local":
-                warn(f"GPU scheduling: could not read the cluster ({problem}); the check was skipped (a local stack). To run it: {fix}")
-                return
-            raise PreflightError(f"GPU scheduling: could not read the cluster ({problem}), and a machine stack does not go on "
-                                 f"without it (a seat would wait Pending for GPUs no node has). Fix: {fix}; or "
-                                 f"`pulumi config set {NAMESPACE}:stackKind local`")
+            unreadable_target(cfg.stack_kind, "GPU scheduling", "the cluster", problem,
+                              "a seat would wait Pending for GPUs no node has", fix, warn)
+            return
         nodes = nodes_from_api(nodes_json)
         used = used_from_api(pods_json, exclude={PROJECT_LABEL: cfg.project, STACK_LABEL: cfg.stack})
         problems = schedule_problems(asks, nodes, used)

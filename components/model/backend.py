@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from components.model.gpus import ListedGpu
+from components.model.keys import NAMESPACE
 from components.model.lab_config import LabConfig
 from components.model.ledger import Claim
 from components.model.plan import LabPlan
@@ -19,6 +20,17 @@ from components.model.target import Target
 
 class PreflightError(RuntimeError):
     """A reason to stop before anything is declared; str() is the whole message the user reads."""
+
+
+def unreadable_target(stack_kind: str, what: str, where: str, problem: str, why: str, fix: str,
+                      warn: Callable[[str], None], unless: str = "") -> None:
+    """A target tfbox cannot read, whatever the backend: a machine stack stops (a check that is skipped protects
+    nobody, `why` says what could happen); a local stack (`tfbox:stackKind: local`) goes on with a warning."""
+    if stack_kind == "local":
+        warn(f"{what}: could not read {where} ({problem}); the check was skipped (a local stack). To run it: {fix}")
+        return
+    raise PreflightError(f"{what}: could not read {where} ({problem}), and a machine stack does not go on without it "
+                         f"({why}). Fix: {fix}; or{unless} `pulumi config set {NAMESPACE}:stackKind local`")
 
 
 @dataclass(frozen=True)
