@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-GPU_RESOURCE = "nvidia.com/gpu"
+from components.kubernetes.objects import GPU_RESOURCE
+
 # a pod no longer holds its GPUs once it ended
 DONE_PHASES = ("Succeeded", "Failed")
 
