@@ -6,8 +6,10 @@ both on a file backend with the passphrase secrets provider, as a ratio of media
 Timed twice: `pulumi up --yes --skip-preview` (what the tests run) and `pulumi up --yes` (with the
 preview, what `make up` runs). Every timed run is checked to have changed nothing.
 
-`--parts 1` adds a third program that imports what tfbox imports (pulumi_docker, tfbox's components) and
-declares nothing: the share of the difference that is module loading rather than resources.
+`--parts 1` adds two programs: one that imports what tfbox imports (pulumi_docker, tfbox's components) and
+declares nothing (the share of the difference that is module loading), and one that declares a single
+Docker network with pulumi-docker and nothing else (the floor of any program that declares its lab with
+the docker provider: the provider's start and one Check + Diff).
 
     bench/noop_up.py [-n RUNS] [--parts 1] [--docker-host unix://...] [--image REF]
 """
@@ -33,6 +35,14 @@ IMPORTS_ONLY = (
     '"""tfbox\'s imports and no resource: the share of a no-op that is module loading."""\n'
     "import pulumi_docker  # noqa: F401\n"
     "import components.config, components.docker.host_state, components.docker.lab, components.model.seats, components.docker.ssh  # noqa: F401,E401\n"
+)
+
+
+# The smallest program that uses the docker provider: one network, no tfbox code.
+ONE_RESOURCE = (
+    '"""One Docker network and nothing else: the floor of the docker provider for a no-op."""\n'
+    "import pulumi_docker as docker\n"
+    "docker.Network('floor', name='tfbox-bench-floor')\n"
 )
 
 
@@ -82,6 +92,9 @@ def main() -> None:
             imports = s.project("imports")
             empty_program(imports, IMPORTS_ONLY, "imports")
             sides.append(("imports only", imports.stack("imports", {}, None)))
+            one = s.project("one-resource")
+            empty_program(one, ONE_RESOURCE, "oneresource")
+            sides.append(("one docker resource", one.stack("one", {"docker:host": s.docker.host}, None)))
         try:
             log("converging the tfbox stack and the empty program (not timed)")
             lab.up()
@@ -98,6 +111,8 @@ def main() -> None:
                 log(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
         finally:
             lab.destroy(check=False)
+            for _, stack in sides[2:]:
+                stack.destroy(check=False)
             for vol in ("tfbox-bench-notebooks", "tfbox-bench-logs"):
                 s.docker("volume", "rm", vol, check=False)
         report("no-op pulumi up: converged tfbox stack vs an empty Python program (wall, then CPU seconds of the "
@@ -106,8 +121,9 @@ def main() -> None:
         ] + [
             (f"CPU ratio ({mode}): tfbox / empty", f"tfbox no-op up ({mode}) CPU", f"empty no-op up ({mode}) CPU") for mode in MODES
         ] + [
-            (f"ratio ({mode}): imports only / empty", f"imports only no-op up ({mode})", f"empty no-op up ({mode})")
-            for mode in MODES if args.parts
+            (f"{kind} ratio ({mode}): {part} / empty", f"{part} no-op up ({mode}){suffix}", f"empty no-op up ({mode}){suffix}")
+            for mode in MODES if args.parts for kind, suffix in (("wall", ""), ("CPU", " CPU"))
+            for part in ("imports only", "one docker resource")
         ], args.runs)
 
 

@@ -62,9 +62,13 @@ prepare_e2e() {
   log "host packages"; scripts/install-host-deps.sh
   log "pulumi toolchain"; TFBOX_TOOLCHAIN_BIN=$(TFBOX_PYTHON=$venv/python toolchain/ensure.sh | tail -n 1)
   export TFBOX_TOOLCHAIN_BIN
-  # the Kubernetes test kit (tests/e2e/test_k8s_kit.py): etcd, the control plane, kwok, the kubernetes provider
-  log "kubernetes toolchain"; TFBOX_K8S_BIN=$(toolchain/k8s.sh | tail -n 1)
-  export TFBOX_K8S_BIN
+  # the Kubernetes test kit (tests/e2e/test_k8s_kit.py): etcd, the control plane, kwok, the kubernetes provider.
+  # Built in the background while the image is made: a cold build is Go compiling (CPU), the image mostly
+  # downloads and unpacks, so together they take less than one after the other. Reused in seconds when cached.
+  log "kubernetes toolchain (in the background, beside the image)"
+  mkdir -p "$TFBOX_RUN"
+  local k8s_out=$TFBOX_RUN/k8s-toolchain.out k8s_err=$TFBOX_RUN/k8s-toolchain.err k8s_pid
+  toolchain/k8s.sh >"$k8s_out" 2>"$k8s_err" & k8s_pid=$!
   log "local registry"
   # someone else's registry on this port stays theirs: only one started here is purged on exit
   if ! scripts/registry.sh status >/dev/null 2>&1; then started+=(registry); fi
@@ -75,6 +79,13 @@ prepare_e2e() {
   build_host=$(scripts/dockerd.sh start build | sed -n 's/^DOCKER_HOST=//p'); started+=(daemon:build)
   DOCKER_HOST=$build_host scripts/tf-image.sh --push "$TFBOX_E2E_REGISTRY"
   export TFBOX_E2E_BUILD_HOST=$build_host
+  log "kubernetes toolchain"
+  local k8s_status=0
+  wait "$k8s_pid" || k8s_status=$?
+  cat "$k8s_err" >&2
+  if [[ $k8s_status -ne 0 ]]; then echo "toolchain/k8s.sh failed (exit $k8s_status)" >&2; return 1; fi
+  TFBOX_K8S_BIN=$(tail -n 1 "$k8s_out")
+  export TFBOX_K8S_BIN
   export TFBOX_E2E=1
 }
 
