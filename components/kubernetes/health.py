@@ -39,6 +39,7 @@ class SeatExpect:
     gpus: int = 0
     key: str = "tfbox:gpus"  # the config key of its GPU ask
     tls: bool = False
+    local_port: int = commands.JUPYTER_PORT  # where `kubectl port-forward` puts it here: the seat's notebookPort
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, str], ...] = ()
 
@@ -125,6 +126,7 @@ def expects_of(plan: LabPlan) -> tuple[str, list[SeatExpect]]:
             seat=s.name or plan.stack, statefulset=s.notebook.container_name,
             claims=(s.storage.notebooks_volume, s.storage.logs_volume), gpus=gpus,
             key=s.claim.key if s.claim is not None and s.claim.key else "tfbox:gpus", tls=s.notebook.tls,
+            local_port=s.notebook.ports[0].external if s.notebook.ports else commands.JUPYTER_PORT,
             node_selector=dict(c.gpu_node_selector) if c is not None and gpus else {},
             tolerations=tuple(c.tolerations) if c is not None and gpus else ()))
     return namespace, out
@@ -209,7 +211,7 @@ def seat_problem(expect: SeatExpect, pod: Mapping[str, Any] | None, read: Cluste
         return Problem(
             expect.seat, expect.pod, "pod", state,
             f"Pending: seat {expect.seat} asks {expect.gpus} {GPU_RESOURCE}; {gpu_numbers(ask, nodes, read.pods)}{lost_text}",
-            f"lower {expect.key} (`pulumi config set --path {expect.key.split(':', 1)[1]} count=N`, then `make up`), "
+            f"lower {expect.key} (`pulumi config set --path '{expect.key}' count=N`, then `make up`), "
             "free GPUs on those nodes, or add a node" + (" (or bring the lost GPUs back: see the node below)" if lost else "")
             + "; the pod starts by itself once its GPUs are free")
     return Problem(expect.seat, expect.pod, "pod", state, found.cause, found.fix)
@@ -256,8 +258,8 @@ def seat_urls(expect: SeatExpect, namespace: str, service: Mapping[str, Any] | N
     elif kind in ("NodePort", "LoadBalancer") and jupyter.get("nodePort"):
         reach = f"{scheme}://{node_ip}:{jupyter['nodePort']}/ (NodePort {jupyter['nodePort']} on any node)"
     else:
-        reach = (f"`kubectl port-forward -n {namespace} svc/{expect.statefulset} 8888:{commands.JUPYTER_PORT}`, "
-                 f"then {scheme}://127.0.0.1:8888/ (a ClusterIP Service: in the cluster only)")
+        reach = (f"`kubectl port-forward -n {namespace} svc/{expect.statefulset} {expect.local_port}:{commands.JUPYTER_PORT}`, "
+                 f"then {scheme}://127.0.0.1:{expect.local_port}/ (a ClusterIP Service: in the cluster only)")
     return urls, reach
 
 
