@@ -9,6 +9,10 @@ check's last words, GPUs lost (NVML's "Unknown Error", nvidia-container-toolkit#
 fixes; and per host, a stale docker-proxy: a published port held by the daemon with no container behind
 it, which makes every `up` fail with "port is already allocated" until Docker is restarted once, gracefully.
 
+A kubernetes stack (`tfbox:backend: kubernetes`) is read from its cluster instead (ops.cluster_stack,
+components.kubernetes.health): each seat's pod, a Pending pod's cause from its events, unbound claims, GPU nodes
+that lost GPUs; `repair` replaces nothing there and says what to do.
+
 `repair` replaces exactly the broken notebook/TensorBoard containers through Pulumi
 (`pulumi up --refresh --replace <urn>` for those only), so the stack's state stays true; notebooks and logs are
 volumes and are kept; other containers and stacks are not touched.

@@ -17,6 +17,9 @@ command, so everything comes through the Docker API:
   container top: host pids, and how long each has run), joined by the container's labels
   (`tfbox.stack`, `tfbox.seat`).
 
+A kubernetes stack is read from its cluster (ops.cluster_stack): per seat its pod's phase, readiness and node, the
+GPUs asked and allocated, its Service's URLs and how to reach the notebook; no nvidia-smi there.
+
 What `make fleet ACTION=status` says is the Pulumi side (last update, outputs); this is the host side now.
 """
 

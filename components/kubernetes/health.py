@@ -147,6 +147,14 @@ def last_event(events: Iterable[Mapping[str, Any]], kind: str, name: str) -> str
     return str(max(mine, key=_when).get("message", "")).strip() if mine else ""
 
 
+def own_events(pod: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The events of this pod, not of an earlier one of the same name (a StatefulSet's pod keeps its name when it
+    is made again): by uid where both have one."""
+    uid = (pod.get("metadata") or {}).get("uid")
+    return [e for e in events if not uid or not (e.get("involvedObject") or {}).get("uid")
+            or (e.get("involvedObject") or {}).get("uid") == uid]
+
+
 def pod_gpus(pod: Mapping[str, Any]) -> int:
     """The GPUs a pod holds on its node: its containers' requests (0 before it is placed, or once it ended)."""
     if (pod.get("status") or {}).get("phase") in DONE_PHASES or not (pod.get("spec") or {}).get("nodeName"):
@@ -200,7 +208,7 @@ def seat_problem(expect: SeatExpect, pod: Mapping[str, Any] | None, read: Cluste
                            "(a ResourceQuota or an admission webhook may refuse the pod)")
         return Problem(expect.seat, expect.pod, "pod", "missing", f"no StatefulSet {expect.statefulset} in namespace {namespace} "
                        "(the lab is not deployed, or was destroyed)", "`make up` creates it (notebooks on kept claims come back)")
-    found = explain(pod, read.events)
+    found = explain(pod, own_events(pod, read.events))
     if found is None:
         return None
     state = str((pod.get("status") or {}).get("phase") or "?")

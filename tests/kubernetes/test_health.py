@@ -176,3 +176,15 @@ def test_the_plan_names_what_should_be_there_and_the_ledger_counts_gpus_by_seat(
         ("cy", "tfbox-lab-cy-notebook", "tfbox-lab-cy-notebook-0", 0, "tfbox:gpus", {}, 8803)]
     assert expects[0].claims == ("tfbox-lab-ana-notebooks", "tfbox-lab-ana-logs")
     assert gpu_ledger(plan) == {"ana": {"gpus": 1, "resource": "nvidia.com/gpu", "nodeSelector": H100}}
+
+
+def test_events_of_an_earlier_pod_of_the_same_name_are_not_this_ones() -> None:
+    earlier = event("Pod", "tfbox-lab-ana-notebook-0", PENDING_GPU)
+    earlier["involvedObject"]["uid"] = "old-uid"
+    now = pod("ana", None, 1, phase="Pending", ready=False, conditions=[])
+    now["metadata"]["uid"] = "new-uid"
+    [ana] = seat_states([ANA], read(node("gpu-1", 2), now, earlier), NS)
+    assert ana.problem is not None and ana.problem.cause == "Pending"  # not the old pod's GPU shortage
+    earlier["involvedObject"]["uid"] = "new-uid"
+    [ana] = seat_states([ANA], read(node("gpu-1", 2), now, earlier), NS)
+    assert ana.problem is not None and ana.problem.cause.startswith("Pending: seat ana asks 1 nvidia.com/gpu")
