@@ -60,11 +60,16 @@ def project(cluster: Cluster, k8s_kit: Path, tmp_path_factory: pytest.TempPathFa
 
 
 def doctor(project: Project, *extra: str) -> Result:
-    return project.run(".venv/bin/python", "scripts/doctor.py", "--stack", "doc", *extra, check=False, timeout=120)
+    started = time.monotonic()
+    res = project.run(".venv/bin/python", "scripts/doctor.py", "--stack", "doc", *extra, check=False, timeout=120)
+    print(f"doctor {' '.join(extra)}: {time.monotonic() - started:.1f} s, exit {res.returncode}\n{res.stdout}")
+    return res
 
 
 def status_json(project: Project) -> tuple[int, dict[str, Any]]:
+    started = time.monotonic()
     res = project.run(".venv/bin/python", "scripts/status.py", "--stack", "doc", "--json", check=False, timeout=120)
+    print(f"status --json: {time.monotonic() - started:.1f} s, exit {res.returncode}")
     return res.returncode, json.loads(res.stdout)
 
 
