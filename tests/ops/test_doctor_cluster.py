@@ -133,3 +133,18 @@ def test_status_table_for_a_cluster_stack(root: Path, monkeypatch: pytest.Monkey
     assert lines[3].split()[:8] == ["lab", "bo", "ok", "tfbox-lab-bo-notebook-0", "Running", "yes", "gpu-2", "2/2"]
     assert ("lab/ana: reach the notebook: `kubectl port-forward -n tfbox-lab svc/tfbox-lab-ana-notebook 8801:8888`, then "
             "http://127.0.0.1:8801/") in "\n".join(lines)  # the seat's notebookPort: two seats forward side by side
+
+
+def test_a_stack_file_with_problems_is_read_by_the_seats_the_cluster_has(root: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    (root / "Pulumi.lab.yaml").write_text(STACK.replace("gpus: count=2", "gpus: '0,1'"))  # indices: refused on a cluster
+    sts = {"kind": "StatefulSet", "metadata": {"name": "tfbox-lab-bo-notebook", "namespace": "tfbox-lab",
+                                                "labels": {"tfbox.stack": "lab", "tfbox.seat": "bo"}},
+           "spec": {"template": {"spec": {"nodeSelector": {"gpu": "h100"},
+                                          "containers": [{"resources": {"limits": {"nvidia.com/gpu": "2"}}}]}}}}
+    asked = answer(monkeypatch, [*[i for i in PENDING if i.get("kind") != "StatefulSet"], sts])
+    assert d.main(["--root", str(root)]) == 1
+    assert asked[0][2] == "tfbox-lab"
+    out = capsys.readouterr().out
+    assert "tfbox-lab-ana-notebook-0" not in out.split("\n\n")[0]  # only the seats the cluster has
+    assert "Pending: seat bo asks 2 nvidia.com/gpu; nodes matching gpu=h100 have 2 free" in out
