@@ -9,6 +9,10 @@ check's last words, GPUs lost (NVML's "Unknown Error", nvidia-container-toolkit#
 fixes; and per host, a stale docker-proxy: a published port held by the daemon with no container behind
 it, which makes every `up` fail with "port is already allocated" until Docker is restarted once, gracefully.
 
+A kubernetes stack (`tfbox:backend: kubernetes`) is read from its cluster instead (ops.cluster_stack,
+components.kubernetes.health): each seat's pod, a Pending pod's cause from its events, unbound claims, GPU nodes
+that lost GPUs; `repair` replaces nothing there and says what to do.
+
 `repair` replaces exactly the broken notebook/TensorBoard containers through Pulumi
 (`pulumi up --refresh --replace <urn>` for those only), so the stack's state stays true; notebooks and logs are
 volumes and are kept; other containers and stacks are not touched.
@@ -361,15 +365,23 @@ class StackRef:
     expected_roles: tuple[str, ...]
     ports: tuple[int, ...]
     refused: str = ""  # why the stack file's docker:sshOpts are not run here (components.docker.ssh.ssh_opts_problems)
+    backend: str = "docker"  # tfbox:backend: a kubernetes stack is read from its cluster (ops.cluster_stack)
 
 
 def stack_refs(root: Path, only: str | None = None) -> list[StackRef]:
     """The stacks to look at, from their files as the model reads them (components.model.check): Docker host,
     ssh options, the roles and ports each lab has."""
+    from components.model.check import project_of
+    from ops.cluster_stack import backend_of
+
+    defaults = project_of(root)[1]
     refs = []
     for path in stack_files(root):
         sf = read_stack_file(path)
         if only is not None and sf.stack != only:
+            continue
+        if backend_of(sf, defaults) != "docker":
+            refs.append(StackRef(sf.stack, Host(_default_host()), (), (), backend=backend_of(sf, defaults)))
             continue
         given = sf.provider_config.get("docker:host")
         host = normalise_docker_host(str(given)) if given else _default_host()
@@ -433,14 +445,47 @@ def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_comma
     return HostReport(findings)
 
 
+CLUSTER_REPAIR = (
+    "repair: stack {stack} runs on Kubernetes, where `make repair` replaces nothing: a Pending pod starts by itself "
+    "once the fix named above is made (the GPUs it asks for are free, its claim is bound, its image can be pulled); "
+    "a pod that keeps failing is made again by its StatefulSet when deleted (`kubectl delete pod -n {namespace} POD`; "
+    "notebooks and logs are on claims and kept); a lost GPU is the node's to fix"
+)
+
+
+def cluster_findings(root: Path, stack: str) -> tuple[list[Finding], list[str]]:
+    """A kubernetes stack's seats, claims and GPU nodes in doctor's rows (components.kubernetes.health)."""
+    from ops.cluster_stack import cluster_stack, read
+
+    cs = cluster_stack(root, stack)
+    states, problems, error = read(cs)
+    if error:
+        return [], [f"stack {stack}: {error}"]
+    found = [Finding(stack=stack, seat=s.seat, container=s.pod, role="pod", state=s.problem.state if s.problem else s.state,
+                     ok=s.ok, cause=s.problem.cause if s.problem else "", fix=s.problem.fix if s.problem else "")
+             for s in states]
+    if not states:
+        found.append(Finding(stack=stack, seat=stack, container="", role="pod", state="missing", ok=False,
+                             cause=f"no seat of this stack in namespace {cs.namespace} ({cs.where})",
+                             fix=f"`make up STACK={stack}` creates the lab"))
+    found += [Finding(stack=stack, seat=p.seat, container=p.what, role=p.role, state=p.state, ok=False, cause=p.cause, fix=p.fix)
+              for p in problems]
+    return found, []
+
+
 def doctor(root: Path, only: str | None = None, run: Runner = run_command) -> tuple[list[Finding], list[str]]:
     refs = stack_refs(root, only)
     errors: list[str] = [r.refused for r in refs if r.refused]  # a committed file's ssh options never run here
+    findings: list[Finding] = []
+    for r in refs:
+        if r.backend != "docker":
+            more, problems = cluster_findings(root, r.name)
+            findings += more
+            errors += problems
     by_host: dict[str, list[StackRef]] = {}
     for r in refs:
-        if not r.refused:
+        if not r.refused and r.backend == "docker":
             by_host.setdefault(r.host.docker_host, []).append(r)
-    findings: list[Finding] = []
     for stacks in by_host.values():
         rep = examine_host(stacks[0].host, stacks, run, every_port=only is None)
         findings += rep.findings
@@ -525,10 +570,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"doctor: {e}", file=sys.stderr)
     broken = [f for f in findings if not f.ok]
     if args.repair:
-        if not any(f.repairable for f in broken):
-            print("repair: no container to replace" + ("; the problems above need the fix named under each" if broken else ""))
+        clusters = {r.name for r in stack_refs(args.root, args.stack) if r.backend != "docker"}
+        for stack in sorted({f.stack for f in broken} & clusters):
+            from ops.cluster_stack import cluster_stack
+
+            print(CLUSTER_REPAIR.format(stack=stack, namespace=cluster_stack(args.root, stack).namespace))
+        broken_docker = [f for f in broken if f.stack not in clusters]
+        if not any(f.repairable for f in broken_docker):
+            if broken_docker or not clusters:
+                print("repair: no container to replace" + ("; the problems above need the fix named under each" if broken else ""))
             return 1 if broken or errors else 0
-        status = repair(args.root, broken)
+        status = repair(args.root, broken_docker)
         after, errors = doctor(args.root, args.stack)
         print("\nafter repair:\n" + render(after))
         return status or (1 if any(not f.ok for f in after) or errors else 0)

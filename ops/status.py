@@ -17,6 +17,9 @@ command, so everything comes through the Docker API:
   container top: host pids, and how long each has run), joined by the container's labels
   (`tfbox.stack`, `tfbox.seat`).
 
+A kubernetes stack is read from its cluster (ops.cluster_stack): per seat its pod's phase, readiness and node, the
+GPUs asked and allocated, its Service's URLs and how to reach the notebook; no nvidia-smi there.
+
 What `make fleet ACTION=status` says is the Pulumi side (last update, outputs); this is the host side now.
 """
 
@@ -39,6 +42,7 @@ from ops.status_model import (
     GpuReading,
     IdleRule,
     MachineStatus,
+    SeatStatus,
     exit_status,
     machine_status,
     parse_apps_query,
@@ -96,12 +100,34 @@ def read_pids(host: Host, notebooks: Sequence[Mapping[str, Any]], run: Runner) -
     return pids
 
 
+def cluster_status(root: Path, stack: str) -> MachineStatus:
+    """A kubernetes stack's board from its cluster (ops.cluster_stack): per seat its pod, phase, readiness, node,
+    the GPUs asked and allocated, its Service's URLs and how to reach the notebook."""
+    from ops.cluster_stack import cluster_stack, read
+
+    cs = cluster_stack(root, stack)
+    states, problems, error = read(cs)
+    host = f"kubernetes: {cs.where}"
+    if error:
+        return MachineStatus(stack=stack, host=host, error=error, backend="kubernetes", nvidia_smi="not read on a cluster")
+    seats = tuple(SeatStatus(
+        stack=stack, seat=s.seat, host=host, urls=s.urls, ok=s.ok,
+        health="ok" if s.problem is None else f"{s.pod}: {s.problem.cause}",
+        gpus_requested=f"count={s.gpus_asked}" if s.gpus_asked else "none", containers=(s.pod,), phase=s.phase,
+        ready=s.ready, node=s.node, gpus_allocated=s.gpus_allocated, reach=s.reach) for s in states)
+    return MachineStatus(stack=stack, host=host, seats=seats, backend="kubernetes", nvidia_smi="not read on a cluster",
+                         problems=tuple(p.cause for p in problems))
+
+
 def status(root: Path, only: str | None = None, rule: IdleRule | None = None, run: Runner = run_command) -> list[MachineStatus]:
     rule = rule or IdleRule()
     refs = stack_refs(root, only)
     by_host: dict[str, list[str]] = {}
     hosts: dict[str, Host] = {}
+    clusters: list[MachineStatus] = [cluster_status(root, r.name) for r in refs if r.backend != "docker"]
     for r in refs:
+        if r.backend != "docker":
+            continue
         by_host.setdefault(r.host.docker_host, []).append(r.name)
         hosts[r.host.docker_host] = r.host
     machines: list[MachineStatus] = []
@@ -116,7 +142,7 @@ def status(root: Path, only: str | None = None, rule: IdleRule | None = None, ru
         readings, apps, smi = read_gpus(host, notebooks, run)
         pids = read_pids(host, notebooks, run)
         machines += [machine_status(s, docker_host, labs, readings, apps, pids, rule, smi) for s in stacks]
-    return machines
+    return machines + clusters
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -173,6 +173,13 @@ class SeatStatus:
     gpus_requested: str
     gpus: tuple[GpuStatus, ...] = ()
     containers: tuple[str, ...] = ()
+    # a kubernetes stack's seat (ops.cluster_stack): its pod's phase and readiness, its node, the GPUs the pod holds
+    # there (the scheduler's count: no index), and how to reach the notebook from outside the cluster
+    phase: str = ""
+    ready: bool | None = None
+    node: str = ""
+    gpus_allocated: int | None = None
+    reach: str = ""
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,8 @@ class MachineStatus:
     gpus: tuple[GpuStatus, ...] = ()  # every GPU of the host nvidia-smi read (also those no seat asked for)
     nvidia_smi: str = "ok"  # or why there is no reading
     error: str = ""  # why the host could not be read at all
+    backend: str = "docker"  # tfbox:backend
+    problems: tuple[str, ...] = ()  # a cluster's problems beyond one seat (an unbound claim, a GPU node that lost GPUs)
 
 
 def _labels(info: Mapping[str, Any]) -> Mapping[str, str]:
@@ -311,7 +320,7 @@ def machine_status(stack: str, docker_host: str, infos: Sequence[Mapping[str, An
 
 
 def exit_status(machines: Sequence[MachineStatus]) -> int:
-    if any(m.error for m in machines) or any(not s.ok for m in machines for s in m.seats):
+    if any(m.error or m.problems for m in machines) or any(not s.ok for m in machines for s in m.seats):
         return EXIT_PROBLEM
     if any(g.idle_held for m in machines for g in m.gpus):
         return EXIT_IDLE
@@ -344,7 +353,47 @@ def _gpu_cells(g: GpuStatus | None) -> tuple[str, str, str, str, str]:
 
 
 def render(machines: Sequence[MachineStatus], rule: IdleRule = IdleRule()) -> str:
-    """The terminal table: one line per seat and GPU; problems and idle GPUs said under it."""
+    """The terminal table: one line per seat and GPU; problems and idle GPUs said under it. Kubernetes stacks get a
+    table of their own (pods, nodes and GPU counts: the cluster has no per-GPU reading here)."""
+    docker = [m for m in machines if m.backend == "docker"]
+    cluster = [m for m in machines if m.backend != "docker"]
+    parts = ([_render_docker(docker, rule)] if docker or not cluster else []) + ([render_cluster(cluster)] if cluster else [])
+    return "\n\n".join(parts)
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def render_cluster(machines: Sequence[MachineStatus]) -> str:
+    """Kubernetes stacks: one line per seat (pod, phase, readiness, node, GPUs asked/allocated, URLs); under it
+    the problems and how to reach each notebook from outside the cluster."""
+    header = ("stack", "seat", "health", "pod", "phase", "ready", "node", "GPUs asked/allocated", "URLs")
+    rows: list[tuple[str, ...]] = []
+    notes: list[str] = []
+    for m in machines:
+        if m.error:
+            rows.append((m.stack, "-", "UNREADABLE", "-", "", "", "", "", m.host))
+            notes.append(f"{m.stack}: {m.error}")
+            continue
+        if not m.seats:
+            rows.append((m.stack, "-", "no pods", "-", "", "", "", "", m.host))
+        for s in m.seats:
+            urls = " ".join(f"{k}={v}" for k, v in sorted(s.urls.items())) or "-"
+            asked = s.gpus_requested.removeprefix("count=") if s.gpus_requested != "none" else "0"
+            rows.append((m.stack, s.seat, "ok" if s.ok else "PROBLEM", ", ".join(s.containers) or "-", s.phase or "-",
+                         "yes" if s.ready else "no", s.node or "-", f"{asked}/{s.gpus_allocated or 0}", urls))
+            if not s.ok:
+                notes.append(f"{s.stack}/{s.seat}: {s.health} (`make doctor STACK={s.stack}` says the fix)")
+        notes += [f"{m.stack}: {p} (`make doctor STACK={m.stack}` says the fix)" for p in m.problems]
+        notes += [f"{m.stack}/{s.seat}: reach the notebook: {s.reach}" for s in m.seats if s.reach]
+    return "\n".join(_table(header, rows) + (["", *notes] if notes else []))
+
+
+def _render_docker(machines: Sequence[MachineStatus], rule: IdleRule) -> str:
     header = ("stack", "seat", "health", "GPU", "model", "memory", "util", "held by", "URLs")
     rows: list[tuple[str, ...]] = []
     notes: list[str] = []

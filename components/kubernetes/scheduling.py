@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.kubernetes.objects import GPU_RESOURCE
+from components.model.plan import LabPlan
 
 # a pod no longer holds its GPUs once it ended
 DONE_PHASES = ("Succeeded", "Failed")
@@ -124,3 +125,13 @@ def lost_gpus(nodes: Sequence[Node]) -> list[str]:
     """Nodes offering fewer GPUs than they have: the device plugin marked some unhealthy (a lost GPU, an XID error)."""
     return [f"node {n.name}: {n.allocatable} of {n.capacity} GPUs allocatable ({n.capacity - n.allocatable} lost or unhealthy)"
             for n in nodes if n.allocatable < n.capacity]
+
+
+def gpu_ledger(plan: LabPlan) -> dict[str, dict[str, object]]:
+    """The `gpuLedger` output of a kubernetes stack with seats: seat -> how many GPUs it asks, of which resource, on
+    which nodes. Which devices is the scheduler's and the device plugin's choice, made when the pod is placed
+    (`make status` shows the node), so the ledger is by seat where a Docker stack's is by GPU index."""
+    c = plan.cluster
+    selector = dict(c.gpu_node_selector) if c is not None else {}
+    return {s.name: {"gpus": s.notebook.gpus.count, "resource": GPU_RESOURCE, "nodeSelector": selector}
+            for s in plan.seats if s.notebook.gpus.kind == "count" and s.notebook.gpus.count}

@@ -147,3 +147,10 @@ def test_kubectl_reads_the_providers_kubeconfig_and_context(monkeypatch: pytest.
     assert argv[argv.index("--context") + 1] == "lab"
     runtime_config.set_all_config({"kubernetes:kubeconfig": str(tmp_path / "lab.yaml")}, [])
     assert KubernetesBackend().kubeconfig_path() == str(tmp_path / "lab.yaml")
+
+
+def test_a_seats_stack_has_a_gpu_ledger_by_seat(cluster: list[dict[str, Any]]) -> None:
+    seats = [*SEATS, {"name": "cy", "notebookPort": 8803, "tensorboardPort": 6603}]  # no GPUs: not in the ledger
+    _, out = run(config(**{"tfbox:seats": json.dumps(seats), "tfbox:passwords": json.dumps({**PASSWORDS, "cy": "cy-password-long"})}))
+    assert out["gpuLedger"] == {"ana": {"gpus": 1, "resource": "nvidia.com/gpu", "nodeSelector": {"gpu": "h100"}},
+                                "bo": {"gpus": 2, "resource": "nvidia.com/gpu", "nodeSelector": {"gpu": "h100"}}}
