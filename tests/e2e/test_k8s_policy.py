@@ -1,0 +1,129 @@
+"""The policy pack's Kubernetes rules and `tfbox:serviceType: NodePort` with the real engine, the built
+pulumi-kubernetes provider and the test kit's API server (kwok GPU nodes: docs/kubernetes.md).
+
+What a user would check: `pulumi up --policy-pack policy` of a NodePort stack with TLS passes and the cluster
+has a NodePort Service at the seat's port carrying Jupyter only, with the NetworkPolicy letting the listed
+network in; the same stack without TLS is refused at preview naming tfbox:serviceType, before anything is
+created; and a program that breaks the rules (a privileged hostNetwork pod with a hostPath, a private key in a
+ConfigMap, a NodePort to a plain-HTTP notebook) is refused by `pulumi preview --policy-pack` naming each policy.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.model.tls import generate_self_signed, subject_names
+from tests.e2e.harness import Project
+from tests.e2e.k8s import Cluster, start_cluster, stop_cluster
+from tests.e2e.test_k8s_backend import k8s_stack
+
+NAME = "k8spol"
+SEAT = [{"name": "ana", "gpus": "count=1", "notebookPort": 30801, "tensorboardPort": 6601}]
+
+
+@pytest.fixture(scope="module")
+def cluster(k8s_kit: Path) -> Iterator[Cluster]:
+    c = start_cluster(NAME)
+    try:
+        c.gpu_node("gpu-1", 2, gpu="h100")
+        pvs = [{"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"pv-{i}"},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                         "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/tmp/tfbox-pv-{i}"}}}
+               for i in range(2)]
+        manifest = c.run_dir / "pvs.yaml"
+        manifest.write_text(yaml.safe_dump_all(pvs))
+        c.kubectl("apply", "-f", str(manifest))
+        yield c
+    finally:
+        stop_cluster(NAME)
+
+
+@pytest.fixture(scope="module")
+def project(cluster: Cluster, k8s_kit: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    p = Project(tmp_path_factory.mktemp("k8spol"), os.environ.get("TFBOX_TOOLCHAIN_BIN", ""),
+                extra_env={"KUBECONFIG": "/nonexistent"})
+    p.pulumi("plugin", "install", "resource", "kubernetes", version("pulumi_kubernetes"),
+             "--file", str(k8s_kit / "pulumi-resource-kubernetes"))
+    return p
+
+
+def test_a_node_port_stack_with_tls_passes_the_pack_and_publishes_jupyter_only(project: Project, cluster: Cluster) -> None:
+    pair = generate_self_signed(subject_names("kubernetes://kit", "0.0.0.0"))
+    st = k8s_stack(project, cluster, "np", SEAT, {"ana": secrets.token_urlsafe(18)}, **{
+        "tfbox:serviceType": "NodePort", "tfbox:nodePortSources": ["192.168.10.0/24"], "tfbox:tlsCerts": {"ana": pair.cert_pem}})
+    project.pulumi("config", "set", "--secret", "--path", "tfbox:tlsKeys.ana", "--stack", "np", input=pair.key_pem)
+    res = st.preview("--policy-pack", "policy")
+    assert "[mandatory]" not in res.output and "k8s-" not in res.output, res.output[-3000:]
+    res = st.up("--policy-pack", "policy", timeout=600)
+    assert "[mandatory]" not in res.output and "k8s-" not in res.output, res.output[-3000:]
+
+    svc = cluster.get("service", "-n", "tfbox-np", "tfbox-np-ana-notebook")
+    assert svc["spec"]["type"] == "NodePort"
+    assert [(p["name"], p["port"], p["nodePort"]) for p in svc["spec"]["ports"]] == [("jupyter", 8888, 30801)]
+    policy = cluster.get("networkpolicy", "-n", "tfbox-np", "tfbox-np-ana-notebook")
+    assert {"ipBlock": {"cidr": "192.168.10.0/24"}} in policy["spec"]["ingress"][0]["from"]
+    assert st.outputs()["seats"]["ana"]["notebookNodePort"] == 30801
+    st.destroy()
+
+
+def test_a_node_port_without_tls_is_refused_at_preview_and_nothing_is_created(project: Project, cluster: Cluster) -> None:
+    st = k8s_stack(project, cluster, "plain", SEAT, {"ana": secrets.token_urlsafe(18)}, **{
+        "tfbox:serviceType": "NodePort", "tfbox:nodePortSources": ["192.168.10.0/24"]})
+    res = st.preview("--policy-pack", "policy", check=False)
+    assert res.returncode != 0
+    assert "tfbox:serviceType: NodePort publishes seat ana on every node's address over plain HTTP" in res.output, res.output[-3000:]
+    assert "make tls" in res.output
+    gone = cluster.kubectl("get", "namespace", "tfbox-plain", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+
+
+VIOLATING_PROGRAM = '''
+import json
+import pulumi_kubernetes as k8s
+
+ns = "default"
+labels = {"app": "nb"}
+k8s.core.v1.ConfigMap("files", metadata={"name": "files", "namespace": ns},
+                      data={"notebook.key": "-----BEGIN PRIVATE KEY-----\\nMIGHAgEA\\n-----END PRIVATE KEY-----\\n"})
+k8s.core.v1.Secret("secret", metadata={"name": "nb-secret", "namespace": ns}, string_data={
+    "config.json": json.dumps({"PasswordIdentityProvider": {"hashed_password": "argon2:x"}, "ServerApp": {}})})
+k8s.apps.v1.Deployment("nb", metadata={"name": "nb", "namespace": ns}, spec={
+    "selector": {"matchLabels": labels},
+    "template": {"metadata": {"labels": labels}, "spec": {
+        "hostNetwork": True,
+        "volumes": [{"name": "node", "hostPath": {"path": "/srv"}},
+                    {"name": "secret", "secret": {"secretName": "nb-secret"}}],
+        "containers": [{"name": "notebook", "image": "tensorflow/tensorflow:latest-jupyter",
+                        "ports": [{"containerPort": 8888}],
+                        "securityContext": {"privileged": True},
+                        "volumeMounts": [{"name": "secret", "mountPath": "/etc/jupyter/jupyter_server_config.json",
+                                          "subPath": "config.json"}]}]}}})
+k8s.core.v1.Service("svc", metadata={"name": "nb", "namespace": ns}, spec={
+    "type": "NodePort", "selector": labels, "ports": [{"port": 8888, "targetPort": 8888, "nodePort": 30999}]})
+'''
+
+
+def test_the_engine_refuses_a_program_that_breaks_the_kubernetes_rules(project: Project, cluster: Cluster) -> None:
+    program = project.dir / "violating"
+    program.mkdir()
+    (program / ".venv").symlink_to(project.dir / ".venv")
+    (program / "Pulumi.yaml").write_text("name: violating\nruntime:\n  name: python\n  options:\n    virtualenv: .venv\n")
+    (program / "__main__.py").write_text(VIOLATING_PROGRAM)
+    (program / "Pulumi.bad.yaml").write_text(yaml.safe_dump({"config": {"kubernetes:kubeconfig": str(cluster.kubeconfig)}}))
+    project.pulumi("-C", "violating", "stack", "init", "bad", "--secrets-provider", "passphrase")
+    res = project.pulumi("-C", "violating", "preview", "--stack", "bad", "--policy-pack", str(project.dir / "policy"), check=False)
+    out = res.output
+    assert res.returncode != 0, out[-3000:]
+    for policy in ("k8s-no-host-access", "k8s-no-privilege", "k8s-secrets-in-secrets", "k8s-exposed-notebook-requires-tls"):
+        assert f"[mandatory]  {policy}" in out, (policy, out[-4000:])
+    assert "sets hostNetwork: true" in out and "mounts the node's directory '/srv'" in out
+    assert "ConfigMap 'files' holds a PEM private key" in out
+    assert "Service 'nb' (type NodePort) exposes port 8888 of Deployment 'nb' over plain HTTP" in out
+    assert cluster.kubectl("get", "deployment", "nb", "-n", "default", check=False).returncode != 0  # preview made nothing
