@@ -52,7 +52,9 @@ _SECRET_TEXT = (
     (re.compile(r"\b(argon2|sha1|sha256|sha512):[^\s'\"]*[0-9a-f]{32,}"), "a Jupyter password hash"),
 )
 # env names that say "this is a secret"; their value belongs in a Secret (valueFrom.secretKeyRef)
-_SECRET_ENV_NAME = re.compile(r"(PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|PRIVATE_KEY|API_KEY|ACCESS_KEY|CREDENTIAL)", re.IGNORECASE)
+# (whole words of the name: TOKENIZERS_PARALLELISM is no token)
+_SECRET_ENV_NAME = re.compile(r"(^|_)(PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|PRIVATE_KEY|API_KEY|ACCESS_KEY|CREDENTIALS?)($|_)",
+                              re.IGNORECASE)
 
 
 def base_type(resource_type: str) -> str:

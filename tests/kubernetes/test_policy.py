@@ -150,11 +150,14 @@ def test_a_secret_in_a_plain_env_value_is_refused_but_a_secret_ref_is_fine() -> 
             {"name": "TLS", "value": PEM_KEY},
             {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
             {"name": "TF_CPP_MIN_LOG_LEVEL", "value": "2"},
+            {"name": "TOKENIZERS_PARALLELISM", "value": "false"},
+            {"name": "HF_TOKEN", "value": "hf_abcdef"},
             {"name": "API_TOKEN", "value": ""}]
     messages = k8s_rules.check_secrets_in_secrets(DEPLOY, props)
-    assert len(messages) == 2
+    assert len(messages) == 3
     assert "a secret by its name in the plain env value JUPYTER_PASSWORD" in messages[0] and "secretKeyRef" in messages[0]
     assert "a PEM private key in the plain env value TLS" in messages[1]
+    assert "a secret by its name in the plain env value HF_TOKEN" in messages[2]
 
 
 # --- Services exposed beyond the cluster ------------------------------------------------------------
