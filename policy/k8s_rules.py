@@ -266,16 +266,19 @@ def check_exposed_services(resources: Iterable[tuple[str, Mapping[str, Any]]]) -
             continue
         for port in spec.get("ports") or []:
             target = port.get("targetPort", port.get("port"))
+            if not any(_serves(c, target) for _, _, pod in pods for c in containers(pod)):
+                found.append((i, f"{where} exposes port {_port(target)}, which no container of its pods declares, so "
+                                 "nothing shows what answers there: declare it (ports[].containerPort) or take it off the Service"))
+                continue
             for t, p, pod in pods:
                 serving = [c for c in containers(pod) if _serves(c, target)]
-                if not serving:
-                    continue
                 for c in serving:
                     if target in (TENSORBOARD_INTERNAL_PORT, float(TENSORBOARD_INTERNAL_PORT), "tensorboard"):
                         found.append((i, f"{where} exposes TensorBoard (port {_port(target)} of {_where(t, p)}), which has "
                                          "no login: take its port off the Service and use the notebook's /tensorboard/"))
                     elif not jupyter_tls_mounted(c, pod, secrets):
-                        found.append((i, f"{where} exposes port {_port(target)} of {_where(t, p)} over plain HTTP: run "
+                        found.append((i, f"{where} exposes port {_port(target)} of {_where(t, p)} over plain HTTP (no "
+                                         "Jupyter config from a Secret naming a certificate and key the container mounts): run "
                                          "`make tls STACK=<stack>` (tfbox:tlsCert and the secret tfbox:tlsKey), or keep "
                                          "tfbox:serviceType ClusterIP and use `kubectl port-forward`"))
     return found

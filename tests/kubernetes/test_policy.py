@@ -208,6 +208,13 @@ def test_an_exposed_tensorboard_is_refused_even_with_tls() -> None:
     assert "exposes TensorBoard" in message
 
 
+def test_a_node_port_to_a_port_no_container_declares_is_refused() -> None:
+    resources = seat(tls=True)
+    resources[3][1]["spec"]["ports"][0]["targetPort"] = 9000  # a process may listen there undeclared
+    ((_, message),) = k8s_rules.check_exposed_services(resources)
+    assert "exposes port 9000, which no container of its pods declares" in message
+
+
 def test_a_node_port_to_pods_the_stack_does_not_declare_is_refused() -> None:
     resources = [r for r in seat(tls=True) if r[0] != STS]
     ((_, message),) = k8s_rules.check_exposed_services(resources)
