@@ -138,7 +138,7 @@ def _size(key: str, value: Any, problems: list[str]) -> int:
 
 
 def _node_port_problems(raw_value: Callable[[str], Any], notebooks: Sequence[tuple[str, str, int, bool]],
-                        problems: list[str]) -> tuple[str, tuple[str, ...]]:
+                        stack_slug: str, problems: list[str]) -> tuple[str, tuple[str, ...]]:
     """`tfbox:serviceType` and `tfbox:nodePortSources`: a NodePort puts each notebook on every node's address, so every
     seat must serve HTTPS (as a Docker notebook beyond loopback), at a port of the NodePort range, to listed networks."""
     service_type = str(raw_value("serviceType") or "ClusterIP")
@@ -158,7 +158,7 @@ def _node_port_problems(raw_value: Callable[[str], Any], notebooks: Sequence[tup
     if plain:
         problems.append(_problem("serviceType", f"NodePort publishes {', '.join(plain)} on every node's address over plain "
                                  "HTTP, so the password and session cookie would cross the network in cleartext",
-                                 "run `make tls STACK=<stack>` (tfbox:tlsCert and the secret tfbox:tlsKey; on a stack with "
+                                 f"run `make tls STACK={stack_slug}` (tfbox:tlsCert and the secret tfbox:tlsKey; on a stack with "
                                  "seats one pair per seat), or keep tfbox:serviceType ClusterIP and use `kubectl port-forward`"))
     low, high = NODE_PORT_RANGE
     for _, key, port, _ in notebooks:
@@ -231,7 +231,7 @@ def parse_cluster(raw: Mapping[str, Any], raw_value: Callable[[str], Any], *, ba
     namespace = str(raw_value("namespace") or f"tfbox-{stack_slug.lower()}")
     if (why := object_name_problem(namespace)) is not None:
         problems.append(_problem("namespace", why, "set tfbox:namespace to e.g. tfbox-lab"))
-    service_type, node_port_sources = _node_port_problems(raw_value, notebooks, problems)
+    service_type, node_port_sources = _node_port_problems(raw_value, notebooks, stack_slug, problems)
     settings = ClusterSettings(
         namespace=namespace, gpu_node_selector=_selector(raw_value("gpuNodeSelector"), problems),
         gpu_tolerations=_tolerations(raw_value("gpuTolerations"), problems),

@@ -4,14 +4,18 @@ pulumi-kubernetes provider and the test kit's API server (kwok GPU nodes: docs/k
 What a user would check: `pulumi up --policy-pack policy` of a NodePort stack with TLS passes and the cluster
 has a NodePort Service at the seat's port carrying Jupyter only, with the NetworkPolicy letting the listed
 network in; the same stack without TLS is refused at preview naming tfbox:serviceType, before anything is
-created; and a program that breaks the rules (a privileged hostNetwork pod with a hostPath, a private key in a
+created; a cluster stack made by the release before these keys (`BEFORE`) previews with no change, the
+policy pack included; and a program that breaks the rules (a privileged hostNetwork pod with a hostPath, a private key in a
 ConfigMap, a NodePort to a plain-HTTP notebook) is refused by `pulumi preview --policy-pack` naming each policy.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
+import shutil
+import subprocess
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -20,11 +24,12 @@ import pytest
 import yaml
 
 from components.model.tls import generate_self_signed, subject_names
-from tests.e2e.harness import Project
+from tests.e2e.harness import ROOT, Project, Stack, change_summary
 from tests.e2e.k8s import Cluster, start_cluster, stop_cluster
 from tests.e2e.test_k8s_backend import k8s_stack
 
 NAME = "k8spol"
+BEFORE = "92b8d58"  # the last commit before tfbox:serviceType and the Kubernetes policies: its cluster stacks must not change
 SEAT = [{"name": "ana", "gpus": "count=1", "notebookPort": 30801, "tensorboardPort": 6601}]
 
 
@@ -36,7 +41,7 @@ def cluster(k8s_kit: Path) -> Iterator[Cluster]:
         pvs = [{"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"pv-{i}"},
                 "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
                          "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/tmp/tfbox-pv-{i}"}}}
-               for i in range(2)]
+               for i in range(6)]
         manifest = c.run_dir / "pvs.yaml"
         manifest.write_text(yaml.safe_dump_all(pvs))
         c.kubectl("apply", "-f", str(manifest))
@@ -127,3 +132,30 @@ def test_the_engine_refuses_a_program_that_breaks_the_kubernetes_rules(project: 
     assert "ConfigMap 'files' holds a PEM private key" in out
     assert "Service 'nb' (type NodePort) exposes port 8888 of Deployment 'nb' over plain HTTP" in out
     assert cluster.kubectl("get", "deployment", "nb", "-n", "default", check=False).returncode != 0  # preview made nothing
+
+
+def test_a_cluster_stack_of_the_release_before_previews_with_no_change(project: Project, cluster: Cluster,
+                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    """ClusterIP stays the default: the Services, NetworkPolicies, Secrets (the Jupyter config) and outputs of an
+    existing stack are what this version declares, and tfbox's objects pass the new policies."""
+    archive = subprocess.run(["git", "archive", "--format=tar", BEFORE], cwd=ROOT, capture_output=True, check=True).stdout
+    old = tmp_path_factory.mktemp("before") / "project"
+    old.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    (old / ".venv").symlink_to(ROOT / ".venv")
+    before = copy.copy(project)
+    before.dir = old
+    seats = [{"name": "ana", "gpus": "count=1", "notebookPort": 8801, "tensorboardPort": 6601},
+             {"name": "bo", "gpus": "count=1", "notebookPort": 8802, "tensorboardPort": 6602}]
+    st = k8s_stack(before, cluster, "old", seats, {"ana": secrets.token_urlsafe(18), "bo": secrets.token_urlsafe(18)},
+                   **{"tfbox:tensorboardProxy": True})
+    st.up(timeout=600)
+    outputs = st.outputs()
+    shutil.copy(old / "Pulumi.old.yaml", project.dir / "Pulumi.old.yaml")  # the stack file, its secrets included
+    now = Stack(project, "old")
+    res = now.preview("--expect-no-changes", "--diff", "--policy-pack", "policy")
+    assert "[mandatory]" not in res.output and "k8s-" not in res.output, res.output[-3000:]
+    res = now.up("--policy-pack", "policy", timeout=600)
+    assert change_summary(res.output) == {}, res.output[-3000:]
+    assert now.outputs() == outputs  # the up rewrote them from this version's program
+    now.destroy()

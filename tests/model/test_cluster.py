@@ -106,7 +106,7 @@ def test_a_node_port_without_tls_outside_the_range_and_without_sources_is_refuse
     problems = problems_of({"backend": "kubernetes", "seats": SEATS, "serviceType": "NodePort"})
     assert len(problems) == 4
     assert problems[0].startswith("tfbox:serviceType: NodePort publishes seat ana, seat bo on every node's address over plain HTTP")
-    assert "make tls STACK=<stack>" in problems[0] and "kubectl port-forward" in problems[0]
+    assert "make tls STACK=lab" in problems[0] and "kubectl port-forward" in problems[0]
     assert problems[1] == ("tfbox:seats[0].notebookPort: 8801 is outside the cluster's NodePort range 30000-32767, where "
                            "tfbox:serviceType NodePort publishes it. Fix: pick a free port in 30000-32767, e.g. 30801.")
     assert problems[2].startswith("tfbox:seats[1].notebookPort: 8802 is outside")
