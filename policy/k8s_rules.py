@@ -4,7 +4,7 @@ The Docker rules (policy/rules.py) guard containers on one host; a cluster share
 teams, so a tfbox pod must not reach the node (privileged, host namespaces, host paths, setuid escalation),
 a secret must live in a Secret (never a ConfigMap or a plain env value, which `kubectl describe` and
 anyone with read access to ConfigMaps see), and a notebook exposed beyond the cluster (a NodePort or
-LoadBalancer Service, or external IPs) must serve HTTPS: the password and the session cookie would
+LoadBalancer Service, external IPs, an Ingress) must serve HTTPS: the password and the session cookie would
 otherwise cross the network in cleartext, and TensorBoard, which has no login, is never exposed.
 
 Each `check_*` takes what the analyzer hands a policy (the engine's camelCase inputs) and returns the
@@ -182,6 +182,36 @@ def _decoded(value: Any) -> str:
         return base64.b64decode(str(value)).decode("utf-8", "replace")
     except (binascii.Error, ValueError):
         return str(value)
+
+
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+
+
+def check_ingress_tls(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """Mandatory: an Ingress (the way in from outside the cluster through a controller) serves every host it routes
+    over TLS, and never routes to TensorBoard's port (no login)."""
+    if base_type(resource_type) != INGRESS:
+        return []
+    spec = _mapping(props.get("spec"))
+    where = f"Ingress {_name(props)!r}"
+    tls = [t for t in spec.get("tls") or [] if isinstance(t, Mapping)]
+    covered = {str(h) for t in tls for h in t.get("hosts") or []}
+    problems: list[str] = []
+    backends: list[Mapping[str, Any]] = [_mapping(spec.get("defaultBackend"))]
+    for rule in spec.get("rules") or []:
+        host = _mapping(rule).get("host")
+        if not tls or (host and str(host) not in covered):
+            problems.append(f"{where} serves {'host ' + repr(host) if host else 'every host'} over plain HTTP: add it to "
+                            "spec.tls with a certificate Secret (the password and session cookie cross the network)")
+        backends += [_mapping(path.get("backend")) for path in _dig(rule, ("http", "paths")) or [] if isinstance(path, Mapping)]
+    if spec.get("defaultBackend") and not tls:
+        problems.append(f"{where} has a default backend served over plain HTTP: add spec.tls with a certificate Secret")
+    for backend in backends:
+        port = _mapping(_dig(backend, ("service", "port")))
+        if port.get("number") in (TENSORBOARD_INTERNAL_PORT, float(TENSORBOARD_INTERNAL_PORT)) or port.get("name") == "tensorboard":
+            problems.append(f"{where} routes to TensorBoard (service {_dig(backend, ('service', 'name'))!r}), which has no "
+                            "login: route to the notebook and use its /tensorboard/")
+    return problems
 
 
 # --- services exposed beyond the cluster: a stack policy, as the answer depends on the pods and secrets ---

@@ -111,6 +111,11 @@ def build_policies() -> list[Policy]:
             "Password hashes and private keys live in a Secret, never in a ConfigMap or a plain env value.",
             k8s_rules.check_secrets_in_secrets,
         ),
+        _resource_policy(
+            "k8s-ingress-requires-tls",
+            "An Ingress serves every host it routes over TLS and never routes to TensorBoard.",
+            k8s_rules.check_ingress_tls,
+        ),
         StackValidationPolicy(
             name="k8s-exposed-notebook-requires-tls",
             description="A Service reaching beyond the cluster (NodePort, LoadBalancer, external IPs) exposes only a "

@@ -6,7 +6,7 @@ has a NodePort Service at the seat's port carrying Jupyter only, with the Networ
 network in; the same stack without TLS is refused at preview naming tfbox:serviceType, before anything is
 created; a cluster stack made by the release before these keys (`BEFORE`) previews with no change, the
 policy pack included; and a program that breaks the rules (a privileged hostNetwork pod with a hostPath, a private key in a
-ConfigMap, a NodePort to a plain-HTTP notebook) is refused by `pulumi preview --policy-pack` naming each policy.
+ConfigMap, a NodePort to a plain-HTTP notebook, an Ingress without TLS) is refused by `pulumi preview --policy-pack` naming each policy.
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ k8s.apps.v1.Deployment("nb", metadata={"name": "nb", "namespace": ns}, spec={
                                           "subPath": "config.json"}]}]}}})
 k8s.core.v1.Service("svc", metadata={"name": "nb", "namespace": ns}, spec={
     "type": "NodePort", "selector": labels, "ports": [{"port": 8888, "targetPort": 8888, "nodePort": 30999}]})
+k8s.networking.v1.Ingress("in", metadata={"name": "nb", "namespace": ns}, spec={"rules": [{"host": "lab.example.com", "http": {
+    "paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "nb", "port": {"number": 8888}}}}]}}]})
 '''
 
 
@@ -126,7 +128,8 @@ def test_the_engine_refuses_a_program_that_breaks_the_kubernetes_rules(project: 
     res = project.pulumi("-C", "violating", "preview", "--stack", "bad", "--policy-pack", str(project.dir / "policy"), check=False)
     out = res.output
     assert res.returncode != 0, out[-3000:]
-    for policy in ("k8s-no-host-access", "k8s-no-privilege", "k8s-secrets-in-secrets", "k8s-exposed-notebook-requires-tls"):
+    for policy in ("k8s-no-host-access", "k8s-no-privilege", "k8s-secrets-in-secrets", "k8s-exposed-notebook-requires-tls",
+                   "k8s-ingress-requires-tls"):
         assert f"[mandatory]  {policy}" in out, (policy, out[-4000:])
     assert "sets hostNetwork: true" in out and "mounts the node's directory '/srv'" in out
     assert "ConfigMap 'files' holds a PEM private key" in out

@@ -54,7 +54,8 @@ def seat(tls: bool = True, service_type: str = "NodePort", tensorboard: str = "s
     ]
 
 
-RESOURCE_RULES = (k8s_rules.check_no_host_access, k8s_rules.check_no_privilege, k8s_rules.check_secrets_in_secrets)
+RESOURCE_RULES = (k8s_rules.check_no_host_access, k8s_rules.check_no_privilege, k8s_rules.check_secrets_in_secrets,
+                  k8s_rules.check_ingress_tls)
 
 
 def all_violations(resources: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -219,6 +220,38 @@ def test_a_node_port_to_pods_the_stack_does_not_declare_is_refused() -> None:
     resources = [r for r in seat(tls=True) if r[0] != STS]
     ((_, message),) = k8s_rules.check_exposed_services(resources)
     assert "exposes pods this stack does not declare" in message
+
+
+# --- Ingresses ---------------------------------------------------------------------------------------
+
+
+def ingress(tls_hosts: list[str] | None, port: dict[str, Any], host: str | None = "lab.example.com") -> dict[str, Any]:
+    rule: dict[str, Any] = {"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                                                "backend": {"service": {"name": "ana", "port": port}}}]}}
+    if host:
+        rule["host"] = host
+    spec: dict[str, Any] = {"rules": [rule]}
+    if tls_hosts is not None:
+        spec["tls"] = [{"hosts": tls_hosts, "secretName": "lab-tls"}]
+    return {"metadata": {"name": "lab"}, "spec": spec}
+
+
+def test_an_ingress_serving_every_host_over_tls_to_jupyter_passes() -> None:
+    assert k8s_rules.check_ingress_tls(k8s_rules.INGRESS, ingress(["lab.example.com"], {"number": 8888})) == []
+    assert k8s_rules.check_ingress_tls(k8s_rules.INGRESS, ingress([], {"name": "jupyter"}, host=None)) == []
+
+
+@pytest.mark.parametrize("tls_hosts,host", [(None, "lab.example.com"), (["other.example.com"], "lab.example.com"),
+                                            (None, None)], ids=["no-tls", "host-not-covered", "no-tls-any-host"])
+def test_an_ingress_with_a_plain_http_host_is_refused(tls_hosts: list[str] | None, host: str | None) -> None:
+    (message,) = k8s_rules.check_ingress_tls(k8s_rules.INGRESS, ingress(tls_hosts, {"number": 8888}, host))
+    assert message.startswith("Ingress 'lab' serves ") and "over plain HTTP: add it to spec.tls" in message
+
+
+@pytest.mark.parametrize("port", [{"number": 6006}, {"number": 6006.0}, {"name": "tensorboard"}])
+def test_an_ingress_to_tensorboard_is_refused_even_with_tls(port: dict[str, Any]) -> None:
+    (message,) = k8s_rules.check_ingress_tls("kubernetes:networking.k8s.io/v1:IngressPatch", ingress(["lab.example.com"], port))
+    assert "routes to TensorBoard (service 'ana'), which has no login" in message
 
 
 # --- the wired pack, through pulumi-policy's analyzer -------------------------------------------------
