@@ -23,12 +23,18 @@ def needs(info: StackInfo) -> dict[str, str]:
     return {"backend": info.backend, "ssh": str(not info.on_cluster).lower(), "kubectl": str(info.on_cluster).lower()}
 
 
+SECRET_KUBECONFIG = "kubeconfig in the stack's secrets"
+
+
 def warnings(info: StackInfo) -> list[str]:
-    """What would keep CI from reaching a cluster stack, said before the preview fails on it."""
-    if info.on_cluster and info.cluster and info.cluster.startswith("/"):
-        return [f"{info.name}: kubernetes:kubeconfig is a path on someone's machine ({info.cluster}), which a CI runner does "
-                f"not have: `pulumi config set --secret kubernetes:kubeconfig --stack {info.name} < {info.cluster}`"]
-    return []
+    """What would keep CI from reaching a cluster stack (or leaks its credentials), said before the preview fails on it."""
+    if not info.on_cluster or info.cluster == SECRET_KUBECONFIG:
+        return []
+    fix = f"`pulumi config set --secret kubernetes:kubeconfig --stack {info.name} < <kubeconfig file>`"
+    if info.cluster == "kubeconfig in the stack file":
+        return [f"{info.name}: kubernetes:kubeconfig is in the stack file in plaintext, credentials included: {fix}"]
+    given = info.cluster or "KUBECONFIG"
+    return [f"{info.name}: the cluster is reached through {given}, which a CI runner does not have: {fix}"]
 
 
 def main(argv: list[str] | None = None) -> int:

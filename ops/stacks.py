@@ -128,7 +128,7 @@ def _cluster(provider_config: dict[str, Any]) -> str | None:
         return f"context {context}"
     kubeconfig = provider_config.get("kubernetes:kubeconfig")
     if isinstance(kubeconfig, dict) and "secure" in kubeconfig:
-        return "kubeconfig in the stack's secrets"
+        return "kubeconfig in the stack's secrets"  # ops.access.SECRET_KUBECONFIG
     if isinstance(kubeconfig, str) and kubeconfig:
         return "kubeconfig in the stack file" if "\n" in kubeconfig or kubeconfig.lstrip().startswith("{") else kubeconfig
     return None

@@ -103,7 +103,15 @@ def test_a_cluster_stack_is_a_machine_stack_reached_by_its_kubeconfig_not_ssh(tm
     assert affected(["Pulumi.lab.yaml"], machines) == ["lab"]
     assert needs(lab) == {"backend": "kubernetes", "ssh": "false", "kubectl": "true"}
     assert needs(machines["box"]) == {"backend": "docker", "ssh": "true", "kubectl": "false"}
-    assert warnings(lab) == [] and "pulumi config set --secret kubernetes:kubeconfig" in warnings(machines["path"])[0]
+    assert warnings(lab) == [] and warnings(machines["box"]) == []
+    (path,) = warnings(machines["path"])
+    assert path == ("path: the cluster is reached through /home/me/.kube/lab.yaml, which a CI runner does not have: "
+                    "`pulumi config set --secret kubernetes:kubeconfig --stack path < <kubeconfig file>`")
+    assert "through context gpu-cluster" in warnings(machines["ctx"])[0]
+    write(tmp_path, "plain", "config:\n  tfbox:backend: kubernetes\n  kubernetes:kubeconfig: |\n    apiVersion: v1\n    users: []\n")
+    (plain,) = [m for m in machine_stacks(tmp_path) if m.name == "plain"]
+    assert plain.where == "kubernetes (kubeconfig in the stack file)"  # never its text
+    assert "in plaintext, credentials included" in warnings(plain)[0]
 
 
 def test_the_fleet_row_of_a_cluster_stack_names_the_cluster(tmp_path: Path, monkeypatch: Any) -> None:
