@@ -149,7 +149,7 @@ def select_stack(ws: Any, info: StackInfo) -> tuple[Any, MachineResult | None]:
         return auto.Stack(info.name, ws, StackInitMode.SELECT), None
     except auto.errors.CommandError as e:
         result = "no stack" if isinstance(e, auto.errors.StackNotFoundError) else classify_error(str(e))
-        return None, MachineResult(info.name, info.docker_host or "(local default)", gpus=info.gpus, result=result,
+        return None, MachineResult(info.name, info.where, gpus=info.gpus, result=result,
                                    error=f"stack {info.name} is not in the backend: create it with `make machine NAME={info.name} HOST=...`"
                                    if result == "no stack" else error_line(str(e)))
 
@@ -157,7 +157,7 @@ def select_stack(ws: Any, info: StackInfo) -> tuple[Any, MachineResult | None]:
 def one_machine(stack: Any, info: StackInfo, action: str, printer: Printer) -> MachineResult:
     from pulumi import automation as auto
 
-    row = MachineResult(info.name, info.docker_host or "(local default)", gpus=info.gpus)
+    row = MachineResult(info.name, info.where, gpus=info.gpus)
     emit = printer(info.name)
     if not info.password_set and action in ("preview", "up"):
         row.result, row.error = "no password", f"run: pulumi config set --secret tfbox:password --stack {info.name}"

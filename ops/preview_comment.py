@@ -27,8 +27,11 @@ FAILURES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         r"no such host|i/o timeout|dial unix|"
         # tfbox's own one-line SSH preflight messages (components/docker/ssh.py classify) for ssh:// machines
         r"Docker is not running on the box|unreachable over SSH|host key is not in known_hosts|host key has CHANGED|"
-        r"SSH login as '[^']*' was refused|may log in but not use Docker", re.IGNORECASE),
-     "the machine's Docker daemon did not answer: check that it runs, that `docker:host` is right and that the runner reaches it"),
+        r"SSH login as '[^']*' was refused|may log in but not use Docker|"
+        # a cluster stack: the provider's and kubectl's words, and tfbox's preflight (components/kubernetes/backend.py)
+        r"Kubernetes cluster is unreachable|Unable to connect to the server|could not read the cluster", re.IGNORECASE),
+     "the machine's Docker daemon (or a cluster stack's API server) did not answer: check that it runs, that `docker:host` "
+     "(`kubernetes:kubeconfig` / `kubernetes:context`) is right and that the runner reaches it"),
     ("invalid configuration", re.compile(r"tfbox configuration has \d+ problem"),
      "the stack's configuration is invalid: each problem below names the key and the fix"),
     ("drift", re.compile(r"no changes were expected( for \w+)? but changes were proposed", re.IGNORECASE),

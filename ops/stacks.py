@@ -2,6 +2,8 @@
 
 A stack file says its kind with `tfbox:stackKind: machine|local` (default `machine`, so a forgotten
 key means CI previews the stack and says loudly if it cannot, rather than silently skipping a machine).
+A stack on a cluster (`tfbox:backend: kubernetes`) is a machine stack like any other: what it needs to be
+reached is its kubeconfig (best a secret in its own config), not an SSH key or a Docker host.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.model.cluster import CLUSTER_BACKEND
 from components.model.keys import KEYS_BY_NAME
 from components.model.seats import raw_seats
 from components.model.stack_file import read_stack_file
 
 STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[^./][^/]*)\.yaml$")
 DEFAULT_KIND = str(KEYS_BY_NAME["stackKind"].default)
+DEFAULT_BACKEND = str(KEYS_BY_NAME["backend"].default)
 
 
 @dataclass(frozen=True)
@@ -30,10 +34,23 @@ class StackInfo:
     docker_host: str | None
     gpus: str
     password_set: bool
+    backend: str = DEFAULT_BACKEND
+    cluster: str | None = None  # a cluster stack's kubernetes:context, or how its kubeconfig is given
 
     @property
     def is_machine(self) -> bool:
         return self.kind != "local"
+
+    @property
+    def on_cluster(self) -> bool:
+        return self.backend == CLUSTER_BACKEND
+
+    @property
+    def where(self) -> str:
+        """What the fleet table shows as the host: the Docker host, or the cluster."""
+        if self.on_cluster:
+            return f"kubernetes ({self.cluster})" if self.cluster else "kubernetes (KUBECONFIG)"
+        return self.docker_host or "(local default)"
 
 
 def stack_of(path: str) -> str | None:
@@ -45,15 +62,19 @@ def stack_of(path: str) -> str | None:
 def read_stack(path: Path) -> StackInfo:
     sf = read_stack_file(path)
     kind = str(sf.raw.get("stackKind") or DEFAULT_KIND).strip()
+    backend = str(sf.raw.get("backend") or DEFAULT_BACKEND).strip()
+    cluster = _cluster(sf.provider_config) if backend == CLUSTER_BACKEND else None
     # a stack with seats has a password per seat (tfbox:passwords.<seat>), and GPUs per seat
     seats = [s for s in raw_seats(sf.raw.get("seats"))[0] if isinstance(s, dict)]
     if seats:
         names = [str(s.get("name") or "") for s in seats]
         gpus = " ".join(f"{s.get('name')}={s.get('gpus') if s.get('gpus') not in (None, '') else 'none'}" for s in seats)
         return StackInfo(name=sf.stack, path=path, kind=kind, docker_host=_host(sf.provider_config), gpus=gpus,
-                         password_set=all(n in sf.seat_password_states for n in names))
+                         password_set=all(n in sf.seat_password_states for n in names), backend=backend,
+                         cluster=cluster)
     return StackInfo(name=sf.stack, path=path, kind=kind, docker_host=_host(sf.provider_config),
-                     gpus=str(sf.raw.get("gpus") or ""), password_set=sf.password_state != "missing")
+                     gpus=str(sf.raw.get("gpus") or ""), password_set=sf.password_state != "missing", backend=backend,
+                     cluster=cluster)
 
 
 def all_stacks(root: Path) -> list[StackInfo]:
@@ -98,3 +119,16 @@ def _host(provider_config: dict[str, Any]) -> str | None:
     """The stack file's `docker:host`, as written (None: the local default)."""
     given = provider_config.get("docker:host")
     return None if given is None else str(given)
+
+
+def _cluster(provider_config: dict[str, Any]) -> str | None:
+    """How a cluster stack names its cluster: the context, a kubeconfig path, or a secret kubeconfig (never its text)."""
+    context = provider_config.get("kubernetes:context")
+    if context and not isinstance(context, dict):
+        return f"context {context}"
+    kubeconfig = provider_config.get("kubernetes:kubeconfig")
+    if isinstance(kubeconfig, dict) and "secure" in kubeconfig:
+        return "kubeconfig in the stack's secrets"  # ops.access.SECRET_KUBECONFIG
+    if isinstance(kubeconfig, str) and kubeconfig:
+        return "kubeconfig in the stack file" if "\n" in kubeconfig or kubeconfig.lstrip().startswith("{") else kubeconfig
+    return None

@@ -19,7 +19,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.policy import PolicyResource
 
-from policy import rules
+from policy import k8s_rules, rules
 
 PACK_NAME = "tfbox"
 
@@ -56,6 +56,12 @@ def _validate_gpu_images(args: StackValidationArgs, report_violation: ReportViol
             report_violation(message, resource.urn)
 
 
+def _validate_exposed_services(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    resources = args.resources
+    for index, message in k8s_rules.check_exposed_services((r.resource_type, r.props) for r in resources):
+        report_violation(message, resources[index].urn)
+
+
 def build_policies() -> list[Policy]:
     """Mandatory guard rails plus one advisory; the names are what a violation message starts with."""
     return [
@@ -88,6 +94,33 @@ def build_policies() -> list[Policy]:
             name="notebooks-volume-survives-destroy",
             description="The notebooks volume must be retained (retainOnDelete, seen as a label) or protected.",
             validate=_validate_volume,
+            enforcement_level=EnforcementLevel.MANDATORY,
+        ),
+        _resource_policy(
+            "k8s-no-host-access",
+            "A Kubernetes pod shares no node namespace (hostNetwork, hostPID, hostIPC) and mounts no hostPath.",
+            k8s_rules.check_no_host_access,
+        ),
+        _resource_policy(
+            "k8s-no-privilege",
+            "No privileged Kubernetes container; every container sets allowPrivilegeEscalation: false.",
+            k8s_rules.check_no_privilege,
+        ),
+        _resource_policy(
+            "k8s-secrets-in-secrets",
+            "Password hashes and private keys live in a Secret, never in a ConfigMap or a plain env value.",
+            k8s_rules.check_secrets_in_secrets,
+        ),
+        _resource_policy(
+            "k8s-ingress-requires-tls",
+            "An Ingress serves every host it routes over TLS and never routes to TensorBoard.",
+            k8s_rules.check_ingress_tls,
+        ),
+        StackValidationPolicy(
+            name="k8s-exposed-notebook-requires-tls",
+            description="A Service reaching beyond the cluster (NodePort, LoadBalancer, external IPs) exposes only a "
+                        "notebook serving HTTPS with its key from a Secret, never TensorBoard.",
+            validate=_validate_exposed_services,
             enforcement_level=EnforcementLevel.MANDATORY,
         ),
         StackValidationPolicy(

@@ -47,7 +47,7 @@ def yaml_block() -> str:
         text = ('""' if default == "" else str(default)) if not isinstance(default, bool) else str(default).lower()
         desc = re.sub(r"`", "", k.doc).replace('"', "'")
         # Pulumi refuses an array without its item type; seats are objects, checked by components.model.seats
-        items = ["    items:", "      type: object"] if k.type == "array" else []
+        items = ["    items:", f"      type: {k.items}"] if k.type == "array" else []
         lines += [f"  {k.name}:", f"    type: {k.type}", *items, f"    default: {text}", f'    description: "{desc}"']
     return "\n".join(lines)
 

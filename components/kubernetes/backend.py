@@ -134,7 +134,8 @@ class KubernetesBackend:
         lab = ClusterLab("lab", ClusterLabArgs(plan=plan, password=secrets.password, tls_key=secrets.tls_key,
                                                seat_passwords=secrets.seat_passwords, seat_tls_keys=secrets.seat_tls_keys))
         tensorboard = any(s.tensorboard is not None or s.notebook.tensorboard_inside for s in plan.seats)
-        urls = [seat_urls(s, lab.namespace_name, tensorboard, plan.tensorboard_proxy) for s in plan.seats]
+        node_port = plan.cluster is not None and plan.cluster.node_port
+        urls = [seat_urls(s, lab.namespace_name, tensorboard, plan.tensorboard_proxy, node_port) for s in plan.seats]
         out: dict[str, Any] = {}
         first = plan.seats[0]
         if not plan.named_seats:

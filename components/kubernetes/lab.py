@@ -44,16 +44,24 @@ def service_host(name: str, namespace: str) -> str:
     return f"{name}.{namespace}.svc.cluster.local"
 
 
-def seat_urls(seat: SeatPlan, namespace: str, tensorboard: bool, proxy: bool) -> dict[str, str]:
-    """The seat's in-cluster addresses: its Service's DNS name (a NodePort or an Ingress is not made yet)."""
+def seat_urls(seat: SeatPlan, namespace: str, tensorboard: bool, proxy: bool, node_port: bool = False) -> dict[str, Any]:
+    """The seat's in-cluster addresses: its Service's DNS name. With a NodePort also the port on every node
+    (`notebookNodePort`; which node addresses users reach is the cluster's to say), and no TensorBoard port."""
     host = service_host(seat.notebook.container_name, namespace)
     notebook = f"{'https' if seat.notebook.tls else 'http'}://{host}:{commands.JUPYTER_PORT}/"
-    out = {"notebookUrl": notebook}
-    if tensorboard:
+    out: dict[str, Any] = {"notebookUrl": notebook}
+    if node_port:
+        out["notebookNodePort"] = notebook_port(seat)
+    if tensorboard and not node_port:
         out["tensorboardUrl"] = f"http://{host}:{commands.TENSORBOARD_PORT}/"
     if proxy:
         out["tensorboardProxyUrl"] = notebook + "tensorboard/"
     return out
+
+
+def notebook_port(seat: SeatPlan) -> int:
+    """The seat's notebookPort: a NodePort Service publishes Jupyter there on every node."""
+    return next(p.external for p in seat.notebook.ports if p.internal == commands.JUPYTER_PORT)
 
 
 def plain_files(seat: SeatPlan) -> dict[str, str]:
@@ -129,8 +137,9 @@ class ClusterSeat(pulumi.ComponentResource):
         tls = seat.notebook.tls
         if tls and args.tls_key is None:
             raise ValueError("a TLS certificate needs its key")
+        # a NodePort's clients send a node's address as Host: Jupyter's DNS-rebinding guard would refuse them (TLS is required)
         json_config = hashed_jupyter_config(args.password, seat.notebook.password_salt, tls, seat.notebook.cull_idle,
-                                            seat.notebook.remote_access)
+                                            seat.notebook.remote_access or cluster.node_port)
         secret_files: dict[str, Any] = {commands.JUPYTER_CONFIG_PATH: json_config}
         if tls:
             secret_files[commands.TLS_KEY_PATH] = pulumi.Output.secret(args.tls_key)
@@ -165,10 +174,11 @@ class ClusterSeat(pulumi.ComponentResource):
         self.stateful_set = k8s.apps.v1.StatefulSet(
             f"{p}notebook", metadata={**_d(sts["metadata"]), "namespace": args.namespace},
             spec=spec, opts=pulumi.ResourceOptions(parent=self, depends_on=[self.notebooks, self.logs, self.secret, self.config_map]))
-        svc = objects.make_service(base, pod)
+        node_ports = {"jupyter": notebook_port(seat)} if cluster.node_port else None
+        svc = objects.make_service(base, pod, cluster.service_type, node_ports)
         self.service = k8s.core.v1.Service(
             f"{p}service", metadata={**_d(svc["metadata"]), "namespace": args.namespace}, spec=_d(svc["spec"]), opts=child)
-        pol = objects.make_network_policy(base, pod)
+        pol = objects.make_network_policy(base, pod, external_cidrs=cluster.node_port_sources)
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             f"{p}network-policy", metadata={**_d(pol["metadata"]), "namespace": args.namespace}, spec=_d(pol["spec"]), opts=child)
         self.pod_name = f"{base}-0"  # a StatefulSet's one pod

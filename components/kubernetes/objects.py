@@ -227,9 +227,11 @@ def make_statefulset(name: str, pod: SeatPod) -> dict[str, object]:
 
 def make_service(name: str, pod: SeatPod, service_type: str = "ClusterIP",
                  node_ports: Mapping[str, int] | None = None) -> dict[str, object]:
-    """The seat's address in the cluster: Jupyter, and TensorBoard's own port where it has one."""
+    """The seat's address in the cluster: Jupyter, and TensorBoard's own port where it has one. A NodePort
+    Service carries Jupyter only: every port of it is on every node's address, and TensorBoard has no login
+    (the seat reaches it behind the notebook's, at `/tensorboard/`)."""
     ports: list[dict[str, object]] = [{"name": "jupyter", "port": commands.JUPYTER_PORT, "targetPort": commands.JUPYTER_PORT}]
-    if pod.tensorboard_mode != "off":
+    if pod.tensorboard_mode != "off" and service_type == "ClusterIP":
         ports.append({"name": "tensorboard", "port": commands.TENSORBOARD_PORT, "targetPort": commands.TENSORBOARD_PORT})
     for port in ports:
         if node_ports and port["name"] in node_ports:

@@ -9,6 +9,7 @@ nothing is a trap when the stack moves).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,10 @@ from components.model.keys import KEYS_BY_NAME, NAMESPACE
 BACKENDS = ("docker", "kubernetes")
 CLUSTER_BACKEND = "kubernetes"
 # the keys only a cluster backend reads
-CLUSTER_KEYS = ("namespace", "gpuNodeSelector", "gpuTolerations", "storageClass", "notebooksSize", "logsSize")
+CLUSTER_KEYS = ("namespace", "gpuNodeSelector", "gpuTolerations", "storageClass", "notebooksSize", "logsSize",
+                "serviceType", "nodePortSources")
+SERVICE_TYPES = ("ClusterIP", "NodePort")
+NODE_PORT_RANGE = (30000, 32767)  # the API server's default --service-node-port-range
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # RFC 1123 label: namespaces, Services
 LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
@@ -40,6 +44,12 @@ class ClusterSettings:
     storage_class: str = ""  # empty: the cluster's default StorageClass
     notebooks_bytes: int = 10 << 30
     logs_bytes: int = 1 << 30
+    service_type: str = "ClusterIP"  # NodePort: each seat's notebook on every node's address, at its notebookPort
+    node_port_sources: tuple[str, ...] = ()  # CIDRs the seats' NetworkPolicy lets reach a NodePort
+
+    @property
+    def node_port(self) -> bool:
+        return self.service_type == "NodePort"
 
     @property
     def tolerations(self) -> list[dict[str, str]]:
@@ -127,6 +137,52 @@ def _size(key: str, value: Any, problems: list[str]) -> int:
         return 0
 
 
+def _node_port_problems(raw_value: Callable[[str], Any], notebooks: Sequence[tuple[str, str, int, bool]],
+                        stack_slug: str, problems: list[str]) -> tuple[str, tuple[str, ...]]:
+    """`tfbox:serviceType` and `tfbox:nodePortSources`: a NodePort puts each notebook on every node's address, so every
+    seat must serve HTTPS (as a Docker notebook beyond loopback), at a port of the NodePort range, to listed networks."""
+    service_type = str(raw_value("serviceType") or "ClusterIP")
+    sources_raw = _json(raw_value("nodePortSources"))
+    if service_type not in SERVICE_TYPES:
+        problems.append(_problem("serviceType", f"{service_type!r} is not ClusterIP or NodePort",
+                                 "write ClusterIP (in the cluster only; reach it with `kubectl port-forward`) or NodePort "
+                                 "(on every node's address, HTTPS required)"))
+        return "ClusterIP", ()
+    if service_type != "NodePort":
+        if sources_raw not in (None, "", []):
+            problems.append(_problem("nodePortSources", "is set but tfbox:serviceType is ClusterIP, which no address "
+                                     "outside the cluster reaches", f"`pulumi config rm {NAMESPACE}:nodePortSources`, or set "
+                                     f"{NAMESPACE}:serviceType NodePort"))
+        return service_type, ()
+    plain = [who for who, _, _, tls in notebooks if not tls]
+    if plain:
+        problems.append(_problem("serviceType", f"NodePort publishes {', '.join(plain)} on every node's address over plain "
+                                 "HTTP, so the password and session cookie would cross the network in cleartext",
+                                 f"run `make tls STACK={stack_slug}` (tfbox:tlsCert and the secret tfbox:tlsKey; on a stack with "
+                                 "seats one pair per seat), or keep tfbox:serviceType ClusterIP and use `kubectl port-forward`"))
+    low, high = NODE_PORT_RANGE
+    for _, key, port, _ in notebooks:
+        if not low <= port <= high:
+            problems.append(f"{key}: {port} is outside the cluster's NodePort range {low}-{high}, where tfbox:serviceType "
+                            f"NodePort publishes it. Fix: pick a free port in {low}-{high}, e.g. {low + port % 1000}.")
+    fix = ("list the networks your users connect from, e.g. [\"192.168.10.0/24\"] (and the nodes' own addresses where "
+           "the network plugin masquerades NodePort traffic); [\"0.0.0.0/0\"] for any address")
+    if sources_raw in (None, "", []):
+        problems.append(_problem("nodePortSources", "is empty, so the seats' NetworkPolicy lets no address outside the "
+                                 "cluster reach the NodePort", fix))
+        return service_type, ()
+    if not isinstance(sources_raw, Sequence) or isinstance(sources_raw, str):
+        problems.append(_problem("nodePortSources", "is not a list of CIDRs", fix))
+        return service_type, ()
+    sources = []
+    for i, cidr in enumerate(sources_raw):
+        try:
+            sources.append(str(ipaddress.ip_network(str(cidr).strip(), strict=True)))
+        except ValueError as e:
+            problems.append(_problem(f"nodePortSources[{i}]", f"{cidr!r} is not a network address ({e})", fix))
+    return service_type, tuple(sources)
+
+
 def _gpu_problem(key: str, gpus: GpuSpec) -> str | None:
     if gpus.kind in ("none", "count"):
         return None
@@ -136,12 +192,14 @@ def _gpu_problem(key: str, gpus: GpuSpec) -> str | None:
 
 def parse_cluster(raw: Mapping[str, Any], raw_value: Callable[[str], Any], *, backend: str, stack_slug: str,
                   gpus: Sequence[tuple[str, GpuSpec]], host_only: Mapping[str, Any],
-                  object_names: Sequence[tuple[str, str]] = ()) -> tuple[ClusterSettings | None, list[str]]:
+                  object_names: Sequence[tuple[str, str]] = (),
+                  notebooks: Sequence[tuple[str, str, int, bool]] = ()) -> tuple[ClusterSettings | None, list[str]]:
     """The cluster settings of a `kubernetes` stack (None on a Docker one) and every problem at once.
 
     `raw` is the stack's raw values, `raw_value(name)` reads a key as its type (components.model.reader.Reader.value);
     `gpus` is each GPU ask with the key it comes from; `host_only` the values of the host-only keys a cluster cannot honour;
-    `object_names` (key, name) the names the backend gives objects (each must be a DNS-1123 label).
+    `object_names` (key, name) the names the backend gives objects (each must be a DNS-1123 label);
+    `notebooks` (who, port key, port, serves TLS) each seat's notebook, for tfbox:serviceType NodePort.
     """
     problems: list[str] = []
     if backend not in BACKENDS:
@@ -173,12 +231,14 @@ def parse_cluster(raw: Mapping[str, Any], raw_value: Callable[[str], Any], *, ba
     namespace = str(raw_value("namespace") or f"tfbox-{stack_slug.lower()}")
     if (why := object_name_problem(namespace)) is not None:
         problems.append(_problem("namespace", why, "set tfbox:namespace to e.g. tfbox-lab"))
+    service_type, node_port_sources = _node_port_problems(raw_value, notebooks, stack_slug, problems)
     settings = ClusterSettings(
         namespace=namespace, gpu_node_selector=_selector(raw_value("gpuNodeSelector"), problems),
         gpu_tolerations=_tolerations(raw_value("gpuTolerations"), problems),
         storage_class=str(raw_value("storageClass") or ""),
         notebooks_bytes=_size("notebooksSize", raw_value("notebooksSize"), problems),
         logs_bytes=_size("logsSize", raw_value("logsSize"), problems),
+        service_type=service_type, node_port_sources=node_port_sources,
     )
     if settings.storage_class and object_name_problem(settings.storage_class.replace(".", "-")):
         problems.append(_problem("storageClass", f"{settings.storage_class!r} is not a valid StorageClass name",

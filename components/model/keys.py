@@ -31,6 +31,7 @@ class ConfigKey:
     default: str | int | bool | list[Any] | dict[str, Any] | None
     doc: str
     secret: bool = False
+    items: ConfigType = "object"  # an array's item type, as Pulumi.yaml's typed config declares it
 
     @property
     def full(self) -> str:
@@ -109,6 +110,11 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("storageClass", "string", "", "Kubernetes backend: StorageClass of the notebooks and logs claims; empty: the cluster's default."),
     ConfigKey("notebooksSize", "string", "10g", "Kubernetes backend: size of each seat's notebooks claim (`/tf`), e.g. `10g`."),
     ConfigKey("logsSize", "string", "1g", "Kubernetes backend: size of each seat's TensorBoard logs claim, e.g. `1g`."),
+    ConfigKey("serviceType", "string", "ClusterIP", "Kubernetes backend: `ClusterIP` (each seat reachable in the cluster only; "
+              "from a laptop with `kubectl port-forward`) or `NodePort` (each seat's notebook on every node's address at its "
+              "`notebookPort`, which must lie in 30000-32767; needs TLS and `nodePortSources`)."),
+    ConfigKey("nodePortSources", "array", [], "Kubernetes backend, with `serviceType: NodePort`: the networks (CIDRs) the seats' "
+              "NetworkPolicy lets reach the notebooks, e.g. `[192.168.10.0/24]`; `[0.0.0.0/0]` for any address.", items="string"),
     ConfigKey("passwords", "object", None, "Seat name -> password, each a secret of 12+ characters, required for every seat: "
               "`pulumi config set --secret --path 'tfbox:passwords.<seat>'` (replaces `tfbox:password` on a stack with seats).", secret=True),
 )

@@ -220,7 +220,9 @@ def parse_config(
         gpus=[(s.key("gpus"), s.gpus) for s in seats] if seats else [(f"{NAMESPACE}:gpus", gpus)],
         host_only={"notebooksHostPath": host_path, "gpuMode": gpu_mode, "gpuCheck": gpu_check},
         object_names=[("namePrefix", prefix)] + [(f"seats[{s.index}].name", f"{prefix}-{s.name}") for s in seats]
-        + ([] if seats else [(k, volumes[k]) for k in ("notebooksVolume", "logsVolume")]))
+        + ([] if seats else [(k, volumes[k]) for k in ("notebooksVolume", "logsVolume")]),
+        notebooks=[(f"seat {s.name}", s.key("notebookPort"), s.notebook_port, s.tls) for s in seats] if seats
+        else [("the notebook", f"{NAMESPACE}:notebookPort", ports["notebookPort"], bool(tls_cert))])
     r.problems += cluster_problems
     flags = {name: r.value(name) for name in ("imageTrackRegistry", "keepImage", "keepVolumes", "protectVolumes")}
     if r.problems:

@@ -16,8 +16,6 @@ import re
 import secrets
 import sys
 
-from argon2.low_level import Type, hash_secret
-
 # Jupyter Server's own cost (jupyter_server.auth.security.passwd); any stronger setting also verifies.
 MEMORY_COST_KIB = 10240
 TIME_COST = 10
@@ -55,6 +53,9 @@ def hash_password(password: str, salt: str) -> str:
         raise ValueError("an empty password cannot be hashed")
     if not valid_salt(salt):
         raise ValueError("the salt must be 16 to 64 letters or digits")
+    # imported here: the stack-file readers (scripts/affected-stacks.py in CI's `affected` job) run with PyYAML alone
+    from argon2.low_level import Type, hash_secret
+
     encoded = hash_secret(
         password.encode("utf-8"), salt.encode("ascii"), time_cost=TIME_COST, memory_cost=MEMORY_COST_KIB,
         parallelism=PARALLELISM, hash_len=HASH_LEN, type=Type.ID,

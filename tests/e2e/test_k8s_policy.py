@@ -1,0 +1,164 @@
+"""The policy pack's Kubernetes rules and `tfbox:serviceType: NodePort` with the real engine, the built
+pulumi-kubernetes provider and the test kit's API server (kwok GPU nodes: docs/kubernetes.md).
+
+What a user would check: `pulumi up --policy-pack policy` of a NodePort stack with TLS passes and the cluster
+has a NodePort Service at the seat's port carrying Jupyter only, with the NetworkPolicy letting the listed
+network in; the same stack without TLS is refused at preview naming tfbox:serviceType, before anything is
+created; a cluster stack made by the release before these keys (`BEFORE`) previews with no change, the
+policy pack included; and a program that breaks the rules (a privileged hostNetwork pod with a hostPath, a private key in a
+ConfigMap, a NodePort to a plain-HTTP notebook, an Ingress without TLS) is refused by `pulumi preview --policy-pack` naming each policy.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.model.tls import generate_self_signed, subject_names
+from tests.e2e.harness import ROOT, Project, Stack, change_summary
+from tests.e2e.k8s import Cluster, start_cluster, stop_cluster
+from tests.e2e.test_k8s_backend import k8s_stack
+
+NAME = "k8spol"
+BEFORE = "92b8d58"  # the last commit before tfbox:serviceType and the Kubernetes policies: its cluster stacks must not change
+SEAT = [{"name": "ana", "gpus": "count=1", "notebookPort": 30801, "tensorboardPort": 6601}]
+
+
+@pytest.fixture(scope="module")
+def cluster(k8s_kit: Path) -> Iterator[Cluster]:
+    c = start_cluster(NAME)
+    try:
+        c.gpu_node("gpu-1", 2, gpu="h100")
+        pvs = [{"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"pv-{i}"},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                         "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/tmp/tfbox-pv-{i}"}}}
+               for i in range(6)]
+        manifest = c.run_dir / "pvs.yaml"
+        manifest.write_text(yaml.safe_dump_all(pvs))
+        c.kubectl("apply", "-f", str(manifest))
+        yield c
+    finally:
+        stop_cluster(NAME)
+
+
+@pytest.fixture(scope="module")
+def project(cluster: Cluster, k8s_kit: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    p = Project(tmp_path_factory.mktemp("k8spol"), os.environ.get("TFBOX_TOOLCHAIN_BIN", ""),
+                extra_env={"KUBECONFIG": "/nonexistent"})
+    p.pulumi("plugin", "install", "resource", "kubernetes", version("pulumi_kubernetes"),
+             "--file", str(k8s_kit / "pulumi-resource-kubernetes"))
+    return p
+
+
+def test_a_node_port_stack_with_tls_passes_the_pack_and_publishes_jupyter_only(project: Project, cluster: Cluster) -> None:
+    pair = generate_self_signed(subject_names("kubernetes://kit", "0.0.0.0"))
+    st = k8s_stack(project, cluster, "np", SEAT, {"ana": secrets.token_urlsafe(18)}, **{
+        "tfbox:serviceType": "NodePort", "tfbox:nodePortSources": ["192.168.10.0/24"], "tfbox:tlsCerts": {"ana": pair.cert_pem}})
+    project.pulumi("config", "set", "--secret", "--path", "tfbox:tlsKeys.ana", "--stack", "np", input=pair.key_pem)
+    res = st.preview("--policy-pack", "policy")
+    assert "[mandatory]" not in res.output and "k8s-" not in res.output, res.output[-3000:]
+    res = st.up("--policy-pack", "policy", timeout=600)
+    assert "[mandatory]" not in res.output and "k8s-" not in res.output, res.output[-3000:]
+
+    svc = cluster.get("service", "-n", "tfbox-np", "tfbox-np-ana-notebook")
+    assert svc["spec"]["type"] == "NodePort"
+    assert [(p["name"], p["port"], p["nodePort"]) for p in svc["spec"]["ports"]] == [("jupyter", 8888, 30801)]
+    policy = cluster.get("networkpolicy", "-n", "tfbox-np", "tfbox-np-ana-notebook")
+    assert {"ipBlock": {"cidr": "192.168.10.0/24"}} in policy["spec"]["ingress"][0]["from"]
+    assert st.outputs()["seats"]["ana"]["notebookNodePort"] == 30801
+    st.destroy()
+
+
+def test_a_node_port_without_tls_is_refused_at_preview_and_nothing_is_created(project: Project, cluster: Cluster) -> None:
+    st = k8s_stack(project, cluster, "plain", SEAT, {"ana": secrets.token_urlsafe(18)}, **{
+        "tfbox:serviceType": "NodePort", "tfbox:nodePortSources": ["192.168.10.0/24"]})
+    res = st.preview("--policy-pack", "policy", check=False)
+    assert res.returncode != 0
+    assert "tfbox:serviceType: NodePort publishes seat ana on every node's address over plain HTTP" in res.output, res.output[-3000:]
+    assert "make tls" in res.output
+    gone = cluster.kubectl("get", "namespace", "tfbox-plain", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+
+
+VIOLATING_PROGRAM = '''
+import json
+import pulumi_kubernetes as k8s
+
+ns = "default"
+labels = {"app": "nb"}
+k8s.core.v1.ConfigMap("files", metadata={"name": "files", "namespace": ns},
+                      data={"notebook.key": "-----BEGIN PRIVATE KEY-----\\nMIGHAgEA\\n-----END PRIVATE KEY-----\\n"})
+k8s.core.v1.Secret("secret", metadata={"name": "nb-secret", "namespace": ns}, string_data={
+    "config.json": json.dumps({"PasswordIdentityProvider": {"hashed_password": "argon2:x"}, "ServerApp": {}})})
+k8s.apps.v1.Deployment("nb", metadata={"name": "nb", "namespace": ns}, spec={
+    "selector": {"matchLabels": labels},
+    "template": {"metadata": {"labels": labels}, "spec": {
+        "hostNetwork": True,
+        "volumes": [{"name": "node", "hostPath": {"path": "/srv"}},
+                    {"name": "secret", "secret": {"secretName": "nb-secret"}}],
+        "containers": [{"name": "notebook", "image": "tensorflow/tensorflow:latest-jupyter",
+                        "ports": [{"containerPort": 8888}],
+                        "securityContext": {"privileged": True},
+                        "volumeMounts": [{"name": "secret", "mountPath": "/etc/jupyter/jupyter_server_config.json",
+                                          "subPath": "config.json"}]}]}}})
+k8s.core.v1.Service("svc", metadata={"name": "nb", "namespace": ns}, spec={
+    "type": "NodePort", "selector": labels, "ports": [{"port": 8888, "targetPort": 8888, "nodePort": 30999}]})
+k8s.networking.v1.Ingress("in", metadata={"name": "nb", "namespace": ns}, spec={"rules": [{"host": "lab.example.com", "http": {
+    "paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "nb", "port": {"number": 8888}}}}]}}]})
+'''
+
+
+def test_the_engine_refuses_a_program_that_breaks_the_kubernetes_rules(project: Project, cluster: Cluster) -> None:
+    program = project.dir / "violating"
+    program.mkdir()
+    (program / ".venv").symlink_to(project.dir / ".venv")
+    (program / "Pulumi.yaml").write_text("name: violating\nruntime:\n  name: python\n  options:\n    virtualenv: .venv\n")
+    (program / "__main__.py").write_text(VIOLATING_PROGRAM)
+    (program / "Pulumi.bad.yaml").write_text(yaml.safe_dump({"config": {"kubernetes:kubeconfig": str(cluster.kubeconfig)}}))
+    project.pulumi("-C", "violating", "stack", "init", "bad", "--secrets-provider", "passphrase")
+    res = project.pulumi("-C", "violating", "preview", "--stack", "bad", "--policy-pack", str(project.dir / "policy"), check=False)
+    out = res.output
+    assert res.returncode != 0, out[-3000:]
+    for policy in ("k8s-no-host-access", "k8s-no-privilege", "k8s-secrets-in-secrets", "k8s-exposed-notebook-requires-tls",
+                   "k8s-ingress-requires-tls"):
+        assert f"[mandatory]  {policy}" in out, (policy, out[-4000:])
+    assert "sets hostNetwork: true" in out and "mounts the node's directory '/srv'" in out
+    assert "ConfigMap 'files' holds a PEM private key" in out
+    assert "Service 'nb' (type NodePort) exposes port 8888 of Deployment 'nb' over plain HTTP" in out
+    assert cluster.kubectl("get", "deployment", "nb", "-n", "default", check=False).returncode != 0  # preview made nothing
+
+
+def test_a_cluster_stack_of_the_release_before_previews_with_no_change(project: Project, cluster: Cluster,
+                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    """ClusterIP stays the default: the Services, NetworkPolicies, Secrets (the Jupyter config) and outputs of an
+    existing stack are what this version declares, and tfbox's objects pass the new policies."""
+    archive = subprocess.run(["git", "archive", "--format=tar", BEFORE], cwd=ROOT, capture_output=True, check=True).stdout
+    old = tmp_path_factory.mktemp("before") / "project"
+    old.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    (old / ".venv").symlink_to(ROOT / ".venv")
+    before = copy.copy(project)
+    before.dir = old
+    seats = [{"name": "ana", "gpus": "count=1", "notebookPort": 8801, "tensorboardPort": 6601},
+             {"name": "bo", "gpus": "count=1", "notebookPort": 8802, "tensorboardPort": 6602}]
+    st = k8s_stack(before, cluster, "old", seats, {"ana": secrets.token_urlsafe(18), "bo": secrets.token_urlsafe(18)},
+                   **{"tfbox:tensorboardProxy": True})
+    st.up(timeout=600)
+    outputs = st.outputs()
+    shutil.copy(old / "Pulumi.old.yaml", project.dir / "Pulumi.old.yaml")  # the stack file, its secrets included
+    now = Stack(project, "old")
+    res = now.preview("--expect-no-changes", "--diff", "--policy-pack", "policy")
+    assert "[mandatory]" not in res.output and "k8s-" not in res.output, res.output[-3000:]
+    res = now.up("--policy-pack", "policy", timeout=600)
+    assert change_summary(res.output) == {}, res.output[-3000:]
+    assert now.outputs() == outputs  # the up rewrote them from this version's program
+    now.destroy()
