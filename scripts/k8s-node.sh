@@ -21,8 +21,13 @@ cni_net() {  # prints "BRIDGE SUBNET-N" for this cluster
   echo "tfk-$h $((16#${h:0:4} % 200 + 20))"
 }
 
+# can this process lower its oom_score_adj (CAP_SYS_RESOURCE)? A child tries, so ours stays as it is
+can_lower_oom_score() { sh -c 'echo -1 >/proc/self/oom_score_adj' 2>/dev/null; }
+
 write_containerd_config() {
-  local port
+  local port RESTRICT_OOM=false RUNC
+  can_lower_oom_score || RESTRICT_OOM=true
+  RUNC=${TFBOX_K8S_RUNC:-$(command -v runc)}
   mkdir -p "$CTRD/certs.d" "$D/cni"
   cat >"$CTRD/config.toml" <<EOF
 version = 2
@@ -38,6 +43,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_REF"
   enable_selinux = false
+  # without CAP_SYS_RESOURCE (a Firecracker VM's root here) nothing may lower its oom_score_adj; the CRI asks
+  # -998 for every sandbox and runc's nsexec dies on it ("can't get final child's PID from pipe"). This
+  # clamps every request to containerd's own score (0) instead, as for rootless containerd.
+  restrict_oom_score_adj = $RESTRICT_OOM
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -45,6 +54,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        BinaryName = "$RUNC"
+        Root = "$CTRD/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$D/cni"
