@@ -130,6 +130,17 @@ real_node() {
   [ -x /usr/lib/cni/bridge ] || die "no CNI plugins in /usr/lib/cni: apt-get install containernetworking-plugins"
   command -v runc >/dev/null || die "no runc: apt-get install runc"
   start_containerd || { stop_all; return 1; }
+  # the node's address is the pod bridge's gateway, made here before CNI would: the kubelet listens there
+  # (the API server reaches it for logs, exec and port-forward at the node's InternalIP) and it is this
+  # host's own, reachable from nothing beyond it
+  local bridge n node_ip
+  read -r bridge n < <(cni_net)
+  node_ip=10.214.$n.1
+  if ! ip link show "$bridge" >/dev/null 2>&1; then
+    ip link add "$bridge" type bridge || die "cannot make the bridge $bridge"
+  fi
+  ip addr show dev "$bridge" | grep -q " $node_ip/24 " || ip addr add "$node_ip/24" dev "$bridge"
+  ip link set "$bridge" up
   if ! pid_of kubelet >/dev/null; then
     [ -f "$D/port.kubelet" ] || free_port >"$D/port.kubelet"
     port=$(cat "$D/port.kubelet")
@@ -137,7 +148,7 @@ real_node() {
     cat >"$D/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+address: $node_ip
 port: $port
 readOnlyPort: 0
 healthzPort: 0
@@ -163,7 +174,7 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 EOF
     spawn kubelet --config "$D/kubelet.yaml" --kubeconfig "$KUBECONFIG_FILE" --root-dir "$D/kubelet" \
-      --cert-dir "$D/kubelet/pki" --hostname-override "$node" --node-ip "$(cat "$D/advertise")" \
+      --cert-dir "$D/kubelet/pki" --hostname-override "$node" --node-ip "$node_ip" \
       --node-labels "tfbox.dev/node=real"
   fi
   wait_for "kubelet node $node" kc wait --for=condition=Ready "node/$node" --timeout=1s

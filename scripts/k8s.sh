@@ -17,6 +17,10 @@
 #                                                   waits until it is Ready
 #   scripts/k8s.sh node NAME [NODE]                 a real node (containerd + kubelet) named NODE
 #                                                   (default NAME-node); waits until it is Ready
+#   scripts/k8s.sh volumes NAME COUNT [SIZE]        COUNT static PersistentVolumes NAME-pv-<i> of SIZE (default
+#                                                   10Gi), hostPath directories under the cluster's directory,
+#                                                   reclaim policy Retain: claims without a storage class bind
+#                                                   to them (the kit has no provisioner); existing ones are kept
 #   scripts/k8s.sh image NAME REF|TARBALL           pull REF from a local registry (plain HTTP) or import
 #                                                   a `docker save` tarball (.tar, .tar.zst: the cache of
 #                                                   scripts/tf-image.sh) into the real node's containerd
@@ -237,6 +241,7 @@ start() {
     --service-account-key-file "$D/pki/sa.pub" --service-account-signing-key-file "$D/pki/sa.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range 10.96.0.0/16 --authorization-mode Node,RBAC --allow-privileged=true \
+    --kubelet-preferred-address-types InternalIP,Hostname \
     --enable-admission-plugins NodeRestriction --profiling=false
   wait_for "kube-apiserver of $NAME" answers || { stop_all; return 1; }
 
@@ -285,6 +290,26 @@ EOF
   wait_for "kwok node $node" kc wait --for=condition=Ready "node/$node" --timeout=1s
 }
 
+# volumes COUNT SIZE: static hostPath PersistentVolumes for claims without a class (a real node mounts them)
+volumes() {
+  local count=${1:?COUNT} size=${2:-10Gi} i docs=""
+  [[ $count =~ ^[0-9]+$ ]] || die "COUNT must be a number: '$count'"
+  [[ $size =~ ^[0-9]+(Ki|Mi|Gi|Ti)?$ ]] || die "SIZE must be a quantity like 10Gi: '$size'"
+  for ((i = 0; i < count; i++)); do
+    docs+="---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: $NAME-pv-$i, labels: {tfbox.dev/kit-volume: \"$NAME\"}}
+spec:
+  capacity: {storage: $size}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: $D/volumes/pv-$i, type: DirectoryOrCreate}
+"
+  done
+  [ "$count" -eq 0 ] || printf '%s' "$docs" | kc apply -f - >/dev/null
+}
+
 KUBECTL=""
 BIN=""
 BIN_CTR=$(command -v ctr 2>/dev/null || echo ctr)
@@ -317,6 +342,12 @@ case $CMD in
     answers || die "cluster $NAME is not running (scripts/k8s.sh start $NAME)"
     . "$HERE/k8s-node.sh"
     real_node "${1:-$NAME-node}"
+    ;;
+  volumes)
+    [ $# -ge 1 ] && [ $# -le 2 ] || usage
+    KUBECTL=$(kubectl_cmd)
+    answers || die "cluster $NAME is not running (scripts/k8s.sh start $NAME)"
+    volumes "$@"
     ;;
   image)
     [ $# -eq 1 ] || usage
