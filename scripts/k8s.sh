@@ -119,10 +119,18 @@ stop_proc() {
 stop_all() {
   local i
   [ -d "$D" ] || return 0
-  # the real node's pods first: containerd's shims are their own sessions and outlive containerd
+  # the real node's pods first: containerd's shims are their own sessions and outlive containerd; runc's
+  # delete removes their cgroups. Their network namespaces (CNI's /var/run/netns/cni-*, named in each
+  # sandbox's spec) are the host's: the kubelet is not asked to tear the sandboxes down, so they go here.
+  local netns=() c
   if pid_of containerd >/dev/null; then
-    "$BIN_CTR" --address "$D/containerd/containerd.sock" -n k8s.io tasks ls -q 2>/dev/null | while read -r t; do
-      "$BIN_CTR" --address "$D/containerd/containerd.sock" -n k8s.io tasks kill -s KILL "$t" >/dev/null 2>&1 || true
+    local ctr=("$BIN_CTR" --address "$D/containerd/containerd.sock" -n k8s.io)
+    mapfile -t netns < <("${ctr[@]}" containers ls -q 2>/dev/null | while read -r c; do
+      "${ctr[@]}" containers info "$c" 2>/dev/null | grep -o '/var/run/netns/cni-[0-9a-f-]*' || true
+    done | sort -u)
+    "${ctr[@]}" tasks ls -q 2>/dev/null | while read -r c; do
+      "${ctr[@]}" tasks kill -s KILL "$c" >/dev/null 2>&1 || true
+      "${ctr[@]}" tasks delete -f "$c" >/dev/null 2>&1 || true
     done
   fi
   for ((i = ${#PROCS[@]} - 1; i >= 0; i--)); do stop_proc "${PROCS[$i]}"; done
@@ -135,6 +143,7 @@ stop_all() {
   if [ -d "$D/containerd" ]; then
     grep -o " $D/containerd[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
   fi
+  for c in "${netns[@]}"; do umount "$c" 2>/dev/null || true; rm -f "$c"; done
   if [ -f "$D/bridge" ]; then ip link del "$(cat "$D/bridge")" 2>/dev/null || true; fi
 }
 

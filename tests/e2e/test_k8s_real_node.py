@@ -6,14 +6,17 @@ What a user would check: `up` returns with the notebook ready on the node; the s
 the real login (reached from the host with `kubectl port-forward`, as a user does from a laptop), refuses a
 wrong password, and runs code in a kernel; TensorBoard's sidecar answers behind that login; a saved notebook
 survives a pod replacement (a changed setting) and a `destroy` + `up` (the claims are kept); the password is
-in no process's command line on the node.
+in no process's command line on the node. And the kit: stopping the cluster with a pod running leaves no
+process, network namespace or bridge behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import subprocess
 import time
 import urllib.error
 from collections.abc import Iterator
@@ -24,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import Jupyter, Project, Stack
-from tests.e2e.k8s import Cluster, start_real_node_cluster, stop_cluster
+from tests.e2e.k8s import Cluster, processes_under, start_real_node_cluster, stop_cluster
 
 NAME = "k8sreal"
 NODE = "real-1"
@@ -166,4 +169,23 @@ def test_a_notebook_on_a_real_node_answers_through_its_login_and_keeps_its_noteb
     with cluster.port_forward(NS, SERVICE, 8888) as port:
         jupyter = session(cluster, password, port)
         assert jupyter.read_notebook_source("kept.ipynb") == marker
-    st.destroy()
+
+    # stopping the cluster with the pod still running leaves nothing of it on the host
+    netns = pod_network_namespaces(cluster)
+    assert netns, "the running pod has no network namespace"
+    bridge = (cluster.run_dir / "bridge").read_text().strip()
+    stop_cluster(NAME, purge=False)
+    assert processes_under(cluster.run_dir) == []
+    assert [n for n in netns if Path(n).exists()] == []
+    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True, check=False).returncode != 0
+
+
+def pod_network_namespaces(cluster: Cluster) -> set[str]:
+    """The CNI network namespaces (/var/run/netns/cni-*) of the node's running sandboxes, from containerd."""
+    ctr = ["ctr", "--address", str(cluster.run_dir / "containerd" / "containerd.sock"), "-n", "k8s.io"]
+    ids = subprocess.run([*ctr, "containers", "ls", "-q"], capture_output=True, text=True, check=True).stdout.split()
+    found: set[str] = set()
+    for cid in ids:
+        info = subprocess.run([*ctr, "containers", "info", cid], capture_output=True, text=True, check=False).stdout
+        found |= set(re.findall(r"/var/run/netns/cni-[0-9a-f-]+", info))
+    return found
