@@ -32,6 +32,8 @@
 #                   once, ~15 min cold, and then answers at once)
 #   TFBOX_KUBECTL   kubectl to use (default: kubectl on PATH, else the repo's .venv/bin/kubectl)
 #   TFBOX_K8S_TIMEOUT seconds to wait for anything to get ready (default 60)
+#   TFBOX_K8S_RUNC  the OCI runtime binary containerd's runc shim runs on the real node (default: runc on
+#                   PATH); e.g. a wrapper that adds --debug, or crun
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
