@@ -21,8 +21,13 @@ cni_net() {  # prints "BRIDGE SUBNET-N" for this cluster
   echo "tfk-$h $((16#${h:0:4} % 200 + 20))"
 }
 
+# can this process lower its oom_score_adj (CAP_SYS_RESOURCE)? A child tries, so ours stays as it is
+can_lower_oom_score() { sh -c 'echo -1 >/proc/self/oom_score_adj' 2>/dev/null; }
+
 write_containerd_config() {
-  local port
+  local port RESTRICT_OOM=false RUNC
+  can_lower_oom_score || RESTRICT_OOM=true
+  RUNC=${TFBOX_K8S_RUNC:-$(command -v runc)}
   mkdir -p "$CTRD/certs.d" "$D/cni"
   cat >"$CTRD/config.toml" <<EOF
 version = 2
@@ -38,6 +43,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_REF"
   enable_selinux = false
+  # without CAP_SYS_RESOURCE (a Firecracker VM's root here) nothing may lower its oom_score_adj; the CRI asks
+  # -998 for every sandbox and runc's nsexec dies on it ("can't get final child's PID from pipe"). This
+  # clamps every request to containerd's own score (0) instead, as for rootless containerd.
+  restrict_oom_score_adj = $RESTRICT_OOM
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -45,6 +54,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        BinaryName = "$RUNC"
+        Root = "$CTRD/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$D/cni"
@@ -119,6 +130,17 @@ real_node() {
   [ -x /usr/lib/cni/bridge ] || die "no CNI plugins in /usr/lib/cni: apt-get install containernetworking-plugins"
   command -v runc >/dev/null || die "no runc: apt-get install runc"
   start_containerd || { stop_all; return 1; }
+  # the node's address is the pod bridge's gateway, made here before CNI would: the kubelet listens there
+  # (the API server reaches it for logs, exec and port-forward at the node's InternalIP) and it is this
+  # host's own, reachable from nothing beyond it
+  local bridge n node_ip
+  read -r bridge n < <(cni_net)
+  node_ip=10.214.$n.1
+  if ! ip link show "$bridge" >/dev/null 2>&1; then
+    ip link add "$bridge" type bridge || die "cannot make the bridge $bridge"
+  fi
+  ip addr show dev "$bridge" | grep -q " $node_ip/24 " || ip addr add "$node_ip/24" dev "$bridge"
+  ip link set "$bridge" up
   if ! pid_of kubelet >/dev/null; then
     [ -f "$D/port.kubelet" ] || free_port >"$D/port.kubelet"
     port=$(cat "$D/port.kubelet")
@@ -126,7 +148,7 @@ real_node() {
     cat >"$D/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+address: $node_ip
 port: $port
 readOnlyPort: 0
 healthzPort: 0
@@ -152,7 +174,7 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 EOF
     spawn kubelet --config "$D/kubelet.yaml" --kubeconfig "$KUBECONFIG_FILE" --root-dir "$D/kubelet" \
-      --cert-dir "$D/kubelet/pki" --hostname-override "$node" --node-ip "$(cat "$D/advertise")" \
+      --cert-dir "$D/kubelet/pki" --hostname-override "$node" --node-ip "$node_ip" \
       --node-labels "tfbox.dev/node=real"
   fi
   wait_for "kubelet node $node" kc wait --for=condition=Ready "node/$node" --timeout=1s

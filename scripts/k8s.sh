@@ -17,6 +17,10 @@
 #                                                   waits until it is Ready
 #   scripts/k8s.sh node NAME [NODE]                 a real node (containerd + kubelet) named NODE
 #                                                   (default NAME-node); waits until it is Ready
+#   scripts/k8s.sh volumes NAME COUNT [SIZE]        COUNT static PersistentVolumes NAME-pv-<i> of SIZE (default
+#                                                   10Gi), hostPath directories under the cluster's directory,
+#                                                   reclaim policy Retain: claims without a storage class bind
+#                                                   to them (the kit has no provisioner); existing ones are kept
 #   scripts/k8s.sh image NAME REF|TARBALL           pull REF from a local registry (plain HTTP) or import
 #                                                   a `docker save` tarball (.tar, .tar.zst: the cache of
 #                                                   scripts/tf-image.sh) into the real node's containerd
@@ -28,6 +32,8 @@
 #                   once, ~15 min cold, and then answers at once)
 #   TFBOX_KUBECTL   kubectl to use (default: kubectl on PATH, else the repo's .venv/bin/kubectl)
 #   TFBOX_K8S_TIMEOUT seconds to wait for anything to get ready (default 60)
+#   TFBOX_K8S_RUNC  the OCI runtime binary containerd's runc shim runs on the real node (default: runc on
+#                   PATH); e.g. a wrapper that adds --debug, or crun
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -115,10 +121,18 @@ stop_proc() {
 stop_all() {
   local i
   [ -d "$D" ] || return 0
-  # the real node's pods first: containerd's shims are their own sessions and outlive containerd
+  # the real node's pods first: containerd's shims are their own sessions and outlive containerd; runc's
+  # delete removes their cgroups. Their network namespaces (CNI's /var/run/netns/cni-*, named in each
+  # sandbox's spec) are the host's: the kubelet is not asked to tear the sandboxes down, so they go here.
+  local netns=() c
   if pid_of containerd >/dev/null; then
-    "$BIN_CTR" --address "$D/containerd/containerd.sock" -n k8s.io tasks ls -q 2>/dev/null | while read -r t; do
-      "$BIN_CTR" --address "$D/containerd/containerd.sock" -n k8s.io tasks kill -s KILL "$t" >/dev/null 2>&1 || true
+    local ctr=("$BIN_CTR" --address "$D/containerd/containerd.sock" -n k8s.io)
+    mapfile -t netns < <("${ctr[@]}" containers ls -q 2>/dev/null | while read -r c; do
+      "${ctr[@]}" containers info "$c" 2>/dev/null | grep -o '/var/run/netns/cni-[0-9a-f-]*' || true
+    done | sort -u)
+    "${ctr[@]}" tasks ls -q 2>/dev/null | while read -r c; do
+      "${ctr[@]}" tasks kill -s KILL "$c" >/dev/null 2>&1 || true
+      "${ctr[@]}" tasks delete -f "$c" >/dev/null 2>&1 || true
     done
   fi
   for ((i = ${#PROCS[@]} - 1; i >= 0; i--)); do stop_proc "${PROCS[$i]}"; done
@@ -131,6 +145,7 @@ stop_all() {
   if [ -d "$D/containerd" ]; then
     grep -o " $D/containerd[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
   fi
+  for c in "${netns[@]}"; do umount "$c" 2>/dev/null || true; rm -f "$c"; done
   if [ -f "$D/bridge" ]; then ip link del "$(cat "$D/bridge")" 2>/dev/null || true; fi
 }
 
@@ -237,6 +252,7 @@ start() {
     --service-account-key-file "$D/pki/sa.pub" --service-account-signing-key-file "$D/pki/sa.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range 10.96.0.0/16 --authorization-mode Node,RBAC --allow-privileged=true \
+    --kubelet-preferred-address-types InternalIP,Hostname \
     --enable-admission-plugins NodeRestriction --profiling=false
   wait_for "kube-apiserver of $NAME" answers || { stop_all; return 1; }
 
@@ -285,6 +301,26 @@ EOF
   wait_for "kwok node $node" kc wait --for=condition=Ready "node/$node" --timeout=1s
 }
 
+# volumes COUNT SIZE: static hostPath PersistentVolumes for claims without a class (a real node mounts them)
+volumes() {
+  local count=${1:?COUNT} size=${2:-10Gi} i docs=""
+  [[ $count =~ ^[0-9]+$ ]] || die "COUNT must be a number: '$count'"
+  [[ $size =~ ^[0-9]+(Ki|Mi|Gi|Ti)?$ ]] || die "SIZE must be a quantity like 10Gi: '$size'"
+  for ((i = 0; i < count; i++)); do
+    docs+="---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: $NAME-pv-$i, labels: {tfbox.dev/kit-volume: \"$NAME\"}}
+spec:
+  capacity: {storage: $size}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: $D/volumes/pv-$i, type: DirectoryOrCreate}
+"
+  done
+  [ "$count" -eq 0 ] || printf '%s' "$docs" | kc apply -f - >/dev/null
+}
+
 KUBECTL=""
 BIN=""
 BIN_CTR=$(command -v ctr 2>/dev/null || echo ctr)
@@ -317,6 +353,12 @@ case $CMD in
     answers || die "cluster $NAME is not running (scripts/k8s.sh start $NAME)"
     . "$HERE/k8s-node.sh"
     real_node "${1:-$NAME-node}"
+    ;;
+  volumes)
+    [ $# -ge 1 ] && [ $# -le 2 ] || usage
+    KUBECTL=$(kubectl_cmd)
+    answers || die "cluster $NAME is not running (scripts/k8s.sh start $NAME)"
+    volumes "$@"
     ;;
   image)
     [ $# -eq 1 ] || usage

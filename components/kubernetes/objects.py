@@ -118,9 +118,11 @@ class SeatPod:
     config_checksum: str = ""  # of the files' content: a changed password or config rolls the pod
 
 
-def _probe(path: str, port: int, https: bool = False) -> dict[str, object]:
-    return {"httpGet": {"path": path, "port": port, "scheme": "HTTPS" if https else "HTTP"},
-            "periodSeconds": 5, "timeoutSeconds": 4, "failureThreshold": 3}
+def _probe(path: str, port: int, https: bool = False, host: str = "") -> dict[str, object]:
+    get: dict[str, object] = {"path": path, "port": port, "scheme": "HTTPS" if https else "HTTP"}
+    if host:
+        get["httpHeaders"] = [{"name": "Host", "value": host}]
+    return {"httpGet": get, "periodSeconds": 5, "timeoutSeconds": 4, "failureThreshold": 3}
 
 
 def _file_mounts(volume: str, paths: Sequence[str]) -> list[dict[str, object]]:
@@ -149,7 +151,9 @@ def notebook_container(pod: SeatPod) -> dict[str, object]:
         # a root shell by design (docs/security.md), as on Docker: the capabilities nothing in a notebook needs dropped
         "securityContext": {"allowPrivilegeEscalation": False,
                             "capabilities": {"drop": [c.removeprefix("CAP_") for c in NOTEBOOK_CAP_DROP]}},
-        "readinessProbe": _probe("/api", commands.JUPYTER_PORT, https=pod.tls),
+        # the kubelet asks for the pod's address; unless the seat is published beyond loopback, Jupyter's
+        # DNS-rebinding guard answers any Host but a loopback one with 403, so the probe names localhost
+        "readinessProbe": _probe("/api", commands.JUPYTER_PORT, https=pod.tls, host="localhost"),
         "volumeMounts": [
             {"name": "notebooks", "mountPath": commands.NOTEBOOK_DIR},
             {"name": "logs", "mountPath": pod.logs_dir},

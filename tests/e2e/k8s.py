@@ -6,9 +6,14 @@ Kubernetes tests are skipped on a developer's machine and fail in CI (CI=true), 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +74,47 @@ class Cluster:
         """A real node (containerd + kubelet), Ready when this returns."""
         _script("node", self.name, node)
 
+    def volumes(self, count: int, size: str = "10Gi") -> None:
+        """`count` static hostPath PersistentVolumes (Retain) that claims without a storage class bind to."""
+        _script("volumes", self.name, str(count), size)
+
+    def image(self, ref: str) -> None:
+        """Pull `ref` (a local registry's, plain HTTP) or import a `docker save` tarball into the real node."""
+        _script("image", self.name, ref, timeout=900)
+
+    @contextlib.contextmanager
+    def port_forward(self, namespace: str, target: str, port: int, timeout: float = 60) -> Iterator[int]:
+        """`kubectl port-forward` to `target` (e.g. svc/NAME) on a free local port of 127.0.0.1; yields that port.
+
+        Through the API server and the kubelet to the pod the Service selects: how a user reaches a
+        ClusterIP Service from a laptop (the kit runs no kube-proxy, so a ClusterIP answers nowhere)."""
+        proc = subprocess.Popen([kubectl_path(), "--kubeconfig", str(self.kubeconfig), "-n", namespace,
+                                 "port-forward", "--address", "127.0.0.1", target, f":{port}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            assert proc.stdout is not None
+            deadline = time.monotonic() + timeout
+            seen = []
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                seen.append(line)
+                found = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) ->", line)
+                if found:
+                    # its "Handling connection" lines must not fill the pipe and stall it
+                    threading.Thread(target=proc.stdout.read, daemon=True).start()
+                    yield int(found.group(1))
+                    return
+            raise AssertionError(f"kubectl port-forward {target} did not start:\n{''.join(seen)[-2000:]}")
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
 
 def start_cluster(name: str) -> Cluster:
     """A fresh cluster: whatever an interrupted earlier run left under this name is purged first."""
@@ -76,6 +122,25 @@ def start_cluster(name: str) -> Cluster:
     out = _script("start", name)
     kubeconfig = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("KUBECONFIG="))
     return Cluster(name, Path(kubeconfig))
+
+
+def start_real_node_cluster(name: str, node: str = "", image: str = "", volumes: int = 0,
+                            volume_size: str = "10Gi") -> Cluster:
+    """A fresh cluster with one real node (containerd + kubelet: pods really run) named `node` (default
+    NAME-node), `volumes` static PersistentVolumes, and `image` (a local registry's reference or a
+    `docker save` tarball) already in the node's containerd, so a first pod does not wait for the pull.
+    For tests and benchmarks that need notebooks that answer; stop it with stop_cluster(name)."""
+    cluster = start_cluster(name)
+    try:
+        cluster.real_node(node or f"{name}-node")
+        if volumes:
+            cluster.volumes(volumes, volume_size)
+        if image:
+            cluster.image(image)
+    except BaseException:
+        stop_cluster(name)
+        raise
+    return cluster
 
 
 def stop_cluster(name: str, purge: bool = True) -> None:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.e2e.harness import Project, Stack
 from tests.e2e.k8s import Cluster, start_cluster, stop_cluster
@@ -39,13 +38,7 @@ def cluster(k8s_kit: Path) -> Iterator[Cluster]:
         c.gpu_node("gpu-2", 2, gpu="h100")
         c.gpu_node("cpu-1", 0)
         # the kit has no volume provisioner: claims without a class bind to these (kwok mounts nothing)
-        pvs = [{"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"pv-{i}"},
-                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
-                         "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/tmp/tfbox-pv-{i}"}}}
-               for i in range(6)]
-        manifest = c.run_dir / "pvs.yaml"
-        manifest.write_text(yaml.safe_dump_all(pvs))
-        c.kubectl("apply", "-f", str(manifest))
+        c.volumes(6, "1Gi")
         yield c
     finally:
         stop_cluster(NAME)

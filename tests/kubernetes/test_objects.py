@@ -82,7 +82,8 @@ def test_hardening_matches_docker_seccomp_caps_and_a_memory_backed_shm() -> None
 
 
 def test_the_notebook_is_ready_when_jupyter_answers_over_https_with_tls() -> None:
-    assert containers(POD)["notebook"]["readinessProbe"]["httpGet"] == {"path": "/api", "port": 8888, "scheme": "HTTPS"}
+    assert containers(POD)["notebook"]["readinessProbe"]["httpGet"] == {
+        "path": "/api", "port": 8888, "scheme": "HTTPS", "httpHeaders": [{"name": "Host", "value": "localhost"}]}
     plain = containers(replace(POD, tls=False))["notebook"]
     assert plain["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
 
