@@ -140,7 +140,8 @@ def test_the_engine_refuses_a_program_that_breaks_the_kubernetes_rules(project: 
 def test_a_cluster_stack_of_the_release_before_previews_with_no_change(project: Project, cluster: Cluster,
                                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
     """ClusterIP stays the default: the Services, NetworkPolicies, Secrets (the Jupyter config) and outputs of an
-    existing stack are what this version declares, and tfbox's objects pass the new policies."""
+    existing stack are what this version declares (its StatefulSets are updated in place for the readiness
+    probe's Host header, as the CHANGELOG says), and tfbox's objects pass the new policies."""
     archive = subprocess.run(["git", "archive", "--format=tar", BEFORE], cwd=ROOT, capture_output=True, check=True).stdout
     old = tmp_path_factory.mktemp("before") / "project"
     old.mkdir()
@@ -156,9 +157,17 @@ def test_a_cluster_stack_of_the_release_before_previews_with_no_change(project: 
     outputs = st.outputs()
     shutil.copy(old / "Pulumi.old.yaml", project.dir / "Pulumi.old.yaml")  # the stack file, its secrets included
     now = Stack(project, "old")
-    res = now.preview("--expect-no-changes", "--diff", "--policy-pack", "policy")
+    res = now.preview("--diff", "--policy-pack", "policy")
     assert "[mandatory]" not in res.output and "k8s-" not in res.output, res.output[-3000:]
+    # the one change the CHANGELOG names since: the notebook's readiness probe sends Host: localhost, an update
+    # of each seat's StatefulSet in place; nothing is created, replaced or deleted
+    assert "httpHeaders" in res.output, res.output[-3000:]
+    assert not any(f"to {op}" in res.output for op in ("create", "replace", "delete")), res.output[-3000:]
     res = now.up("--policy-pack", "policy", timeout=600)
-    assert change_summary(res.output) == {}, res.output[-3000:]
-    assert now.outputs() == outputs  # the up rewrote them from this version's program
+    assert change_summary(res.output) == {"updated": 2}, res.output[-3000:]
+    after = now.outputs()
+    # the up rewrote them from this version's program: the same, plus the gpuLedger output by seat (CHANGELOG)
+    assert after.pop("gpuLedger") == {s["name"]: {"gpus": 1, "resource": "nvidia.com/gpu", "nodeSelector": {"gpu": "h100"}}
+                                      for s in seats}
+    assert after == outputs
     now.destroy()
