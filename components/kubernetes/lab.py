@@ -173,7 +173,13 @@ class ClusterSeat(pulumi.ComponentResource):
         spec["template"] = template
         self.stateful_set = k8s.apps.v1.StatefulSet(
             f"{p}notebook", metadata={**_d(sts["metadata"]), "namespace": args.namespace},
-            spec=spec, opts=pulumi.ResourceOptions(parent=self, depends_on=[self.notebooks, self.logs, self.secret, self.config_map]))
+            spec=spec, opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.notebooks, self.logs, self.secret, self.config_map],
+                # a changed pod (password, image, setting) replaces the StatefulSet instead of rolling it: the
+                # provider's await of a roll can return before the controller saw it (pulumi-kubernetes#3329, in
+                # the pinned 4.25.0), a new StatefulSet is awaited until its pod is ready. One replica has the same
+                # gap either way (a roll also deletes the pod first); the claims are objects of their own and stay.
+                replace_on_changes=["spec.template"], delete_before_replace=True))
         node_ports = {"jupyter": notebook_port(seat)} if cluster.node_port else None
         svc = objects.make_service(base, pod, cluster.service_type, node_ports)
         self.service = k8s.core.v1.Service(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -159,12 +160,17 @@ def test_a_cluster_stack_of_the_release_before_previews_with_no_change(project: 
     now = Stack(project, "old")
     res = now.preview("--diff", "--policy-pack", "policy")
     assert "[mandatory]" not in res.output and "k8s-" not in res.output, res.output[-3000:]
-    # the one change the CHANGELOG names since: the notebook's readiness probe sends Host: localhost, an update
-    # of each seat's StatefulSet in place; nothing is created, replaced or deleted
+    # the one change the CHANGELOG names since: the notebook's readiness probe sends Host: localhost, so each
+    # seat's StatefulSet is replaced (a changed pod template replaces it: components/kubernetes/lab.py); nothing
+    # else is created, replaced or deleted, and the claims stay
     assert "httpHeaders" in res.output, res.output[-3000:]
-    assert not any(f"to {op}" in res.output for op in ("create", "replace", "delete")), res.output[-3000:]
+    replaced = re.findall(r"^\s*\+-\s*(kubernetes:\S+?):?\s", res.output, re.M)
+    assert replaced == ["kubernetes:apps/v1:StatefulSet"] * 2, res.output[-3000:]
+    assert not any(f"to {op}" in res.output for op in ("create", "delete")), res.output[-3000:]
+    claims = cluster.get("pvc", "-n", "tfbox-old")["items"]
     res = now.up("--policy-pack", "policy", timeout=600)
-    assert change_summary(res.output) == {"updated": 2}, res.output[-3000:]
+    assert change_summary(res.output) == {"replaced": 2}, res.output[-3000:]
+    assert [c["metadata"]["uid"] for c in cluster.get("pvc", "-n", "tfbox-old")["items"]] == [c["metadata"]["uid"] for c in claims]
     after = now.outputs()
     # the up rewrote them from this version's program: the same, plus the gpuLedger output by seat (CHANGELOG)
     assert after.pop("gpuLedger") == {s["name"]: {"gpus": 1, "resource": "nvidia.com/gpu", "nodeSelector": {"gpu": "h100"}}

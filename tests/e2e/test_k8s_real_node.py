@@ -73,22 +73,6 @@ def assert_running_on_the_node(cluster: Cluster) -> str:
     return str(p["metadata"]["uid"])
 
 
-def wait_replaced(cluster: Cluster, old_uid: str, timeout: float = 300) -> str:
-    """The uid of the pod that replaced `old_uid`, once it runs and is ready. pulumi-kubernetes 4.25.0 may
-    report a StatefulSet update done before the controller has seen it (it does not compare
-    status.observedGeneration with metadata.generation: pulumi-kubernetes#3329, fixed by #4094 after
-    4.25.0), so `up` can return while the old pod still runs; the replacement itself must still come."""
-    deadline = time.monotonic() + timeout
-    while True:
-        p = pod_or_none(cluster)
-        ready = p is not None and p["status"].get("phase") == "Running" and all(
-            c.get("ready") for c in p["status"].get("containerStatuses", [{}]))
-        if p is not None and ready and p["metadata"]["uid"] != old_uid:
-            return assert_running_on_the_node(cluster)
-        assert time.monotonic() < deadline, f"the pod was not replaced in {timeout}s: {p and p['status']}"
-        time.sleep(2)
-
-
 def pod_or_none(cluster: Cluster) -> dict[str, Any] | None:
     done = cluster.kubectl("get", "pod", "-n", NS, POD, "-o", "json", check=False)
     return json.loads(done.stdout) if done.returncode == 0 else None
@@ -152,7 +136,10 @@ def test_a_notebook_on_a_real_node_answers_through_its_login_and_keeps_its_noteb
     # a changed setting replaces the pod; the notebook stays
     st.set("tfLogLevel", "0")
     st.up(timeout=600)
-    wait_replaced(cluster, first)
+    # up returned once the new pod was ready (the StatefulSet is replaced, not rolled: components/kubernetes/lab.py)
+    p = pod_or_none(cluster)
+    assert p is not None and p["metadata"]["uid"] != first, "up returned before the pod was replaced"
+    assert_running_on_the_node(cluster)
     with cluster.port_forward(NS, SERVICE, 8888) as port:
         jupyter = session(cluster, password, port)
         assert jupyter.read_notebook_source("kept.ipynb") == marker
