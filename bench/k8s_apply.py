@@ -166,28 +166,44 @@ def real_node(c: Cluster, env: dict[str, str], image: str) -> None:
         raise RealNodeError(REAL_NOT_READY.format(why="importing the image failed: " + (p.stderr.strip().splitlines() or ["?"])[-1]))
 
 
-def fresh_volumes(c: Cluster, count: int) -> None:
-    """`count` empty hostPath volumes for the claims (the kit has no provisioner). A deleted claim leaves its
-    Retain volume Released, never to bind again, so every run gets new ones, with their directories emptied."""
-    c.kubectl("delete", "pv", "-l", f"{PV_LABEL}=1", "--wait=true", "--ignore-not-found")
+def fresh_volumes(c: Cluster, prefix: str, count: int) -> None:
+    """`count` new empty hostPath volumes for the claims (the kit has no provisioner). A deleted claim leaves its
+    Retain volume Released, never to bind again: those are deleted, and every run gets volumes of its own."""
+    pvs = c.api.get(f"/api/v1/persistentvolumes?labelSelector={PV_LABEL}%3D1")["items"]
+    released = [p["metadata"]["name"] for p in pvs if p.get("status", {}).get("phase") in ("Released", "Failed")]
+    if released:
+        c.kubectl("delete", "pv", *released, "--wait=false")
     base = c.kubeconfig.parent / "bench-pv"
-    shutil.rmtree(base, ignore_errors=True)
-    pvs = [{"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"bench-pv-{i}", "labels": {PV_LABEL: "1"}},
-            "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"], "persistentVolumeReclaimPolicy": "Retain",
-                     "hostPath": {"path": str(base / str(i)), "type": "DirectoryOrCreate"}}} for i in range(count)]
+    docs = [{"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{prefix}-{i}", "labels": {PV_LABEL: "1"}},
+             "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"], "persistentVolumeReclaimPolicy": "Retain",
+                      "hostPath": {"path": str(base / f"{prefix}-{i}"), "type": "DirectoryOrCreate"}}} for i in range(count)]
     manifest = c.kubeconfig.parent / "bench-pvs.yaml"
-    manifest.write_text(yaml.safe_dump_all(pvs))
+    manifest.write_text(yaml.safe_dump_all(docs))
     c.kubectl("apply", "-f", str(manifest))
 
 
-def delete_namespace(c: Cluster, ns: str) -> None:
-    """The namespace and all in it. Its pods first, without their grace period: the namespace controller
-    otherwise waits out an estimate of it (tens of seconds per run) before it deletes the namespace."""
+def delete_namespace(c: Cluster, ns: str, wait: bool = True) -> None:
+    """The namespace and all in it. With `wait`, until it is gone, its pods deleted first without their grace
+    period (the namespace controller otherwise waits out an estimate of it); it takes 6-15 s on the kit even
+    so (the controller's discovery of every resource kind, at its client's rate limit)."""
+    if c.kubectl("get", "namespace", ns, check=False).returncode != 0:
+        return
     t0 = time.monotonic()
-    if c.kubectl("get", "namespace", ns, check=False).returncode == 0:
+    if wait:
         c.kubectl("delete", "statefulsets,pods", "--all", "-n", ns, "--grace-period=0", "--force", "--wait=true")
-        c.kubectl("delete", "namespace", ns, "--wait=true", "--ignore-not-found", "--timeout=300s")
+    c.kubectl("delete", "namespace", ns, f"--wait={str(wait).lower()}", "--ignore-not-found", "--timeout=300s")
+    if wait:
         log(f"deleted namespace {ns} in {time.monotonic() - t0:.1f} s (not timed)")
+
+
+def in_namespace(docs: list[dict[str, Any]], ns: str) -> list[dict[str, Any]]:
+    """The same manifests in namespace `ns`: the namespace is only in metadata (tests/ops/test_bench_k8s.py)."""
+    out = []
+    for d in docs:
+        meta = dict(d["metadata"])
+        meta["name" if d["kind"] == "Namespace" else "namespace"] = ns
+        out.append({**d, "metadata": meta})
+    return out
 
 
 # --- the manifests -----------------------------------------------------------------------------------------
@@ -369,7 +385,8 @@ class Size:
                  change: bool) -> None:
         self.c, self.project, self.n, self.node, self.timeout = c, project, seats, node, timeout
         self.stack = f"kb{seats}"
-        self.ns = f"tfbox-{self.stack}"
+        self.ns = f"tfbox-{self.stack}"  # each run and side gets a namespace of its own: start() names it
+        self.private = private
         seat_list = [{"name": f"s{i}", "gpus": "none", "notebookPort": 8800 + i, "tensorboardPort": 6600 + i} for i in range(seats)]
         self.config: dict[str, Any] = {
             "tfbox:backend": "kubernetes", "kubernetes:kubeconfig": str(c.kubeconfig), "tfbox:image": image,
@@ -383,19 +400,31 @@ class Size:
             project.pulumi("config", "set", "--secret", "--path", f"tfbox:passwords.{seat}", "--stack", self.stack, input=password)
         full = {**self.config, "tfbox:passwords": self.passwords}
         log(f"{seats} seat(s): the manifests the program declares (under mocks), into a private directory")
-        self.files = {"from nothing": write_private(private, f"{self.stack}.yaml", manifests(full, self.stack))}
+        self.docs = {"from nothing": manifests(full, self.stack)}
         if change:
-            self.files["TensorBoard change"] = write_private(private, f"{self.stack}-tb-off.yaml",
-                                                             manifests({**full, "tfbox:tensorboardMode": "off"}, self.stack))
+            self.docs["TensorBoard change"] = manifests({**full, "tfbox:tensorboardMode": "off"}, self.stack)
+        self.files: dict[str, Path] = {}
         self.pods = [f"tfbox-{self.stack}-{s['name']}-notebook-0" for s in seat_list]
         self.statefulsets = [f"tfbox-{self.stack}-{s['name']}-notebook" for s in seat_list]
 
-    def clear(self) -> None:
-        """Nothing of this size left, as on the kubectl side: the namespace deleted (its claims with it), and the
-        stack's state emptied to match (`pulumi destroy` would take as long again, and is not what is measured)."""
-        delete_namespace(self.c, self.ns)
-        self.project.pulumi("state", "delete", "--all", "--yes", "--stack", self.stack)
-        self.project.pulumi("config", "rm", "tfbox:tensorboardMode", "--stack", self.stack, check=False)
+    def start(self, side: str, run: int) -> None:
+        """A new namespace for this side's run (not timed): the stack's `tfbox:namespace`, the manifests' namespace,
+        and new volumes for its claims."""
+        self.ns = f"kb{self.n}-{side}-{run}"
+        if side == "tfbox":
+            self.project.pulumi("config", "set", "tfbox:namespace", self.ns, "--stack", self.stack)
+        else:
+            self.files = {k: write_private(self.private, f"{self.stack}-{k.replace(' ', '-')}.yaml", in_namespace(docs, self.ns))
+                          for k, docs in self.docs.items()}
+        fresh_volumes(self.c, f"bench-pv-{self.ns}", 2 * self.n)
+
+    def clear(self, side: str, wait: bool) -> None:
+        """Nothing of this run left: the namespace deleted (its claims with it) and, for tfbox, the stack's state
+        emptied to match (`pulumi destroy` would take as long again, and is not what is measured)."""
+        delete_namespace(self.c, self.ns, wait)
+        if side == "tfbox":
+            self.project.pulumi("state", "delete", "--all", "--yes", "--stack", self.stack)
+            self.project.pulumi("config", "rm", "tfbox:tensorboardMode", "--stack", self.stack, check=False)
 
     def _timed(self, commands: Callable[[], None], old: set[str]) -> Run:
         with Watch(self.c, self.ns, self.n, old) as watch:
@@ -451,15 +480,13 @@ class Size:
 
 
 def bench(c: Cluster, project: Project, sizes: list[int], runs: int, scenarios: tuple[str, ...], image: str, node: str,
-          timeout: float) -> tuple[dict[str, Any], dict[str, list[str]]]:
+          timeout: float, wait_teardown: bool) -> tuple[dict[str, Any], dict[str, list[str]]]:
     private = Path(tempfile.mkdtemp(prefix="tfbox-bench-k8s-"))  # 0700: the manifests hold the Secrets
     results: dict[str, Any] = {}
     checked: dict[str, list[str]] = {}
     try:
+        log("stacks and manifests")
         built = {n: Size(c, project, n, image, node, private, timeout, "TensorBoard change" in scenarios) for n in sizes}
-        for n in sizes:
-            delete_namespace(c, built[n].ns)
-        fresh_volumes(c, 2 * max(sizes))
         times: dict[int, dict[str, dict[str, list[Run]]]] = {n: {side: {sc: [] for sc in scenarios} for side in SIDES} for n in sizes}
         for i in range(runs):
             order = sizes if i % 2 == 0 else list(reversed(sizes))
@@ -467,7 +494,7 @@ def bench(c: Cluster, project: Project, sizes: list[int], runs: int, scenarios: 
                 size = built[n]
                 sides = SIDES if i % 2 == 0 else tuple(reversed(SIDES))
                 for side in sides:
-                    fresh_volumes(c, 2 * n)
+                    size.start(side, i)
                     for scenario in scenarios:
                         run = getattr(size, side)(scenario)
                         times[n][side][scenario].append(run)
@@ -476,7 +503,7 @@ def bench(c: Cluster, project: Project, sizes: list[int], runs: int, scenarios: 
                             checked.setdefault(str(n), []).append(json.dumps(live_objects(c, size.ns), sort_keys=True))
                     if c.started and i == runs - 1 and n == order[-1] and side == sides[-1]:
                         continue  # the very last teardown: the cluster is purged anyway
-                    size.clear() if side == "tfbox" else delete_namespace(c, size.ns)
+                    size.clear(side, wait_teardown)
         for n in sizes:
             a, b = (json.loads(s) for s in checked[str(n)])
             diffs = differences(a, b)  # run 0 ran tfbox first
@@ -498,10 +525,12 @@ def bench(c: Cluster, project: Project, sizes: list[int], runs: int, scenarios: 
                 results[str(n)]["tfbox"][scenario]["ratio_to_kubectl"] = ours / theirs
     finally:
         shutil.rmtree(private, ignore_errors=True)
-        for n in [] if c.started else sizes:  # a cluster this run started is purged with all in it
+        if not c.started:  # a cluster this run started is purged with all in it
             with contextlib.suppress(SystemExit, AssertionError):
-                project.pulumi("destroy", "--yes", "--stack", f"kb{n}", check=False, timeout=900)
-                delete_namespace(c, f"tfbox-kb{n}")
+                for n in sizes:
+                    project.pulumi("destroy", "--yes", "--stack", f"kb{n}", check=False, timeout=900)
+                c.kubectl("delete", "namespace", "-l", "tfbox.project=tfbox", "--wait=false", check=False)
+                c.kubectl("delete", "pv", "-l", f"{PV_LABEL}=1", "--wait=false", check=False)
     return results, checked
 
 
@@ -530,6 +559,9 @@ def main() -> None:
     parser.add_argument("--change", type=int, choices=(0, 1), default=1, help="also time a TensorBoard change (default 1)")
     parser.add_argument("--cluster", default="bench-k8s", help="the kit cluster's name (scripts/k8s.sh; reused if running)")
     parser.add_argument("--image", default="", help=f"notebook image (default {KWOK_IMAGE} on kwok, {REAL_IMAGE} on a real node)")
+    parser.add_argument("--wait-teardown", type=int, choices=(0, 1), default=1,
+                        help="1: wait until a run's namespace is gone before the next run (default); 0: delete it in the "
+                             "background, so the next timed run may overlap the namespace controller's work (smoke runs)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds one command or wait may take")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="where k8s_apply.json goes")
     args = parser.parse_args()
@@ -549,10 +581,12 @@ def main() -> None:
     try:
         with cluster(args.cluster, args.node, image) as c, tempfile.TemporaryDirectory(prefix="tfbox-bench-") as tmp:
             # only the stack's kubernetes:kubeconfig may reach the cluster, as in tests/e2e/test_k8s_backend.py
+            log("project copy and the kubernetes provider plugin")
             project = Project(Path(tmp), toolchain_bin, extra_env={"KUBECONFIG": "/nonexistent"})
             project.pulumi("plugin", "install", "resource", "kubernetes", version("pulumi_kubernetes"),
                            "--file", str(Path(kit_env()["TFBOX_K8S_BIN"]) / "pulumi-resource-kubernetes"))
-            results, checked = bench(c, project, sizes, args.runs, scenarios, image, args.node, args.timeout)
+            results, checked = bench(c, project, sizes, args.runs, scenarios, image, args.node, args.timeout,
+                                     bool(args.wait_teardown))
     except RealNodeError as e:
         raise SystemExit(str(e.code)) from None
     print_table(results, args.runs, args.node)
@@ -564,7 +598,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"started": started, "machine": machine(), "load_average_start": load_before, "load_average_end": os.getloadavg(),
-            "runs": args.runs, "node": args.node, "image": image, "simulated_readiness": args.node == "kwok",
+            "runs": args.runs, "wait_teardown": bool(args.wait_teardown), "node": args.node, "image": image, "simulated_readiness": args.node == "kwok",
             "kubectl": "apply --server-side, wait --for=create/condition=Ready (rollout status for a change), pvc Bound",
             "same_objects_checked": {n: not d for n, d in checked.items()}}
     (out / "k8s_apply.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bench.k8s_apply import differences, manifests, write_private
+from bench.k8s_apply import differences, in_namespace, manifests, write_private
 
 PASSWORDS = {"s0": "bench-password-zero-0123", "s1": "bench-password-one-45678"}
 
@@ -56,8 +56,14 @@ def test_the_manifests_are_the_programs_objects_with_the_secrets_resolved(two_se
     assert [c["name"] for c in template["spec"]["containers"]] == ["notebook", "tensorboard"]
 
 
-def test_the_same_config_gives_the_same_manifests_and_tensorboard_off_drops_the_sidecar(two_seats: list[dict[str, Any]]) -> None:
+def test_the_same_config_gives_the_same_manifests_and_the_namespace_is_only_in_metadata(two_seats: list[dict[str, Any]]) -> None:
     assert manifests(config(), "kb2") == two_seats  # the hash is salted by the stack's salt, not at random
+    # each run of the benchmark moves the kubectl side's manifests to a namespace of its own, as tfbox:namespace
+    # moves tfbox's: that must be all tfbox:namespace changes
+    assert in_namespace(two_seats, "kb2-kubectl-0") == manifests(config(**{"tfbox:namespace": "kb2-kubectl-0"}), "kb2")
+
+
+def test_tensorboard_off_drops_the_sidecar() -> None:
     off = by_kind(manifests(config(**{"tfbox:tensorboardMode": "off"}), "kb2"))
     for sts in off["StatefulSet"]:
         assert [c["name"] for c in sts["spec"]["template"]["spec"]["containers"]] == ["notebook"]
