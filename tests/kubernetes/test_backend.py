@@ -147,3 +147,13 @@ def test_kubectl_reads_the_providers_kubeconfig_and_context(monkeypatch: pytest.
     assert argv[argv.index("--context") + 1] == "lab"
     runtime_config.set_all_config({"kubernetes:kubeconfig": str(tmp_path / "lab.yaml")}, [])
     assert KubernetesBackend().kubeconfig_path() == str(tmp_path / "lab.yaml")
+
+
+def test_up_waits_on_the_statefulset_not_on_the_service(cluster: list[dict[str, Any]]) -> None:
+    # the provider's Service wait added about 10 s to every `up` that created one (bench/k8s_apply.py); the
+    # StatefulSet's wait (its pod Ready) covers the Service's only endpoints
+    rec, _ = run(config())
+    for seat in ("ana", "bo"):
+        assert rec.one("kubernetes:core/v1:Service", f"{seat}-service").inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+        sts = rec.one("kubernetes:apps/v1:StatefulSet", f"{seat}-notebook").inputs["metadata"]
+        assert "pulumi.com/skipAwait" not in sts.get("annotations", {})
