@@ -408,7 +408,12 @@ class Size:
 
     def _timed(self, commands: Callable[[], None], old: set[str]) -> Run:
         t0 = time.monotonic()
-        commands()
+        try:
+            commands()
+        except (SystemExit, AssertionError, subprocess.TimeoutExpired) as e:
+            if self.node == "real" and not isinstance(e, RealNodeError):  # any failure there: the one message
+                raise RealNodeError(REAL_NOT_READY.format(why=pod_trouble(self.c, self.ns))) from None
+            raise
         returned = time.monotonic()
         at = wait_ready(self.c, self.ns, self.n, old, self.timeout, self.node)
         return Run(returned - t0, at - t0)
