@@ -27,7 +27,8 @@ from components.model.hardening import NotebookResources
 from components.model.password import hash_password
 from components.model.plan import LabPlan, SeatPlan
 
-SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}  # a claim binds when its pod is scheduled (WaitForFirstConsumer)
+# a claim binds when its pod is scheduled (WaitForFirstConsumer); a Service's endpoints are its StatefulSet's pod
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 
 def hashed_jupyter_config(password: pulumi.Input[str], salt: str, tls: bool, cull_idle: int,
@@ -182,8 +183,11 @@ class ClusterSeat(pulumi.ComponentResource):
                 replace_on_changes=["spec.template"], delete_before_replace=True))
         node_ports = {"jupyter": notebook_port(seat)} if cluster.node_port else None
         svc = objects.make_service(base, pod, cluster.service_type, node_ports)
+        # not awaited: the StatefulSet's wait already covers its pod, the Service's only endpoints, and the
+        # provider's Service wait added about 10 s to every `up` that creates one (bench/k8s_apply.py)
         self.service = k8s.core.v1.Service(
-            f"{p}service", metadata={**_d(svc["metadata"]), "namespace": args.namespace}, spec=_d(svc["spec"]), opts=child)
+            f"{p}service", metadata={**_d(svc["metadata"]), "namespace": args.namespace, "annotations": SKIP_AWAIT},
+            spec=_d(svc["spec"]), opts=child)
         pol = objects.make_network_policy(base, pod, external_cidrs=cluster.node_port_sources)
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             f"{p}network-policy", metadata={**_d(pol["metadata"]), "namespace": args.namespace}, spec=_d(pol["spec"]), opts=child)

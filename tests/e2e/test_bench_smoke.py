@@ -8,6 +8,9 @@ themselves are run by hand (bench/README.md).
    OpenTofu, Ansible) from nothing, no-op and TensorBoard change on the session's daemon; peers.py itself
    checks that each no-op kept both containers and each TensorBoard change replaced TensorBoard alone.
 2. bench/scaling.py -n 1 --seats 1 --machines 1: one seat, and `make fleet` over one SSH box.
+3. bench/k8s_apply.py -n 1 --seats 1 --change 0 --wait-teardown 0: tfbox's Kubernetes `up` and `kubectl apply` + `kubectl wait` of
+   the same manifests on the test kit's cluster (a kwok node: readiness simulated), from nothing and no-op;
+   k8s_apply.py itself compares the two sides' live objects and checks that each no-op kept every pod.
 """
 
 from __future__ import annotations
@@ -85,3 +88,25 @@ def test_2_scaling(docker_a: Docker, cpu_image: str, tmp_path: Path) -> None:
     # from nothing waits for Jupyter and TensorBoard; a no-op does not
     assert seats["up"]["median"] > seats["no-op up"]["median"], seats
     assert fleet["fleet up"]["median"] > fleet["fleet preview"]["median"], fleet
+
+
+def test_3_k8s_apply(k8s_kit: Path, tmp_path: Path) -> None:
+    # one seat, no TensorBoard change: about 80 s on the 2-core CI machine, most of it the cluster's start
+    out = bench("k8s_apply.py", "-n", "1", "--seats", "1", "--change", "0", "--wait-teardown", "0", "--cluster", "bench-smoke",
+                out=tmp_path)
+    assert "readiness is SIMULATED" in out and "tfbox/kubectl" in out, out  # kwok's caveat is in the table
+    for scenario in ("from nothing", "no-op"):
+        assert any(line.split()[:1] == ["1"] and scenario in line for line in out.splitlines()), (scenario, out)
+    data = json.loads((tmp_path / "k8s_apply.json").read_text())
+    meta, per = data["meta"], data["results"]["1"]
+    assert meta["runs"] == 1 and meta["node"] == "kwok" and meta["simulated_readiness"] is True
+    assert meta["same_objects_checked"] == {"1": True}  # the kubectl side made tfbox's objects, compared live
+    assert set(per) == {"tfbox", "kubectl"}
+    for side, scenarios in per.items():
+        assert set(scenarios) == {"from nothing", "no-op"}, (side, scenarios)
+        for scenario, row in scenarios.items():
+            ready, returned = row["ready"]["median"], row["returned"]["median"]
+            assert sane(ready) and sane(returned) and ready >= returned and row["ready"]["runs"] == [ready], (side, scenario, row)
+    for scenario, row in per["tfbox"].items():
+        kubectl_ready = per["kubectl"][scenario]["ready"]["median"]
+        assert math.isclose(row["ratio_to_kubectl"], row["ready"]["median"] / kubectl_ready, rel_tol=0.01), (scenario, row)

@@ -167,9 +167,12 @@ def test_a_cluster_stack_of_the_release_before_previews_with_no_change(project: 
     replaced = re.findall(r"^\s*\+-\s*(kubernetes:\S+?):?\s", res.output, re.M)
     assert replaced == ["kubernetes:apps/v1:StatefulSet"] * 2, res.output[-3000:]
     assert not any(f"to {op}" in res.output for op in ("create", "delete")), res.output[-3000:]
+    # and each seat's Service gets pulumi.com/skipAwait in place (up no longer waits on it)
+    updated = re.findall(r"^\s*~\s*(kubernetes:\S+?):?\s", res.output, re.M)
+    assert updated == ["kubernetes:core/v1:Service"] * 2, res.output[-3000:]
     claims = cluster.get("pvc", "-n", "tfbox-old")["items"]
     res = now.up("--policy-pack", "policy", timeout=600)
-    assert change_summary(res.output) == {"replaced": 2}, res.output[-3000:]
+    assert change_summary(res.output) == {"replaced": 2, "updated": 2}, res.output[-3000:]
     assert [c["metadata"]["uid"] for c in cluster.get("pvc", "-n", "tfbox-old")["items"]] == [c["metadata"]["uid"] for c in claims]
     after = now.outputs()
     # the up rewrote them from this version's program: the same, plus the gpuLedger output by seat (CHANGELOG)

@@ -154,3 +154,13 @@ def test_a_seats_stack_has_a_gpu_ledger_by_seat(cluster: list[dict[str, Any]]) -
     _, out = run(config(**{"tfbox:seats": json.dumps(seats), "tfbox:passwords": json.dumps({**PASSWORDS, "cy": "cy-password-long"})}))
     assert out["gpuLedger"] == {"ana": {"gpus": 1, "resource": "nvidia.com/gpu", "nodeSelector": {"gpu": "h100"}},
                                 "bo": {"gpus": 2, "resource": "nvidia.com/gpu", "nodeSelector": {"gpu": "h100"}}}
+
+
+def test_up_waits_on_the_statefulset_not_on_the_service(cluster: list[dict[str, Any]]) -> None:
+    # the provider's Service wait added about 10 s to every `up` that created one (bench/k8s_apply.py); the
+    # StatefulSet's wait (its pod Ready) covers the Service's only endpoints
+    rec, _ = run(config())
+    for seat in ("ana", "bo"):
+        assert rec.one("kubernetes:core/v1:Service", f"{seat}-service").inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+        sts = rec.one("kubernetes:apps/v1:StatefulSet", f"{seat}-notebook").inputs["metadata"]
+        assert "pulumi.com/skipAwait" not in sts.get("annotations", {})
