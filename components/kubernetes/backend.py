@@ -23,6 +23,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.config import get_config
 
+from components.kubernetes.objects import gpu_node_selector
 from components.kubernetes.scheduling import Ask, gpu_ledger, lost_gpus, nodes_from_api, schedule_problems, used_from_api
 from components.model.backend import LabSecrets, LiveClaims, PreflightError, unreadable_target
 from components.model.keys import NAMESPACE
@@ -103,7 +104,9 @@ class KubernetesBackend:
         selector = dict(c.gpu_node_selector) if c else {}
         tolerations = tuple(c.tolerations) if c else ()
         if cfg.seats:
-            return [Ask(s.name, s.gpus.count, selector, tolerations, key=s.key("gpus")) for s in cfg.seats if s.gpus.kind == "count"]
+            return [Ask(s.name, s.gpus.count, dict(gpu_node_selector(selector, s.share_gpus)), tolerations, key=s.key("gpus"),
+                        share_key=s.key("shareGpus") if s.share_gpus else "")
+                    for s in cfg.seats if s.gpus.kind == "count"]
         return [Ask("default", cfg.gpus.count, selector, tolerations)] if cfg.gpus.kind == "count" else []
 
     def preflight(self, cfg: LabConfig, warn: Callable[[str], None]) -> None:

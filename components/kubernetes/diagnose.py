@@ -60,7 +60,8 @@ def explain(pod: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> Find
                        "set tfbox:storageClass to a class the cluster has (`kubectl get storageclass`), or give it a default one")
     if "didn't match Pod's node affinity/selector" in joined or "node(s) had untolerated taint" in joined:
         return Finding(seat, name, "Pending: no node matches its node selector and tolerations",
-                       "check tfbox:gpuNodeSelector and tfbox:gpuTolerations against `kubectl get nodes --show-labels`")
+                       "check tfbox:gpuNodeSelector, tfbox:gpuTolerations and a seat's shareGpus (time-sliced nodes only) against "
+                       "`kubectl get nodes --show-labels`")
     if status.get("phase") == "Pending":
         return Finding(seat, name, "Pending" + (f": {texts[-1]}" if texts else ""),
                        f"`kubectl describe pod -n {meta.get('namespace', '')} {name}` shows the scheduler's events")

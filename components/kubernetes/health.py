@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.kubernetes.diagnose import explain
-from components.kubernetes.objects import GPU_RESOURCE
+from components.kubernetes.objects import GPU_RESOURCE, gpu_node_selector
 from components.kubernetes.scheduling import DONE_PHASES, Ask, Node, describe_selector, matches, nodes_from_api, used_from_api
 from components.model import commands
 from components.model.plan import LabPlan
@@ -127,7 +127,7 @@ def expects_of(plan: LabPlan) -> tuple[str, list[SeatExpect]]:
             claims=(s.storage.notebooks_volume, s.storage.logs_volume), gpus=gpus,
             key=s.claim.key if s.claim is not None and s.claim.key else "tfbox:gpus", tls=s.notebook.tls,
             local_port=s.notebook.ports[0].external if s.notebook.ports else commands.JUPYTER_PORT,
-            node_selector=dict(c.gpu_node_selector) if c is not None and gpus else {},
+            node_selector=dict(gpu_node_selector(c.gpu_node_selector, s.share_gpus)) if c is not None and gpus else {},
             tolerations=tuple(c.tolerations) if c is not None and gpus else ()))
     return namespace, out
 

@@ -165,7 +165,7 @@ class ClusterSeat(pulumi.ComponentResource):
             plain_files=tuple(files), tensorboard_mode=("exec" if seat.notebook.tensorboard_inside
                                                         else "sidecar" if seat.tensorboard else "off"),
             tls=tls, gpus=gpus, resources=_resources(seat), envs=_envs(seat),
-            node_selector=cluster.gpu_node_selector if gpus else (),
+            node_selector=objects.gpu_node_selector(cluster.gpu_node_selector, seat.share_gpus) if gpus else (),
             tolerations=tuple(cluster.tolerations) if gpus else (), config_checksum="")
         sts = objects.make_statefulset(base, pod)
         spec: dict[str, Any] = dict(_d(sts["spec"]))

@@ -21,6 +21,9 @@ from components.model.hardening import NOTEBOOK_CAP_DROP, TENSORBOARD_TMPFS, UNP
 from components.model.labels import PROJECT_LABEL, ROLE_LABEL, SEAT_LABEL, STACK_LABEL
 
 GPU_RESOURCE = "nvidia.com/gpu"
+# the node label NVIDIA's GPU feature discovery sets where the device plugin's sharing config time-slices the GPUs
+SHARING_LABEL = "nvidia.com/gpu.sharing-strategy"
+TIME_SLICING = "time-slicing"
 NOTEBOOK, TENSORBOARD = "notebook", "tensorboard"
 NOBODY = int(UNPRIVILEGED_USER.split(":")[0])  # TensorBoard's numeric user and group, as on Docker
 SECRET_DIR = "/etc/tfbox-secret"  # where the seat's Secret is mounted; each file is bound to where Jupyter reads it
@@ -90,6 +93,16 @@ def quantity(n: int) -> str:
 def cpu_quantity(nano_cpus: int) -> str:
     """Nano-CPUs as a Kubernetes CPU quantity (millicores, the finest it keeps)."""
     return f"{nano_cpus // 1_000_000}m"
+
+
+def gpu_node_selector(selector: Sequence[tuple[str, str]] | Mapping[str, str], share_gpus: bool) -> tuple[tuple[str, str], ...]:
+    """A GPU seat's nodeSelector: tfbox:gpuNodeSelector, and for a seat that sets shareGpus only nodes whose GPUs are
+    time-sliced. The device plugin hands a time-sliced GPU to several pods; elsewhere a GPU is one pod's, so a
+    sharing seat on such a node would share nothing and take a whole GPU (two seats share only when both say so)."""
+    out = dict(selector.items() if isinstance(selector, Mapping) else selector)
+    if share_gpus:
+        out[SHARING_LABEL] = TIME_SLICING
+    return tuple(sorted(out.items()))
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,18 @@ at preview with the numbers ("seat ana asks 4 GPUs; nodes matching gpu=h100 have
 
 Pure functions over the API's JSON (`kubectl get nodes,pods -o json`), so the tests give them lists.
 A seat's pod lands on one node: asks are placed first-fit, largest first, as a scheduler would at best.
+A seat that sets shareGpus goes to time-sliced nodes only (objects.gpu_node_selector), so its ask counts only
+their GPUs (the device plugin advertises each time-sliced GPU as several), and without such a node it is
+refused naming the key rather than left Pending.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from components.kubernetes.objects import GPU_RESOURCE
+from components.kubernetes.objects import GPU_RESOURCE, SHARING_LABEL, TIME_SLICING, gpu_node_selector
 from components.model.plan import LabPlan
 
 # a pod no longer holds its GPUs once it ended
@@ -39,6 +42,7 @@ class Ask:
     node_selector: Mapping[str, str]
     tolerations: tuple[Mapping[str, str], ...] = ()
     key: str = "tfbox:gpus"  # the config key the ask comes from, for the message
+    share_key: str = ""  # the seat's shareGpus key when it shares: its node_selector then names time-sliced nodes
 
 
 def _gpus(resources: Mapping[str, Any] | None) -> int:
@@ -97,6 +101,17 @@ def describe_selector(selector: Mapping[str, str]) -> str:
     return "nodes matching " + ",".join(f"{k}={v}" for k, v in sorted(selector.items())) if selector else "nodes"
 
 
+def sharing_problem(ask: Ask, nodes: Sequence[Node]) -> str | None:
+    """Why a sharing seat has no node: nodes match it but for the time-slicing label (None when that is not why)."""
+    base = {k: v for k, v in ask.node_selector.items() if k != SHARING_LABEL}
+    if not ask.share_key or not any(matches(n, replace(ask, node_selector=base)) for n in nodes):
+        return None
+    where = "node matching " + ",".join(f"{k}={v}" for k, v in sorted(base.items())) if base else "node"
+    return (f"{ask.share_key}: seat {ask.seat} sets shareGpus, but no {where} advertises GPU time-slicing (label "
+            f"{SHARING_LABEL}={TIME_SLICING}, set by the NVIDIA device plugin's time-slicing config). Fix: remove "
+            f"{ask.share_key}, or configure time-slicing on those nodes.")
+
+
 def schedule_problems(asks: Sequence[Ask], nodes: Sequence[Node], used: Mapping[str, int]) -> list[str]:
     """Every seat whose GPUs no matching node can hold, with what those nodes have free; [] when all fit."""
     free = {n.name: max(n.allocatable - used.get(n.name, 0), 0) for n in nodes}
@@ -111,6 +126,9 @@ def schedule_problems(asks: Sequence[Ask], nodes: Sequence[Node], used: Mapping[
         where = describe_selector(ask.node_selector)
         asks_text = f"{ask.key}: seat {ask.seat} asks {ask.gpus} GPU{'s' if ask.gpus > 1 else ''}"
         fix = "Fix: ask for fewer, free GPUs on those nodes, or change tfbox:gpuNodeSelector / tfbox:gpuTolerations."
+        if not candidates and (why := sharing_problem(ask, nodes)) is not None:
+            problems.append(why)
+            continue
         if not candidates:
             problems.append(f"{asks_text}; no schedulable node matches ({where}, taints and tolerations included). {fix}")
             continue
@@ -132,6 +150,7 @@ def gpu_ledger(plan: LabPlan) -> dict[str, dict[str, object]]:
     which nodes. Which devices is the scheduler's and the device plugin's choice, made when the pod is placed
     (`make status` shows the node), so the ledger is by seat where a Docker stack's is by GPU index."""
     c = plan.cluster
-    selector = dict(c.gpu_node_selector) if c is not None else {}
-    return {s.name: {"gpus": s.notebook.gpus.count, "resource": GPU_RESOURCE, "nodeSelector": selector}
+    selector = c.gpu_node_selector if c is not None else ()
+    return {s.name: {"gpus": s.notebook.gpus.count, "resource": GPU_RESOURCE,
+                     "nodeSelector": dict(gpu_node_selector(selector, s.share_gpus))}
             for s in plan.seats if s.notebook.gpus.kind == "count" and s.notebook.gpus.count}

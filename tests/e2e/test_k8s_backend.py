@@ -137,3 +137,21 @@ def test_an_over_ask_and_gpu_indices_are_refused_at_preview_and_nothing_is_creat
     assert "tfbox:seats[0].gpus: 0,1 picks GPUs by index, UUID or all" in res.output, res.output[-3000:]
     assert "write count=N" in res.output
 
+
+
+def test_a_sharing_seat_is_refused_at_preview_until_a_node_advertises_time_slicing(project: Project, cluster: Cluster) -> None:
+    """shareGpus asks for time-sliced nodes (the label NVIDIA's feature discovery sets): the real API's nodes are read
+    for it at preview. Last in the module: the time-sliced node it adds stays."""
+    names = ("di", "ed")
+    seats: list[dict[str, Any]] = [{"name": s, "gpus": "count=1", "shareGpus": True, "notebookPort": 8800 + i,
+                                    "tensorboardPort": 6600 + i} for i, s in enumerate(names)]
+    st = k8s_stack(project, cluster, "share", seats, {s: secrets.token_urlsafe(18) for s in names})
+    res = st.preview(check=False)
+    assert res.returncode != 0
+    for i, seat in enumerate(names):
+        assert (f"tfbox:seats[{i}].shareGpus: seat {seat} sets shareGpus, but no node matching gpu=h100 advertises GPU "
+                "time-slicing (label nvidia.com/gpu.sharing-strategy=time-slicing") in res.output, res.output[-3000:]
+    cluster.gpu_node("gpu-sliced", 4, gpu="h100", **{"nvidia.com/gpu.sharing-strategy": "time-slicing"})
+    st.preview()
+    gone = cluster.kubectl("get", "namespace", "tfbox-share", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr

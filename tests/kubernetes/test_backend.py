@@ -164,3 +164,18 @@ def test_up_waits_on_the_statefulset_not_on_the_service(cluster: list[dict[str, 
         assert rec.one("kubernetes:core/v1:Service", f"{seat}-service").inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
         sts = rec.one("kubernetes:apps/v1:StatefulSet", f"{seat}-notebook").inputs["metadata"]
         assert "pulumi.com/skipAwait" not in sts.get("annotations", {})
+
+
+def test_a_sharing_seat_is_placed_on_time_sliced_nodes_and_refused_where_there_are_none(cluster: list[dict[str, Any]]) -> None:
+    seats = [{**SEATS[0], "shareGpus": True}, SEATS[1]]
+    with pytest.raises(pulumi.RunError) as info:
+        run(config(**{"tfbox:seats": json.dumps(seats)}))
+    assert ("tfbox:seats[0].shareGpus: seat ana sets shareGpus, but no node matching gpu=h100 advertises GPU time-slicing "
+            "(label nvidia.com/gpu.sharing-strategy=time-slicing") in str(info.value)
+
+    cluster.append(node("gpu-sliced", 4, gpu="h100", **{"nvidia.com/gpu.sharing-strategy": "time-slicing"}))
+    rec, out = run(config(**{"tfbox:seats": json.dumps(seats)}))
+    sliced = {"gpu": "h100", "nvidia.com/gpu.sharing-strategy": "time-slicing"}
+    assert rec.one("kubernetes:apps/v1:StatefulSet", "ana-notebook").inputs["spec"]["template"]["spec"]["nodeSelector"] == sliced
+    assert rec.one("kubernetes:apps/v1:StatefulSet", "bo-notebook").inputs["spec"]["template"]["spec"]["nodeSelector"] == {"gpu": "h100"}
+    assert out["gpuLedger"]["ana"]["nodeSelector"] == sliced and out["gpuLedger"]["bo"]["nodeSelector"] == {"gpu": "h100"}

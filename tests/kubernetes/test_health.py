@@ -178,6 +178,14 @@ def test_the_plan_names_what_should_be_there_and_the_ledger_counts_gpus_by_seat(
     assert gpu_ledger(plan) == {"ana": {"gpus": 1, "resource": "nvidia.com/gpu", "nodeSelector": H100}}
 
 
+def test_doctor_looks_for_a_sharing_seat_on_the_time_sliced_nodes(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.lab.yaml"
+    path.write_text("config:\n  tfbox:backend: kubernetes\n  tfbox:gpuNodeSelector: {gpu: h100}\n  tfbox:seats:\n"
+                    "    - {name: ana, gpus: count=1, shareGpus: true, notebookPort: 8801, tensorboardPort: 6601}\n")
+    _, [ana] = expects_of(make_plan(check_stack_file(path, siblings=False)))
+    assert dict(ana.node_selector) == {**H100, "nvidia.com/gpu.sharing-strategy": "time-slicing"}
+
+
 def test_events_of_an_earlier_pod_of_the_same_name_are_not_this_ones() -> None:
     earlier = event("Pod", "tfbox-lab-ana-notebook-0", PENDING_GPU)
     earlier["involvedObject"]["uid"] = "old-uid"

@@ -43,6 +43,14 @@ def test_a_gpu_seat_asks_the_scheduler_for_its_gpus_on_matching_nodes() -> None:
     assert "nvidia.com/gpu" not in json.dumps(cpu_only)
 
 
+def test_a_sharing_seat_goes_to_time_sliced_nodes_only_and_the_others_as_before() -> None:
+    shared = objects.gpu_node_selector(POD.node_selector, share_gpus=True)
+    assert pod_spec(replace(POD, node_selector=shared))["nodeSelector"] == {
+        "gpu": "h100", "nvidia.com/gpu.sharing-strategy": "time-slicing"}
+    assert objects.gpu_node_selector({"gpu": "h100"}, share_gpus=False) == (("gpu", "h100"),)  # unchanged: no roll on upgrade
+    assert dict(objects.gpu_node_selector((), share_gpus=True)) == {"nvidia.com/gpu.sharing-strategy": "time-slicing"}
+
+
 def test_the_password_hash_and_tls_key_come_from_a_secret_read_only_never_from_env() -> None:
     spec = pod_spec(POD)
     nb = containers(POD)["notebook"]

@@ -60,6 +60,38 @@ def test_taints_need_tolerations_and_a_cordoned_node_takes_nothing() -> None:
     assert schedule_problems([Ask("ana", 1, H100)], cordoned, {}) != []
 
 
+SLICED = {**H100, "nvidia.com/gpu.sharing-strategy": "time-slicing"}
+
+
+def shares(seat: str, gpus: int, index: int) -> Ask:
+    return Ask(seat, gpus, SLICED, key=f"tfbox:seats[{index}].gpus", share_key=f"tfbox:seats[{index}].shareGpus")
+
+
+def test_a_sharing_seat_without_a_time_sliced_node_is_refused_naming_the_key_with_the_others_problems() -> None:
+    nodes = nodes_from_api([node("n1", 8), node("n2", 8)])  # GPUs enough, none time-sliced
+    problems = schedule_problems([shares("ana", 1, 0), shares("bo", 1, 1), Ask("cy", 9, H100, key="tfbox:seats[2].gpus")],
+                                 nodes, {})
+    assert problems[0].startswith("tfbox:seats[2].gpus: seat cy asks 9 GPUs;")
+    assert problems[1:] == [
+        f"tfbox:seats[{i}].shareGpus: seat {s} sets shareGpus, but no node matching gpu=h100 advertises GPU time-slicing "
+        "(label nvidia.com/gpu.sharing-strategy=time-slicing, set by the NVIDIA device plugin's time-slicing config). "
+        f"Fix: remove tfbox:seats[{i}].shareGpus, or configure time-slicing on those nodes." for i, s in ((0, "ana"), (1, "bo"))]
+    # no node matches even without the label: the selector is what is wrong, said as for any seat
+    elsewhere = schedule_problems([shares("ana", 1, 0)], nodes_from_api([node("n1", 8, labels={"gpu": "a100"})]), {})
+    assert len(elsewhere) == 1 and elsewhere[0].startswith("tfbox:seats[0].gpus: seat ana asks 1 GPU; no schedulable node matches")
+
+
+def test_sharing_seats_count_only_the_time_sliced_nodes_gpus() -> None:
+    # n2 is time-sliced with 4 replicas per GPU: the device plugin advertises 2 GPUs as 8
+    nodes = nodes_from_api([node("n1", 8), node("n2", 8, labels=SLICED)])
+    assert schedule_problems([shares("ana", 4, 0), shares("bo", 4, 1), Ask("cy", 8, H100)], nodes, {}) == []
+    used = used_from_api([pod("other", "n2", 6)])
+    problems = schedule_problems([shares("ana", 4, 0)], nodes, used)  # n1's 8 free GPUs are not shared ones
+    assert problems == ["tfbox:seats[0].gpus: seat ana asks 4 GPUs; nodes matching gpu=h100,"
+                        "nvidia.com/gpu.sharing-strategy=time-slicing have 2 free. Fix: ask for fewer, free GPUs on those "
+                        "nodes, or change tfbox:gpuNodeSelector / tfbox:gpuTolerations."]
+
+
 def test_a_node_whose_allocatable_gpus_dropped_below_capacity_is_named() -> None:
     assert lost_gpus(nodes_from_api([node("n1", 8, allocatable=7), node("n2", 8)])) == [
         "node n1: 7 of 8 GPUs allocatable (1 lost or unhealthy)"]
