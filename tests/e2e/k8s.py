@@ -15,10 +15,11 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.harness import ROOT
+from tests.e2e.harness import ROOT, Project
 
 SCRIPT = ROOT / "scripts" / "k8s.sh"
 NOT_BUILT = "the Kubernetes test kit is not built: run toolchain/k8s.sh and export TFBOX_K8S_BIN=<the dir it prints>"
@@ -160,3 +161,12 @@ def processes_under(directory: Path) -> list[str]:
         if str(directory) + "/" in cmd:
             found.append(f"{proc.name}: {cmd[:200]}")
     return found
+
+
+def provider_project(directory: Path, k8s_kit: Path) -> Project:
+    """A copy of the project with the kit's kubernetes provider installed at the pinned SDK's version. Its
+    KUBECONFIG points nowhere: only a stack's own `kubernetes:kubeconfig` may reach a cluster."""
+    p = Project(directory, os.environ.get("TFBOX_TOOLCHAIN_BIN", ""), extra_env={"KUBECONFIG": "/nonexistent"})
+    p.pulumi("plugin", "install", "resource", "kubernetes", version("pulumi_kubernetes"),
+             "--file", str(k8s_kit / "pulumi-resource-kubernetes"))
+    return p

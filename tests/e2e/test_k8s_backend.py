@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 from collections.abc import Iterator
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.harness import Project, Stack
-from tests.e2e.k8s import Cluster, start_cluster, stop_cluster
+from tests.e2e.k8s import Cluster, provider_project, start_cluster, stop_cluster
 
 NAME = "k8sbe"
 IMAGE = "tensorflow/tensorflow:2.16.1-gpu-jupyter"  # kwok pulls nothing; a GPU image, as a GPU stack needs
@@ -46,11 +44,7 @@ def cluster(k8s_kit: Path) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def project(cluster: Cluster, k8s_kit: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    p = Project(tmp_path_factory.mktemp("k8s"), os.environ.get("TFBOX_TOOLCHAIN_BIN", ""),
-                extra_env={"KUBECONFIG": "/nonexistent"})  # only the stack's kubernetes:kubeconfig may reach the cluster
-    p.pulumi("plugin", "install", "resource", "kubernetes", version("pulumi_kubernetes"),
-             "--file", str(k8s_kit / "pulumi-resource-kubernetes"))
-    return p
+    return provider_project(tmp_path_factory.mktemp("k8s"), k8s_kit)
 
 
 def k8s_stack(project: Project, cluster: Cluster, name: str, seats: list[dict[str, Any]],

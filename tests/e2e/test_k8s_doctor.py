@@ -12,19 +12,16 @@ the cluster, as for the provider.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from collections.abc import Iterator
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.e2e.harness import Project, Result
-from tests.e2e.k8s import Cluster, start_cluster, stop_cluster
+from tests.e2e.k8s import Cluster, provider_project, start_cluster, stop_cluster
 from tests.e2e.test_k8s_backend import k8s_stack
 
 NAME = "k8sdoc"
@@ -38,13 +35,7 @@ def cluster(k8s_kit: Path) -> Iterator[Cluster]:
     try:
         c.gpu_node("gpu-1", 2, gpu="h100")
         c.gpu_node("gpu-2", 2, gpu="h100")
-        pvs = [{"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"pv-{i}"},
-                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
-                         "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/tmp/tfbox-doc-pv-{i}"}}}
-               for i in range(4)]
-        manifest = c.run_dir / "pvs.yaml"
-        manifest.write_text(yaml.safe_dump_all(pvs))
-        c.kubectl("apply", "-f", str(manifest))
+        c.volumes(4, "1Gi")  # the kit has no provisioner: static volumes the claims bind to
         yield c
     finally:
         stop_cluster(NAME)
@@ -52,11 +43,7 @@ def cluster(k8s_kit: Path) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def project(cluster: Cluster, k8s_kit: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    p = Project(tmp_path_factory.mktemp("k8sdoc"), os.environ.get("TFBOX_TOOLCHAIN_BIN", ""),
-                extra_env={"KUBECONFIG": "/nonexistent"})  # only the stack's kubernetes:kubeconfig may reach the cluster
-    p.pulumi("plugin", "install", "resource", "kubernetes", version("pulumi_kubernetes"),
-             "--file", str(k8s_kit / "pulumi-resource-kubernetes"))
-    return p
+    return provider_project(tmp_path_factory.mktemp("k8sdoc"), k8s_kit)
 
 
 def doctor(project: Project, *extra: str) -> Result:

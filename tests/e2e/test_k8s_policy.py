@@ -12,13 +12,11 @@ ConfigMap, a NodePort to a plain-HTTP notebook, an Ingress without TLS) is refus
 from __future__ import annotations
 
 import copy
-import os
 import re
 import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ import yaml
 
 from components.model.tls import generate_self_signed, subject_names
 from tests.e2e.harness import ROOT, Project, Stack, change_summary
-from tests.e2e.k8s import Cluster, start_cluster, stop_cluster
+from tests.e2e.k8s import Cluster, provider_project, start_cluster, stop_cluster
 from tests.e2e.test_k8s_backend import k8s_stack
 
 NAME = "k8spol"
@@ -39,13 +37,7 @@ def cluster(k8s_kit: Path) -> Iterator[Cluster]:
     c = start_cluster(NAME)
     try:
         c.gpu_node("gpu-1", 2, gpu="h100")
-        pvs = [{"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"pv-{i}"},
-                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
-                         "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/tmp/tfbox-pv-{i}"}}}
-               for i in range(6)]
-        manifest = c.run_dir / "pvs.yaml"
-        manifest.write_text(yaml.safe_dump_all(pvs))
-        c.kubectl("apply", "-f", str(manifest))
+        c.volumes(6, "1Gi")  # the kit has no provisioner: static volumes the claims bind to
         yield c
     finally:
         stop_cluster(NAME)
@@ -53,11 +45,7 @@ def cluster(k8s_kit: Path) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def project(cluster: Cluster, k8s_kit: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    p = Project(tmp_path_factory.mktemp("k8spol"), os.environ.get("TFBOX_TOOLCHAIN_BIN", ""),
-                extra_env={"KUBECONFIG": "/nonexistent"})
-    p.pulumi("plugin", "install", "resource", "kubernetes", version("pulumi_kubernetes"),
-             "--file", str(k8s_kit / "pulumi-resource-kubernetes"))
-    return p
+    return provider_project(tmp_path_factory.mktemp("k8spol"), k8s_kit)
 
 
 def test_a_node_port_stack_with_tls_passes_the_pack_and_publishes_jupyter_only(project: Project, cluster: Cluster) -> None:

@@ -13,21 +13,19 @@ process, network namespace or bridge behind.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
 import time
 import urllib.error
 from collections.abc import Iterator
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.harness import Jupyter, Project, Stack
-from tests.e2e.k8s import Cluster, processes_under, start_real_node_cluster, stop_cluster
+from tests.e2e.k8s import Cluster, processes_under, provider_project, start_real_node_cluster, stop_cluster
 
 NAME = "k8sreal"
 NODE = "real-1"
@@ -48,11 +46,7 @@ def cluster(k8s_kit: Path, cpu_image: str) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def project(cluster: Cluster, k8s_kit: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    p = Project(tmp_path_factory.mktemp("k8sreal"), os.environ.get("TFBOX_TOOLCHAIN_BIN", ""),
-                extra_env={"KUBECONFIG": "/nonexistent"})  # only the stack's kubernetes:kubeconfig may reach the cluster
-    p.pulumi("plugin", "install", "resource", "kubernetes", version("pulumi_kubernetes"),
-             "--file", str(k8s_kit / "pulumi-resource-kubernetes"))
-    return p
+    return provider_project(tmp_path_factory.mktemp("k8sreal"), k8s_kit)
 
 
 def pod(cluster: Cluster) -> dict[str, Any]:
