@@ -4,8 +4,9 @@
 # A stack with tfbox:seats gets one pair per seat instead, tfbox:tlsCerts.<seat> and the secret
 # tfbox:tlsKeys.<seat> (a shared key would let one seat impersonate another); seats that already
 # have one keep it. Names come from docker:host and tfbox:notebookBind (the seat's, on a seats
-# stack). Never replaces an existing key (users pin the fingerprint); to renew, `pulumi config rm`
-# the key and certificate first (`--path 'tfbox:tlsKeys.<seat>'` and `'tfbox:tlsCerts.<seat>'` for a seat).
+# stack), and a cluster stack's Ingress host (tfbox:ingressHost: docs/kubernetes.md). Never replaces
+# an existing key (users pin the fingerprint); to renew, `pulumi config rm` the key and certificate
+# first (`--path 'tfbox:tlsKeys.<seat>'` and `'tfbox:tlsCerts.<seat>'` for a seat).
 #
 #   scripts/tls.sh STACK      (called by scripts/up.sh --tls and scripts/new-machine.sh)
 #
@@ -19,20 +20,23 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 tls_py() { PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" "$python" -m components.tls "$@"; }
 docker_host=$(pulumi config get docker:host --stack "$stack" 2>/dev/null || true)
 bind=$(pulumi config get tfbox:notebookBind --stack "$stack" 2>/dev/null || true)
-# `name bind` per seat; none without seats (the engine's default for tfbox:seats is `[]`)
-seats=$(pulumi config get tfbox:seats --stack "$stack" 2>/dev/null | tls_py seats --bind "${bind:-127.0.0.1}" || true)
+# a cluster stack's Ingress host (tfbox:ingressHost; a seat's is <seat>.<it> or its own ingressHost): certified too
+ingress=$(pulumi config get tfbox:ingressHost --stack "$stack" 2>/dev/null || true)
+# `name bind host` per seat (host `-` without an Ingress); none without seats (the engine's default for tfbox:seats is `[]`)
+seats=$(pulumi config get tfbox:seats --stack "$stack" 2>/dev/null |
+  tls_py seats --bind "${bind:-127.0.0.1}" --ingress-host "$ingress" || true)
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
 if [[ -n $seats ]]; then
   made=0
-  while read -r seat seat_bind; do
+  while read -r seat seat_bind seat_host; do
     if [[ -n $(pulumi config get --path "tfbox:tlsKeys.$seat" --stack "$stack" 2>/dev/null </dev/null) ]]; then
       echo "tls: seat $seat already has tfbox:tlsKeys.$seat; kept" >&2
       continue
     fi
     rm -f "$dir/cert.pem" "$dir/key.pem"
-    tls_py selfsigned --docker-host "${docker_host:-unix:///var/run/docker.sock}" --bind "$seat_bind" \
+    tls_py selfsigned --docker-host "${docker_host:-unix:///var/run/docker.sock}" --bind "$seat_bind" --name "$seat_host" \
       --cert "$dir/cert.pem" --key "$dir/key.pem" </dev/null | sed "s/^/tls: seat $seat: /"
     # from stdin: the key never shows in `ps`; the certificate is public
     pulumi config set --plaintext --path "tfbox:tlsCerts.$seat" --stack "$stack" <"$dir/cert.pem"
@@ -53,7 +57,7 @@ if [[ -n $(pulumi config get tfbox:tlsKey --stack "$stack" 2>/dev/null) ]]; then
        "pulumi config rm tfbox:tlsCert --stack $stack, then run this again; pinned fingerprints change)" >&2
   exit 0
 fi
-tls_py selfsigned --docker-host "${docker_host:-unix:///var/run/docker.sock}" \
+tls_py selfsigned --docker-host "${docker_host:-unix:///var/run/docker.sock}" --name "${ingress:--}" \
   --bind "${bind:-127.0.0.1}" --cert "$dir/cert.pem" --key "$dir/key.pem" | sed 's/^/tls: /'
 # from stdin: the key never shows in `ps`; the certificate is public
 pulumi config set --plaintext tfbox:tlsCert --stack "$stack" <"$dir/cert.pem"

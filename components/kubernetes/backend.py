@@ -132,6 +132,7 @@ class KubernetesBackend:
 
     def declare(self, plan: LabPlan, secrets: LabSecrets) -> dict[str, Any]:
         """The ClusterLab and outputs by the same names as a Docker stack's, with the in-cluster addresses."""
+        from components.kubernetes.ingress import ingress_urls
         from components.kubernetes.lab import ClusterLab, ClusterLabArgs, seat_urls
 
         lab = ClusterLab("lab", ClusterLabArgs(plan=plan, password=secrets.password, tls_key=secrets.tls_key,
@@ -139,6 +140,10 @@ class KubernetesBackend:
         tensorboard = any(s.tensorboard is not None or s.notebook.tensorboard_inside for s in plan.seats)
         node_port = plan.cluster is not None and plan.cluster.node_port
         urls = [seat_urls(s, lab.namespace_name, tensorboard, plan.tensorboard_proxy, node_port) for s in plan.seats]
+        ingress = plan.cluster.ingress if plan.cluster is not None else None
+        for s, u in zip(plan.seats, urls, strict=True):
+            if ingress is not None and (host := ingress.host(s.name)):
+                u.update(ingress_urls(host, plan.tensorboard_proxy))  # the address users open, from outside the cluster
         out: dict[str, Any] = {}
         first = plan.seats[0]
         if not plan.named_seats:

@@ -21,6 +21,7 @@ import pulumi_kubernetes as k8s
 
 from components.kernel import jupyter
 from components.kubernetes import objects
+from components.kubernetes.ingress import SeatIngress, SeatIngressArgs
 from components.model import commands
 from components.model.cluster import ClusterSettings
 from components.model.hardening import NotebookResources
@@ -138,9 +139,11 @@ class ClusterSeat(pulumi.ComponentResource):
         tls = seat.notebook.tls
         if tls and args.tls_key is None:
             raise ValueError("a TLS certificate needs its key")
-        # a NodePort's clients send a node's address as Host: Jupyter's DNS-rebinding guard would refuse them (TLS is required)
+        ingress_host = cluster.ingress.host(seat.name) if cluster.ingress else None
+        # a NodePort's clients send a node's address as Host, an Ingress's its host: Jupyter's DNS-rebinding guard
+        # would refuse them (both need TLS)
         json_config = hashed_jupyter_config(args.password, seat.notebook.password_salt, tls, seat.notebook.cull_idle,
-                                            seat.notebook.remote_access or cluster.node_port)
+                                            seat.notebook.remote_access or cluster.node_port or ingress_host is not None)
         secret_files: dict[str, Any] = {commands.JUPYTER_CONFIG_PATH: json_config}
         if tls:
             secret_files[commands.TLS_KEY_PATH] = pulumi.Output.secret(args.tls_key)
@@ -191,6 +194,10 @@ class ClusterSeat(pulumi.ComponentResource):
         pol = objects.make_network_policy(base, pod, external_cidrs=cluster.node_port_sources)
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             f"{p}network-policy", metadata={**_d(pol["metadata"]), "namespace": args.namespace}, spec=_d(pol["spec"]), opts=child)
+        if cluster.ingress and ingress_host:  # components.kubernetes.ingress
+            self.ingress = SeatIngress(f"{p}ingress", SeatIngressArgs(
+                cluster.ingress, ingress_host, base, args.namespace, ns_name, seat_labels, seat.notebook.tls_cert,
+                None if cluster.ingress.cert_manager else args.tls_key), pulumi.ResourceOptions(parent=self, depends_on=[self.service]))
         self.pod_name = f"{base}-0"  # a StatefulSet's one pod
         self.register_outputs({"podName": self.pod_name})
 

@@ -18,13 +18,14 @@ from typing import Any
 
 from components.model.gpus import GpuSpec
 from components.model.hardening import parse_size
+from components.model.ingress import INGRESS_KEYS, IngressSettings
 from components.model.keys import KEYS_BY_NAME, NAMESPACE
 
 BACKENDS = ("docker", "kubernetes")
 CLUSTER_BACKEND = "kubernetes"
 # the keys only a cluster backend reads
 CLUSTER_KEYS = ("namespace", "gpuNodeSelector", "gpuTolerations", "storageClass", "notebooksSize", "logsSize",
-                "serviceType", "nodePortSources")
+                "serviceType", "nodePortSources", *INGRESS_KEYS)
 SERVICE_TYPES = ("ClusterIP", "NodePort")
 NODE_PORT_RANGE = (30000, 32767)  # the API server's default --service-node-port-range
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # RFC 1123 label: namespaces, Services
@@ -46,6 +47,7 @@ class ClusterSettings:
     logs_bytes: int = 1 << 30
     service_type: str = "ClusterIP"  # NodePort: each seat's notebook on every node's address, at its notebookPort
     node_port_sources: tuple[str, ...] = ()  # CIDRs the seats' NetworkPolicy lets reach a NodePort
+    ingress: IngressSettings | None = None  # an Ingress per seat with a host (components.model.ingress)
 
     @property
     def node_port(self) -> bool:

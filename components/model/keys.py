@@ -101,7 +101,7 @@ KEYS: tuple[ConfigKey, ...] = (
               "frees its GPU memory; empty: `1h` on GPU stacks, `off` otherwise."),
     ConfigKey("stackKind", "string", "machine", "`machine` (previewed on PRs, drift-checked, in `make fleet`) or `local` (your own Docker; CI never runs it)."),
     ConfigKey("seats", "array", [], "Seats sharing this machine, a list of `{name, gpus, notebookPort, tensorboardPort}` (optional per seat: "
-              "`memory`, `cpus`, `image`, `notebookBind`, `tensorboardBind`, `shareGpus`); each gets its own notebook, TensorBoard, "
+              "`memory`, `cpus`, `image`, `notebookBind`, `tensorboardBind`, `shareGpus`, `ingressHost`); each gets its own notebook, TensorBoard, "
               "volumes, password and GPUs. Empty: one notebook, as the keys above say. See docs/gpus-and-seats.md."),
     ConfigKey("namespace", "string", "", "Kubernetes backend: the namespace of the stack's objects; empty means `tfbox-<stack>`."),
     ConfigKey("gpuNodeSelector", "object", {}, "Kubernetes backend: node label -> value a GPU seat's pod must land on, e.g. `{gpu: h100}`."),
@@ -115,6 +115,13 @@ KEYS: tuple[ConfigKey, ...] = (
               "`notebookPort`, which must lie in 30000-32767; needs TLS and `nodePortSources`)."),
     ConfigKey("nodePortSources", "array", [], "Kubernetes backend, with `serviceType: NodePort`: the networks (CIDRs) the seats' "
               "NetworkPolicy lets reach the notebooks, e.g. `[192.168.10.0/24]`; `[0.0.0.0/0]` for any address.", items="string"),
+    ConfigKey("ingressHost", "string", "", "Kubernetes backend: the DNS name of an Ingress to the notebook over HTTPS (a seats stack: "
+              "each seat at `<seat>.<ingressHost>`, or its own `ingressHost`); the certificate must name it (`make tls` does). "
+              "Empty: no Ingress. See docs/kubernetes.md."),
+    ConfigKey("ingressClassName", "string", "", "Kubernetes backend, with an Ingress: its `ingressClassName`; empty: the cluster's default IngressClass."),
+    ConfigKey("ingressAnnotations", "object", {}, "Kubernetes backend, with an Ingress: annotations for the controller, over tfbox's "
+              "ingress-nginx defaults (`backend-protocol: HTTPS`, …); a `cert-manager.io/cluster-issuer` or `issuer` one has "
+              "cert-manager issue the Ingress's certificate."),
     ConfigKey("passwords", "object", None, "Seat name -> password, each a secret of 12+ characters, required for every seat: "
               "`pulumi config set --secret --path 'tfbox:passwords.<seat>'` (replaces `tfbox:password` on a stack with seats).", secret=True),
 )

@@ -20,6 +20,7 @@ from components.model.errors import ConfigError
 from components.model.gpus import GPU_MODES, GpuSpec, GpuSpecError, parse_gpus
 from components.model.hardening import parse_notebook_resources
 from components.model.image_ref import ImageRef, ImageRefError, parse_image_ref
+from components.model.ingress import IngressSeat, parse_ingress
 from components.model.kernels import parse_cull_idle
 from components.model.keys import CPU_IMAGE, GPU_IMAGE, KEYS_BY_NAME, NAMESPACE, STACK_KINDS, PasswordState
 from components.model.lab_config import LabConfig
@@ -224,6 +225,13 @@ def parse_config(
         notebooks=[(f"seat {s.name}", s.key("notebookPort"), s.notebook_port, s.tls) for s in seats] if seats
         else [("the notebook", f"{NAMESPACE}:notebookPort", ports["notebookPort"], bool(tls_cert))])
     r.problems += cluster_problems
+    ingress, ingress_problems = parse_ingress(r.value, [IngressSeat(
+        s.name, s.index, seat_items[s.index].get("ingressHost") if isinstance(seat_items[s.index], dict) else None,
+        s.tls_cert, f"{NAMESPACE}:tlsCerts.{s.name}" if s.tls_own else f"{NAMESPACE}:tlsCert") for s in seats]
+        if seats else [IngressSeat("", -1, None, tls_cert, f"{NAMESPACE}:tlsCert")], cluster=cluster is not None, stack=stack)
+    r.problems += ingress_problems
+    if cluster is not None and ingress is not None:
+        cluster = replace(cluster, ingress=ingress)
     flags = {name: r.value(name) for name in ("imageTrackRegistry", "keepImage", "keepVolumes", "protectVolumes")}
     if r.problems:
         raise ConfigError(r.problems)

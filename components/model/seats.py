@@ -25,7 +25,7 @@ SeatPasswordState = Literal["secret", "plaintext", "missing"]
 
 # What a seat may say; everything else is the stack's (shmSize, ulimits, gpuMode, TLS, …).
 SEAT_KEYS = ("name", "gpus", "notebookPort", "tensorboardPort", "notebookBind", "tensorboardBind",
-             "memory", "cpus", "image", "shareGpus")
+             "memory", "cpus", "image", "shareGpus", "ingressHost")
 # Seat names end up in container, volume and network names and in URNs: short, lower case, no dots.
 _SEAT_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
 MAX_SEAT_NAME = 32

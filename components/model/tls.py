@@ -149,9 +149,10 @@ def spki_sha256_base64(cert_pem: str) -> str:
     return base64.b64encode(h.finalize()).decode()
 
 
-def seat_binds(seats_json: str, default_bind: str) -> list[tuple[str, str]]:
-    """(name, notebookBind) of each named seat in `tfbox:seats` as `pulumi config get` prints it; the
-    config check reports anything malformed, so this only skips what it cannot read."""
+def seat_binds(seats_json: str, default_bind: str, ingress_host: str = "") -> list[tuple[str, str, str]]:
+    """(name, notebookBind, Ingress host or "-") of each named seat in `tfbox:seats` as `pulumi config get` prints
+    it (the host: the seat's own `ingressHost`, else `<seat>.<ingress_host>` on a cluster stack with tfbox:ingressHost);
+    the config check reports anything malformed, so this only skips what it cannot read."""
     try:
         items = json.loads(seats_json) if seats_json.strip() else []
     except ValueError:
@@ -159,7 +160,9 @@ def seat_binds(seats_json: str, default_bind: str) -> list[tuple[str, str]]:
     out = []
     for item in items if isinstance(items, list) else []:
         if isinstance(item, dict) and str(item.get("name") or "").strip():
-            out.append((str(item["name"]).strip(), str(item.get("notebookBind") or default_bind).strip()))
+            name = str(item["name"]).strip()
+            host = str(item.get("ingressHost") or "").strip() or (f"{name}.{ingress_host}" if ingress_host else "-")
+            out.append((name, str(item.get("notebookBind") or default_bind).strip(), host))
     return out
 
 
@@ -178,22 +181,26 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("--bind", default="127.0.0.1")
     new.add_argument("--cert", type=Path, required=True)
     new.add_argument("--key", type=Path, required=True)
+    new.add_argument("--name", action="append", default=[], help="another DNS name to certify (an Ingress host); repeatable")
     seats = sub.add_parser("seats", help="print `name bind` per seat of tfbox:seats (JSON on stdin), for `make tls` on a seats stack")
     seats.add_argument("--bind", default="127.0.0.1", help="the stack's tfbox:notebookBind, for seats that give none")
+    seats.add_argument("--ingress-host", default="", help="the stack's tfbox:ingressHost: each seat's Ingress host is <seat>.<it>")
     fp = sub.add_parser("fingerprint", help="print a PEM certificate's SHA-256 fingerprint and SPKI pin")
     fp.add_argument("cert", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.cmd == "selfsigned":
             names = subject_names(args.target_host, args.bind)
+            extra = tuple(n for n in args.name if n and n != "-" and n not in names.dns)
+            names = SubjectNames(names.dns + extra, names.ips)
             pair = generate_self_signed(names)
             _write_new(args.key, pair.key_pem, 0o600)
             _write_new(args.cert, pair.cert_pem, 0o644)
             print(f"names: {', '.join(names.dns + names.ips)}")
             print(f"sha256 fingerprint: {fingerprint_sha256(pair.cert_pem)}")
         elif args.cmd == "seats":
-            for name, bind in seat_binds(sys.stdin.read(), args.bind):
-                print(name, bind)
+            for name, bind, host in seat_binds(sys.stdin.read(), args.bind, args.ingress_host):
+                print(name, bind, host)
         else:
             pem = args.cert.read_text()
             print(f"sha256 fingerprint: {fingerprint_sha256(pem)}")
