@@ -4,14 +4,18 @@ pulumi-kubernetes provider and the test kit's API server (kwok GPU nodes: docs/k
 What a user would check: `pulumi up --policy-pack policy` of a NodePort stack with TLS passes and the cluster
 has a NodePort Service at the seat's port carrying Jupyter only, with the NetworkPolicy letting the listed
 network in; the same stack without TLS is refused at preview naming tfbox:serviceType, before anything is
-created; a cluster stack made by the release before these keys (`BEFORE`) previews with no change, the
+created; an Ingress stack (tfbox:ingressHost) with TLS passes the pack, the API server holds its Ingress and
+kubernetes.io/tls Secret, a second preview changes nothing and the key is in no export or CLI output, and without
+TLS it is refused at preview naming tfbox:ingressHost; a cluster stack made by the release before these keys (`BEFORE`) previews with no change, the
 policy pack included; and a program that breaks the rules (a privileged hostNetwork pod with a hostPath, a private key in a
 ConfigMap, a NodePort to a plain-HTTP notebook, an Ingress without TLS) is refused by `pulumi preview --policy-pack` naming each policy.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import re
 import secrets
 import shutil
@@ -22,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.model.tls import generate_self_signed, subject_names
+from components.model.tls import SubjectNames, generate_self_signed, subject_names
 from tests.e2e.harness import ROOT, Project, Stack, change_summary
 from tests.e2e.k8s import Cluster, provider_project, start_cluster, stop_cluster
 from tests.e2e.test_k8s_backend import k8s_stack
@@ -37,7 +41,7 @@ def cluster(k8s_kit: Path) -> Iterator[Cluster]:
     c = start_cluster(NAME)
     try:
         c.gpu_node("gpu-1", 2, gpu="h100")
-        c.volumes(6, "1Gi")  # the kit has no provisioner: static volumes the claims bind to
+        c.volumes(8, "1Gi")  # the kit has no provisioner: static volumes the claims bind to (kept claims keep theirs)
         yield c
     finally:
         stop_cluster(NAME)
@@ -75,6 +79,53 @@ def test_a_node_port_without_tls_is_refused_at_preview_and_nothing_is_created(pr
     assert "tfbox:serviceType: NodePort publishes seat ana on every node's address over plain HTTP" in res.output, res.output[-3000:]
     assert "make tls" in res.output
     gone = cluster.kubectl("get", "namespace", "tfbox-plain", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+
+
+def test_an_ingress_stack_passes_the_pack_and_its_key_stays_secret(project: Project, cluster: Cluster) -> None:
+    """The API server takes tfbox's Ingress and kubernetes.io/tls Secret (the kit has no ingress controller: what
+    one does with them is not proven here); a second preview changes nothing; the key is in no output or export."""
+    pair = generate_self_signed(SubjectNames(("localhost", "ana.lab.example.test"), ("127.0.0.1",)))
+    st = k8s_stack(project, cluster, "ing", SEAT, {"ana": secrets.token_urlsafe(18)}, **{
+        "tfbox:ingressHost": "lab.example.test", "tfbox:tlsCerts": {"ana": pair.cert_pem}, "tfbox:tensorboardProxy": True})
+    project.pulumi("config", "set", "--secret", "--path", "tfbox:tlsKeys.ana", "--stack", "ing", input=pair.key_pem)
+    res = st.up("--policy-pack", "policy", timeout=600)
+    assert "[mandatory]" not in res.output and "k8s-" not in res.output, res.output[-3000:]
+
+    ing = cluster.get("ingress", "-n", "tfbox-ing", "tfbox-ing-ana-notebook")
+    assert ing["spec"]["tls"] == [{"hosts": ["ana.lab.example.test"], "secretName": "tfbox-ing-ana-notebook-ingress-tls"}]
+    (rule,) = ing["spec"]["rules"]
+    assert rule["host"] == "ana.lab.example.test"
+    assert rule["http"]["paths"] == [{"path": "/", "pathType": "Prefix", "backend": {
+        "service": {"name": "tfbox-ing-ana-notebook", "port": {"number": 8888}}}}]
+    assert ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS"
+    tls = cluster.get("secret", "-n", "tfbox-ing", "tfbox-ing-ana-notebook-ingress-tls")
+    assert tls["type"] == "kubernetes.io/tls"
+    assert base64.b64decode(tls["data"]["tls.crt"]).decode() == pair.cert_pem
+    assert base64.b64decode(tls["data"]["tls.key"]).decode() == pair.key_pem  # the controller's to read, in the cluster only
+    svc = cluster.get("service", "-n", "tfbox-ing", "tfbox-ing-ana-notebook")
+    assert svc["spec"]["type"] == "ClusterIP"  # beside the Ingress, as before
+    outputs = st.outputs()
+    assert outputs["seats"]["ana"]["ingressUrl"] == "https://ana.lab.example.test/"
+    assert outputs["seats"]["ana"]["tensorboardProxyUrl"] == "https://ana.lab.example.test/tensorboard/"
+
+    again = st.preview("--expect-no-changes", "--policy-pack", "policy")
+    assert "[mandatory]" not in again.output, again.output[-3000:]
+    body = "".join(pair.key_pem.strip().splitlines()[1:-1])
+    seen = st.export() + "\n".join(project.transcript) + res.output + again.output + json.dumps(st.outputs())
+    for secret_text in (body[:40], body[-40:], base64.b64encode(pair.key_pem.encode()).decode()[:40], "PRIVATE KEY"):
+        assert secret_text not in seen.replace("\n", ""), "the TLS key shows in the state, an output or the CLI's output"
+    st.destroy()
+
+
+def test_an_ingress_without_tls_is_refused_at_preview_naming_the_key(project: Project, cluster: Cluster) -> None:
+    st = k8s_stack(project, cluster, "ingplain", SEAT, {"ana": secrets.token_urlsafe(18)}, **{"tfbox:ingressHost": "lab.example.test"})
+    res = st.preview("--policy-pack", "policy", check=False)
+    assert res.returncode != 0
+    assert "tfbox:ingressHost: seat ana serves no TLS, so its Ingress at ana.lab.example.test has no certificate" in res.output, \
+        res.output[-3000:]
+    assert "make tls STACK=ingplain" in res.output
+    gone = cluster.kubectl("get", "namespace", "tfbox-ingplain", check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr
 
 
