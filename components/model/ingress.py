@@ -25,8 +25,8 @@ INGRESS_KEYS = ("ingressHost", "ingressClassName", "ingressAnnotations")
 # a cert-manager issuer on the Ingress: cert-manager's ingress-shim makes the certificate named in spec.tls
 CERT_MANAGER_ANNOTATIONS = ("cert-manager.io/cluster-issuer", "cert-manager.io/issuer")
 # ingress-nginx's defaults for Jupyter (user annotations override each): HTTPS to the notebook (it serves TLS);
-# uploads above nginx's 1m default (JupyterLab sends files up to 15 MB in one request) and kernel websockets
-# kept open for an hour of quiet (nginx closes them after 60 s), as Zero to JupyterHub sets them
+# request bodies above nginx's 1m default (a saved notebook is sent whole; an upload's 1 MB chunks are about
+# 1.4 MB as base64 JSON) and kernel websockets kept open through an hour of quiet (nginx closes them after 60 s)
 DEFAULT_ANNOTATIONS = (
     ("nginx.ingress.kubernetes.io/backend-protocol", "HTTPS"),
     ("nginx.ingress.kubernetes.io/proxy-body-size", "64m"),
