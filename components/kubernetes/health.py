@@ -42,6 +42,7 @@ class SeatExpect:
     local_port: int = commands.JUPYTER_PORT  # where `kubectl port-forward` puts it here: the seat's notebookPort
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, str], ...] = ()
+    ingress_host: str = ""  # the seat's Ingress host (tfbox:ingressHost), "" for none
 
     @property
     def pod(self) -> str:
@@ -128,7 +129,8 @@ def expects_of(plan: LabPlan) -> tuple[str, list[SeatExpect]]:
             key=s.claim.key if s.claim is not None and s.claim.key else "tfbox:gpus", tls=s.notebook.tls,
             local_port=s.notebook.ports[0].external if s.notebook.ports else commands.JUPYTER_PORT,
             node_selector=dict(gpu_node_selector(c.gpu_node_selector, s.share_gpus)) if c is not None and gpus else {},
-            tolerations=tuple(c.tolerations) if c is not None and gpus else ()))
+            tolerations=tuple(c.tolerations) if c is not None and gpus else (),
+            ingress_host=(c.ingress.host(s.name) or "") if c is not None and c.ingress is not None else ""))
     return namespace, out
 
 
@@ -260,7 +262,10 @@ def seat_urls(expect: SeatExpect, namespace: str, service: Mapping[str, Any] | N
     kind = spec.get("type") or "ClusterIP"
     ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     node_ip = str((pod or {}).get("status", {}).get("hostIP") or "<node address>")
-    if kind == "LoadBalancer" and ingress:
+    if expect.ingress_host:  # the plan's Ingress (the controller's address is the cluster's DNS to give)
+        urls["ingress"] = f"https://{expect.ingress_host}/"
+        reach = f"https://{expect.ingress_host}/ (Ingress)"
+    elif kind == "LoadBalancer" and ingress:
         where = ingress[0].get("ip") or ingress[0].get("hostname")
         reach = f"{scheme}://{where}:{commands.JUPYTER_PORT}/ (LoadBalancer)"
     elif kind in ("NodePort", "LoadBalancer") and jupyter.get("nodePort"):

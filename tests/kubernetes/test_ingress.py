@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components.kubernetes import ingress as ki
 from components.kubernetes import objects
@@ -183,3 +185,23 @@ def test_without_the_keys_a_stack_declares_the_same_objects_as_before() -> None:
     assert not any("ingressUrl" in s for s in out_before["seats"].values())
     config = json.loads(before.one(SECRET, "ana-secret").inputs["stringData"]["value"]["etc.jupyter.jupyter_server_config.json"])
     assert config["ServerApp"]["allow_remote_access"] is False  # the DNS-rebinding guard stays on without an Ingress
+
+
+def test_status_tells_a_user_the_ingress_address(tmp_path: Path) -> None:
+    """`make status` reads the stack file's plan: a seat with an Ingress is reached at its host."""
+    from components.config import check_stack_file
+    from components.kubernetes.health import ClusterRead, expects_of, seat_states
+    from components.model.plan import make_plan
+
+    path = tmp_path / "Pulumi.lab.yaml"
+    path.write_text(yaml.safe_dump({"config": {
+        "tfbox:backend": "kubernetes", "tfbox:ingressHost": "lab.example.com", "tfbox:tlsCerts": {"ana": ANA.cert_pem, "bo": BO.cert_pem},
+        "tfbox:seats": [{"name": "ana", "notebookPort": 8801, "tensorboardPort": 6601},
+                        {"name": "bo", "notebookPort": 8802, "tensorboardPort": 6602, "ingressHost": "bo.lab.example.com"}]}}))
+    namespace, expects = expects_of(make_plan(check_stack_file(path, siblings=False)))
+    assert [e.ingress_host for e in expects] == ["ana.lab.example.com", "bo.lab.example.com"]
+    service = {"kind": "Service", "metadata": {"name": "tfbox-lab-ana-notebook", "namespace": namespace},
+               "spec": {"type": "ClusterIP", "ports": [{"name": "jupyter", "port": 8888}]}}
+    [ana] = seat_states(expects[:1], ClusterRead(services=(service,)), namespace)
+    assert ana.reach == "https://ana.lab.example.com/ (Ingress)" and ana.urls["ingress"] == "https://ana.lab.example.com/"
+    assert ana.urls["notebook"] == "https://tfbox-lab-ana-notebook.tfbox-lab.svc.cluster.local:8888/"
