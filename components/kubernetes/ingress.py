@@ -82,7 +82,8 @@ class SeatIngress(pulumi.ComponentResource):
         if not args.settings.cert_manager:
             if args.key_pem is None:
                 raise ValueError("an Ingress certificate needs its key")
-            key = pulumi.Output.secret(args.key_pem)
+            # the engine drops a config value's final newline; a PEM file ends with one (as the certificate does)
+            key = pulumi.Output.secret(args.key_pem).apply(lambda k: str(k).strip() + "\n")
             m = make_tls_secret(tls_secret_name(args.service), args.namespace_name, args.cert_pem, key, labels)
             self.tls_secret = k8s.core.v1.Secret(
                 f"{name}-tls", metadata={**m["metadata"], "namespace": args.namespace}, type=m["type"],

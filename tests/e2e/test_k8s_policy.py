@@ -34,6 +34,7 @@ from tests.e2e.test_k8s_backend import k8s_stack
 NAME = "k8spol"
 BEFORE = "92b8d58"  # the last commit before tfbox:serviceType and the Kubernetes policies: its cluster stacks must not change
 SEAT = [{"name": "ana", "gpus": "count=1", "notebookPort": 30801, "tensorboardPort": 6601}]
+CPU_SEAT = [{"name": "ana", "notebookPort": 8801, "tensorboardPort": 6601}]  # holds no GPU the later tests need
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_an_ingress_stack_passes_the_pack_and_its_key_stays_secret(project: Proj
     """The API server takes tfbox's Ingress and kubernetes.io/tls Secret (the kit has no ingress controller: what
     one does with them is not proven here); a second preview changes nothing; the key is in no output or export."""
     pair = generate_self_signed(SubjectNames(("localhost", "ana.lab.example.test"), ("127.0.0.1",)))
-    st = k8s_stack(project, cluster, "ing", SEAT, {"ana": secrets.token_urlsafe(18)}, **{
+    st = k8s_stack(project, cluster, "ing", CPU_SEAT, {"ana": secrets.token_urlsafe(18)}, **{
         "tfbox:ingressHost": "lab.example.test", "tfbox:tlsCerts": {"ana": pair.cert_pem}, "tfbox:tensorboardProxy": True})
     project.pulumi("config", "set", "--secret", "--path", "tfbox:tlsKeys.ana", "--stack", "ing", input=pair.key_pem)
     res = st.up("--policy-pack", "policy", timeout=600)
@@ -119,7 +120,7 @@ def test_an_ingress_stack_passes_the_pack_and_its_key_stays_secret(project: Proj
 
 
 def test_an_ingress_without_tls_is_refused_at_preview_naming_the_key(project: Project, cluster: Cluster) -> None:
-    st = k8s_stack(project, cluster, "ingplain", SEAT, {"ana": secrets.token_urlsafe(18)}, **{"tfbox:ingressHost": "lab.example.test"})
+    st = k8s_stack(project, cluster, "ingplain", CPU_SEAT, {"ana": secrets.token_urlsafe(18)}, **{"tfbox:ingressHost": "lab.example.test"})
     res = st.preview("--policy-pack", "policy", check=False)
     assert res.returncode != 0
     assert "tfbox:ingressHost: seat ana serves no TLS, so its Ingress at ana.lab.example.test has no certificate" in res.output, \
