@@ -119,4 +119,8 @@ def test_seats_command_lists_names_and_binds_for_make_tls():
     seats = json.dumps([{"name": "alice"}, {"name": "bob", "notebookBind": "0.0.0.0"}, {"gpus": "1"}])
     out = subprocess.run([sys.executable, "-m", "components.model.tls", "seats", "--bind", "10.0.0.5"], input=seats,
                          capture_output=True, text=True, check=True).stdout
-    assert out.splitlines() == ["alice 10.0.0.5", "bob 0.0.0.0"]
+    assert out.splitlines() == ["alice 10.0.0.5 -", "bob 0.0.0.0 -"]  # no Ingress host: `-`
+    with_ingress = subprocess.run([sys.executable, "-m", "components.model.tls", "seats", "--ingress-host", "lab.example.com"],
+                                  input=json.dumps([{"name": "alice"}, {"name": "bob", "ingressHost": "bob.example.org"}]),
+                                  capture_output=True, text=True, check=True).stdout
+    assert with_ingress.splitlines() == ["alice 127.0.0.1 alice.lab.example.com", "bob 127.0.0.1 bob.example.org"]
