@@ -9,6 +9,8 @@
 # reach), and the local registry (scripts/registry.sh) is reached over plain HTTP via containerd's hosts.toml.
 # Settings for a kubelet in a container on cgroup v1 without systemd: cgroupfs driver, no QoS cgroups, no
 # node allocatable enforcement, swap allowed, failCgroupV1=false, local storage isolation off.
+# Cluster DNS: CoreDNS (toolchain/coredns.sh) on the bridge's gateway address, the kubelet's clusterDNS; see
+# start_coredns.
 
 CTRD=$D/containerd
 PAUSE_REF=tfbox.local/pause:1
@@ -166,7 +168,17 @@ EOF
   BIN=$bin
   spawn coredns -conf "$D/Corefile"
   BIN=$real
-  wait_for "coredns of $NAME on $ip:53" curl -fsS "http://127.0.0.1:$port/ready"
+  # ready once the kubernetes plugin has listed the cluster's Services; one that exits (port 53 taken, a bad
+  # Corefile) is reported at once with its log, not after the timeout
+  local deadline=$((SECONDS + TIMEOUT))
+  until curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1; do
+    if ! pid_of coredns >/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+      echo "k8s.sh: coredns of $NAME on $ip:53 did not get ready; its log ($D/coredns.log):" >&2
+      tail -n 20 "$D/coredns.log" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
 }
 
 real_node() {

@@ -76,6 +76,7 @@ def test_a_pod_finds_a_headless_service_by_name_and_unknown_names_fail_fast(clus
 
     done = cluster.kubectl("exec", "-n", NS, "client", "--", "python3", "-c", PROBE, timeout=120)
     out = json.loads(done.stdout.strip().splitlines()[-1])
+    print(json.dumps(out, indent=1))  # what the pod saw, with the times (pytest -rP shows it)
     resolv = out.pop("resolv.conf")
     assert f"nameserver {gateway}" in resolv, resolv
     assert f"search {NS}.svc.cluster.local svc.cluster.local cluster.local" in resolv, resolv
