@@ -86,6 +86,9 @@ prepare_e2e() {
   if [[ $k8s_status -ne 0 ]]; then echo "toolchain/k8s.sh failed (exit $k8s_status)" >&2; return 1; fi
   TFBOX_K8S_BIN=$(tail -n 1 "$k8s_out")
   export TFBOX_K8S_BIN
+  log "stand-in GPU device plugin"  # tests/e2e/test_k8s_gpus.py; seconds with the kit's module cache
+  TFBOX_GPU_PLUGIN_BIN=$(toolchain/gpu-plugin.sh | tail -n 1) || { echo "toolchain/gpu-plugin.sh failed" >&2; return 1; }
+  export TFBOX_GPU_PLUGIN_BIN
   export TFBOX_E2E=1
 }
 
