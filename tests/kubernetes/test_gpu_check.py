@@ -141,3 +141,18 @@ def test_a_passed_or_running_check_is_no_finding() -> None:
     assert failed_check(checking_pod({"state": {"running": {"startedAt": "2026-12-07T21:00:00Z"}}})) is None
     # passed after a failure: the last failure is history
     assert failed_check(checking_pod({**CRASHLOOP, "state": {"terminated": {"exitCode": 0}}})) is None
+
+
+def test_a_gpu_checked_seat_passes_every_policy_rule() -> None:
+    # the pack reads init containers too (policy/k8s_rules.py CONTAINER_LISTS): the check must pass it as the notebook does
+    from dataclasses import replace
+
+    from components.kubernetes import objects
+    from tests.kubernetes.test_objects import POD
+    from tests.kubernetes.test_policy import all_violations, seat
+
+    pod = replace(POD, gpus=2, gpu_check=True)
+    sts = objects.make_statefulset("ana", pod)
+    assert [c["name"] for c in sts["spec"]["template"]["spec"]["initContainers"]] == ["gpu-check"]  # type: ignore[index]
+    resources = [(t, sts if t == "kubernetes:apps/v1:StatefulSet" else p) for t, p in seat(True, "ClusterIP")]
+    assert all_violations(resources) == []
