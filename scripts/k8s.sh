@@ -22,6 +22,10 @@
 #                                                   10Gi), hostPath directories under the cluster's directory,
 #                                                   reclaim policy Retain: claims without a storage class bind
 #                                                   to them (the kit has no provisioner); existing ones are kept
+#   scripts/k8s.sh gpus NAME COUNT [unhealthy=I,J..] [no-smi]
+#                                                   COUNT stand-in GPUs on the real node (scripts/k8s-gpus.sh:
+#                                                   a device plugin for its kubelet); rerun to mark devices
+#                                                   unhealthy or hand out no nvidia-smi; waits for allocatable
 #   scripts/k8s.sh image NAME REF|TARBALL           pull REF from a local registry (plain HTTP) or import
 #                                                   a `docker save` tarball (.tar, .tar.zst: the cache of
 #                                                   scripts/tf-image.sh) into the real node's containerd
@@ -35,6 +39,7 @@
 #                   toolchain/coredns.sh, which builds once, a few minutes cold)
 #   TFBOX_KUBECTL   kubectl to use (default: kubectl on PATH, else the repo's .venv/bin/kubectl)
 #   TFBOX_K8S_TIMEOUT seconds to wait for anything to get ready (default 60)
+#   TFBOX_GPU_PLUGIN_BIN the directory toolchain/gpu-plugin.sh printed (default: run it)
 #   TFBOX_K8S_RUNC  the OCI runtime binary containerd's runc shim runs on the real node (default: runc on
 #                   PATH); e.g. a wrapper that adds --debug, or crun
 set -euo pipefail
@@ -60,6 +65,7 @@ D=$RUN_BASE/k8s-$NAME
 KUBECONFIG_FILE=$D/admin.kubeconfig
 # the processes we start, in start order (stop goes backwards)
 PROCS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok containerd coredns kubelet)
+PROCS+=(tfbox-gpu-plugin)  # scripts/k8s-gpus.sh
 
 bin_dir() {
   if [ -n "${TFBOX_K8S_BIN:-}" ]; then echo "$TFBOX_K8S_BIN"; return; fi
@@ -362,6 +368,13 @@ case $CMD in
     KUBECTL=$(kubectl_cmd)
     answers || die "cluster $NAME is not running (scripts/k8s.sh start $NAME)"
     volumes "$@"
+    ;;
+  gpus)
+    [ $# -ge 1 ] || usage
+    KUBECTL=$(kubectl_cmd)
+    answers || die "cluster $NAME is not running (scripts/k8s.sh start $NAME)"
+    . "$HERE/k8s-gpus.sh"
+    gpus "$@"
     ;;
   image)
     [ $# -eq 1 ] || usage

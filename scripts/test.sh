@@ -96,6 +96,9 @@ prepare_e2e() {
   if [[ $dns_status -ne 0 ]]; then echo "toolchain/coredns.sh failed (exit $dns_status)" >&2; return 1; fi
   TFBOX_COREDNS_BIN=$(tail -n 1 "$dns_out")
   export TFBOX_COREDNS_BIN
+  log "stand-in GPU device plugin"  # tests/e2e/test_k8s_gpus.py; seconds with the kit's module cache
+  TFBOX_GPU_PLUGIN_BIN=$(toolchain/gpu-plugin.sh | tail -n 1) || { echo "toolchain/gpu-plugin.sh failed" >&2; return 1; }
+  export TFBOX_GPU_PLUGIN_BIN
   export TFBOX_E2E=1
 }
 

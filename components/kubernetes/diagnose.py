@@ -2,7 +2,8 @@
 
 A Pending pod explains itself only in its events and conditions; this reads them (the API's JSON, as
 `kubectl get pods,events -o json` gives it) and names the cause a lab owner can act on: not enough
-`nvidia.com/gpu` on matching nodes, an image that cannot be pulled, a claim that is not bound. Pure.
+`nvidia.com/gpu` on matching nodes, an image that cannot be pulled, a claim that is not bound, a failed
+gpu-check init container (tfbox:gpuCheck). Pure.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components.kubernetes.gpu_check import failed_check
 from components.model.labels import SEAT_LABEL
 
 
@@ -35,6 +37,8 @@ def explain(pod: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> Find
     name, seat = meta.get("name", ""), (meta.get("labels") or {}).get(SEAT_LABEL, "")
     texts = [str(c.get("message", "")) for c in status.get("conditions") or [] if c.get("status") == "False"]
     texts += [str(e.get("message", "")) for e in _events_for(name, events)]
+    if (check := failed_check(pod)) is not None:
+        return Finding(seat, name, *check)
     for c in status.get("containerStatuses") or []:
         waiting = (c.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.kubernetes.diagnose import explain
+from components.kubernetes.gpu_check import check_state, failed_check
 from components.kubernetes.objects import GPU_RESOURCE, gpu_node_selector
 from components.kubernetes.scheduling import DONE_PHASES, Ask, Node, describe_selector, matches, nodes_from_api, used_from_api
 from components.model import commands
@@ -214,6 +215,8 @@ def seat_problem(expect: SeatExpect, pod: Mapping[str, Any] | None, read: Cluste
     if found is None:
         return None
     state = str((pod.get("status") or {}).get("phase") or "?")
+    if failed_check(pod) is not None:
+        state = check_state(pod)
     if "Insufficient nvidia.com/gpu" in found.cause:
         ask = expect.ask()
         lost = [n for n in nodes if matches(n, ask) and n.allocatable < n.capacity]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from components.kubernetes.gpu_check import make_gpu_check_container
 from components.model import commands
 from components.model.hardening import NOTEBOOK_CAP_DROP, TENSORBOARD_TMPFS, UNPRIVILEGED_USER, NotebookResources
 from components.model.labels import PROJECT_LABEL, ROLE_LABEL, SEAT_LABEL, STACK_LABEL
@@ -129,6 +130,7 @@ class SeatPod:
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[Mapping[str, str], ...] = ()
     config_checksum: str = ""  # of the files' content: a changed password or config rolls the pod
+    gpu_check: bool = False  # tfbox:gpuCheck: the gpu-check init container (components.kubernetes.gpu_check)
 
 
 def _probe(path: str, port: int, https: bool = False, host: str = "") -> dict[str, object]:
@@ -217,6 +219,8 @@ def make_pod_spec(pod: SeatPod) -> dict[str, object]:
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "terminationGracePeriodSeconds": 30,  # kernels flush before the pod goes, as Docker's destroy grace
     }
+    if pod.gpu_check and pod.gpus:
+        spec["initContainers"] = [make_gpu_check_container(pod.image, pod.gpus, GPU_RESOURCE, NOBODY)]
     if pod.node_selector:
         spec["nodeSelector"] = dict(pod.node_selector)
     if pod.tolerations:

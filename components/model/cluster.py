@@ -227,9 +227,9 @@ def parse_cluster(raw: Mapping[str, Any], raw_value: Callable[[str], Any], *, ba
     if host_only.get("gpuMode") == "nvidia-runtime":
         problems.append(_problem("gpuMode", "nvidia-runtime is a Docker runtime; on Kubernetes the device plugin hands "
                                  "out GPUs", f"`pulumi config rm {NAMESPACE}:gpuMode`"))
-    if host_only.get("gpuCheck"):
-        problems.append(_problem("gpuCheck", "is not done on the kubernetes backend yet",
-                                 f"`pulumi config rm {NAMESPACE}:gpuCheck` (the device plugin reports lost GPUs on the node)"))
+    if host_only.get("gpuCheckImage"):
+        problems.append(_problem("gpuCheckImage", "the kubernetes backend checks the GPUs in the notebook's own pod, "
+                                 "with its image (an init container)", f"`pulumi config rm {NAMESPACE}:gpuCheckImage`"))
     namespace = str(raw_value("namespace") or f"tfbox-{stack_slug.lower()}")
     if (why := object_name_problem(namespace)) is not None:
         problems.append(_problem("namespace", why, "set tfbox:namespace to e.g. tfbox-lab"))

@@ -47,8 +47,8 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("gpus", "string", "", "`all`, `count=N`, a list of indices `0,1`, or UUIDs `GPU-…`; empty for none."),
     ConfigKey("gpuMode", "string", "device-requests", "`device-requests` (`docker run --gpus`) or `nvidia-runtime` (`--runtime=nvidia` + `NVIDIA_VISIBLE_DEVICES`)."),
     ConfigKey("gpuCheck", "boolean", False, "Run `nvidia-smi -L` with the same GPUs before the notebook starts and check the image's CUDA against the "
-              "driver; its output becomes the `gpuCheck` output."),
-    ConfigKey("gpuCheckImage", "string", "", "Image for the GPU check; empty uses the notebook image."),
+              "driver; its output becomes the `gpuCheck` output. On kubernetes: a `gpu-check` init container in each GPU seat's pod."),
+    ConfigKey("gpuCheckImage", "string", "", "Image for the GPU check; empty uses the notebook image. Docker only."),
     ConfigKey("password", "string", None, "Notebook password; required (except on a stack with `seats`: see `passwords`), "
               "set with `pulumi config set --secret tfbox:password`.", secret=True),
     ConfigKey("passwordSalt", "string", "", "Random salt of the password's argon2id hash (16-64 letters or digits); `make up`, `make machine` or "

@@ -219,7 +219,7 @@ def parse_config(
     cluster, cluster_problems = parse_cluster(
         raw, r.value, backend=backend, stack_slug=stack_slug,
         gpus=[(s.key("gpus"), s.gpus) for s in seats] if seats else [(f"{NAMESPACE}:gpus", gpus)],
-        host_only={"notebooksHostPath": host_path, "gpuMode": gpu_mode, "gpuCheck": gpu_check},
+        host_only={"notebooksHostPath": host_path, "gpuMode": gpu_mode, "gpuCheckImage": r.value("gpuCheckImage")},
         object_names=[("namePrefix", prefix)] + [(f"seats[{s.index}].name", f"{prefix}-{s.name}") for s in seats]
         + ([] if seats else [(k, volumes[k]) for k in ("notebooksVolume", "logsVolume")]),
         notebooks=[(f"seat {s.name}", s.key("notebookPort"), s.notebook_port, s.tls) for s in seats] if seats

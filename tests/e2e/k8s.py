@@ -78,6 +78,12 @@ class Cluster:
         TFBOX_COREDNS_BIN (scripts/test.sh exports it) scripts/k8s.sh builds CoreDNS first: minutes, once."""
         _script("node", self.name, node, timeout=900)
 
+    def gpus(self, count: int, unhealthy: tuple[str, ...] = (), no_smi: bool = False) -> None:
+        """`count` stand-in GPUs on the real node (scripts/k8s-gpus.sh), those in `unhealthy` (indices or UUIDs)
+        reported unhealthy; `no_smi`: containers get no nvidia-smi. Returns once the node's allocatable says so."""
+        _script("gpus", self.name, str(count), *([f"unhealthy={','.join(unhealthy)}"] if unhealthy else []),
+                *(["no-smi"] if no_smi else []))
+
     def volumes(self, count: int, size: str = "10Gi") -> None:
         """`count` static hostPath PersistentVolumes (Retain) that claims without a storage class bind to."""
         _script("volumes", self.name, str(count), size)

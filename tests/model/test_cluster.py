@@ -58,7 +58,7 @@ def test_everything_a_cluster_cannot_do_is_refused_at_once_naming_each_key():
     assert "tfbox:seats[0].gpus: 0,1 picks GPUs by index" in text and "write count=N" in text
     assert "tfbox:seats[1].gpus: all picks GPUs" in text
     assert "tfbox:gpuMode: nvidia-runtime" in text
-    assert "tfbox:gpuCheck: is not done on the kubernetes backend yet" in text
+    assert "tfbox:gpuCheck" not in text  # the gpu-check init container (tests/kubernetes/test_gpu_check.py)
     assert "tfbox:namespace: 'Bad_NS' is not a valid Kubernetes name" in text
     assert "tfbox:notebooksSize:" in text and "tfbox:logsSize:" in text
     assert "tfbox:gpuNodeSelector: is not a map" in text
