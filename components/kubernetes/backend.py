@@ -136,9 +136,8 @@ class KubernetesBackend:
 
         lab = ClusterLab("lab", ClusterLabArgs(plan=plan, password=secrets.password, tls_key=secrets.tls_key,
                                                seat_passwords=secrets.seat_passwords, seat_tls_keys=secrets.seat_tls_keys))
-        tensorboard = any(s.tensorboard is not None or s.notebook.tensorboard_inside for s in plan.seats)
         node_port = plan.cluster is not None and plan.cluster.node_port
-        urls = [seat_urls(s, lab.namespace_name, tensorboard, plan.tensorboard_proxy, node_port) for s in plan.seats]
+        urls = [seat_urls(s, lab.namespace_name, plan.tensorboard_proxy, node_port) for s in plan.seats]
         out: dict[str, Any] = {}
         first = plan.seats[0]
         if not plan.named_seats:
@@ -146,10 +145,10 @@ class KubernetesBackend:
             if first.notebook_cert_sha256 is not None:
                 out["notebookCertSha256"] = first.notebook_cert_sha256
         out.update(gpus=plan.gpus_text, imageDigest=plan.images[0].reference, namespace=lab.namespace.metadata["name"],
-                   containerNames=[s.pod_name for s in lab.seats])
+                   containerNames=[n for s in lab.seats for n in s.pod_names])
         if plan.named_seats:
             out["gpuLedger"] = gpu_ledger(plan)
-            out["seats"] = {s.name: {**u, "gpus": s.gpus_text, "containerNames": [c.pod_name],
+            out["seats"] = {s.name: {**u, "gpus": s.gpus_text, "containerNames": c.pod_names,
                                      **({"notebookCertSha256": s.notebook_cert_sha256} if s.notebook.tls else {})}
                             for s, u, c in zip(plan.seats, urls, lab.seats, strict=True)}
         return out
