@@ -99,7 +99,7 @@ def make_tensorboard_service(name: str, pod: SeatPod) -> dict[str, object]:
     proxy reaches it pod to pod without a kube-proxy; in the cluster only, never a NodePort (no login)."""
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": object_meta(name, pod.namespace, labels(pod.project, pod.stack, pod.seat, TENSORBOARD)),
-            "spec": {"clusterIP": "None", "selector": selector(pod.project, pod.stack, pod.seat, TENSORBOARD),
+            "spec": {"type": "ClusterIP", "clusterIP": "None", "selector": selector(pod.project, pod.stack, pod.seat, TENSORBOARD),
                      "ports": [{"name": "tensorboard", "port": commands.TENSORBOARD_PORT,
                                 "targetPort": commands.TENSORBOARD_PORT}]}}
 

@@ -56,7 +56,7 @@ def test_it_must_run_on_its_notebooks_node() -> None:
 
 def test_its_service_is_headless_and_carries_tensorboard_only() -> None:
     svc: Any = tensorboard.make_tensorboard_service("ana-tensorboard", POD)
-    assert svc["spec"]["clusterIP"] == "None" and "type" not in svc["spec"]
+    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["type"] == "ClusterIP"
     assert svc["spec"]["selector"] == objects.selector("tfbox", "team", "ana", "tensorboard")
     assert svc["spec"]["ports"] == [{"name": "tensorboard", "port": 6006, "targetPort": 6006}]
 
