@@ -175,7 +175,7 @@ def test_a_tensorboard_change_leaves_the_notebooks_objects_as_they_are(cluster: 
     """Turning TensorBoard off (the proxy key still true) deletes its Deployment, Service and policy and changes
     nothing of the notebook's: its StatefulSet, Service, policy and files are the same inputs, so its pod stays."""
     def notebook_objects(mode: str) -> tuple[dict[Any, Any], list[str]]:
-        rec, out = run(config(**{"tfbox:tensorboardMode": mode, "tfbox:tensorboardProxy": "true"}))
+        rec, _ = run(config(**{"tfbox:tensorboardMode": mode, "tfbox:tensorboardProxy": "true"}))
         mine = {(r.type, r.name): r.inputs for r in rec.resources  # by name: the mocks see them in any order
                 if r.type.startswith("kubernetes:") and "tensorboard" not in r.name}
         return mine, [r.name for r in rec.resources if "tensorboard" in r.name]
