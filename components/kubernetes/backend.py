@@ -155,13 +155,14 @@ class KubernetesBackend:
 
     def read_labs(self, host: str, options: list[str]) -> tuple[list[dict[str, Any]], str]:
         """What doctor and status read (components.kubernetes.health), `host` being the stack's namespace: the nodes
-        and every namespace's pods (free GPUs are cluster-wide), and the namespace's events, claims, Services and
-        StatefulSets, as API objects with their `kind`; or why they could not be read ('' when they were)."""
+        and every namespace's pods (free GPUs are cluster-wide), and the namespace's events, claims, Services,
+        StatefulSets and Deployments (TensorBoard's), as API objects with their `kind`; or why they could not be read ('' when they were)."""
         nodes, pods, problem = self.read_cluster()
         if problem:
             return [], problem
         try:
-            done = self.kubectl("get", "events,persistentvolumeclaims,services,statefulsets", "-n", host, "-o", "json", *options)
+            done = self.kubectl("get", "events,persistentvolumeclaims,services,statefulsets,deployments", "-n", host, "-o", "json",
+                                *options)
         except (OSError, subprocess.TimeoutExpired) as e:
             return [], str(e)
         if done.returncode != 0:
