@@ -7,8 +7,9 @@ same manifests with `kubectl` (issue 18).
 
 One seat's notebook is one pod of a one-replica StatefulSet; in sidecar mode TensorBoard is a pod of its
 own (components.kubernetes.tensorboard), so a TensorBoard-only change never touches the notebook's pod and
-its kernels. Pods carry a role label (`tfbox.role`: notebook, tensorboard) and every selector names it, so
-the notebook's Service and NetworkPolicy never pick TensorBoard's pod. Secrets (the Jupyter config with the
+its kernels. Pods carry a role label (`tfbox.role`: notebook, tensorboard) and every selector but the
+StatefulSet's (immutable: see make_statefulset) names it, so the notebook's Service and NetworkPolicy never
+pick TensorBoard's pod. Secrets (the Jupyter config with the
 password's argon2id hash, the TLS key) come from a Secret mounted read-only, file by file, never from env.
 """
 
@@ -46,7 +47,7 @@ def labels(project: str, stack: str, seat: str, role: str | None = None) -> dict
 
 def selector(project: str, stack: str, seat: str, role: str = NOTEBOOK) -> dict[str, str]:
     """What picks one of a seat's pods (its notebook's, or TensorBoard's): Services, NetworkPolicies, the
-    StatefulSet, the Deployment and the pods' affinities select by it, role included."""
+    Deployment and the pods' affinities select by it, role included."""
     return labels(project, stack, seat, role)
 
 
@@ -225,7 +226,11 @@ def make_statefulset(name: str, pod: SeatPod) -> dict[str, object]:
         "spec": {
             "replicas": 1,
             "serviceName": name,
-            "selector": {"matchLabels": selector(pod.project, pod.stack, pod.seat, NOTEBOOK)},
+            # without the role, as before it existed: a StatefulSet's selector is immutable, and the pinned provider's
+            # preview of a changed one fails (its server-side dry run is an update), so a lab made before keeps it.
+            # It also matches the seat's TensorBoard pod, which it never adopts (that pod's controller is its
+            # ReplicaSet); the Service and NetworkPolicy, which route traffic, select by role.
+            "selector": {"matchLabels": labels(pod.project, pod.stack, pod.seat)},
             "template": {"metadata": template_meta, "spec": make_pod_spec(pod)},
         },
     }

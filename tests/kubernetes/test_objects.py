@@ -121,7 +121,8 @@ def test_the_service_is_cluster_internal_unless_asked_and_selects_only_its_seat(
     sts: Any = objects.make_statefulset("ana", POD)
     pod_labels = sts["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
-    assert sts["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
+    # the StatefulSet's selector is immutable: as it was before roles, so an existing lab's StatefulSet can be replaced
+    assert sts["spec"]["selector"]["matchLabels"] == {"tfbox.project": "tfbox", "tfbox.stack": "team", "tfbox.seat": "ana"}
     assert [p["name"] for p in svc["spec"]["ports"]] == ["jupyter"]  # TensorBoard's port is on its own Service
     node: Any = objects.make_service("ana", POD, "NodePort", {"jupyter": 30888})
     assert node["spec"]["type"] == "NodePort" and node["spec"]["ports"][0]["nodePort"] == 30888
