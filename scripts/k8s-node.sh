@@ -124,6 +124,51 @@ start_containerd() {
   ctr_ images import "$D/pause/pause.tar" >/dev/null || die "importing the pause image failed"
 }
 
+# Cluster DNS: one CoreDNS (toolchain/coredns.sh) per cluster, on the pod bridge's gateway address port 53 (the
+# kubelet's clusterDNS: every pod's resolv.conf names it, with the search path <ns>.svc.cluster.local ...).
+# It serves cluster.local from this cluster's API server (the kubernetes plugin with the admin kubeconfig):
+# a headless Service's name answers with its ready pods' addresses, which pods reach directly over the bridge.
+# A ClusterIP Service's name answers with its ClusterIP, which nothing here routes (the kit runs no kube-proxy).
+# Other names go to this host's resolvers (/etc/resolv.conf); without any, CoreDNS refuses them at once, so
+# an unknown name never hangs a pod. Its readiness (the kubernetes plugin has synced) is on loopback only.
+start_coredns() {
+  local ip=$1 port bin upstream=""
+  pid_of coredns >/dev/null && return 0
+  bin=${TFBOX_COREDNS_BIN:-}
+  [ -n "$bin" ] || bin=$("$ROOT/toolchain/coredns.sh" | tail -n1)
+  [ -x "$bin/coredns" ] || die "no coredns in $bin (toolchain/coredns.sh builds it)"
+  [ -f "$D/port.coredns-ready" ] || free_port >"$D/port.coredns-ready"
+  port=$(cat "$D/port.coredns-ready")
+  if grep -q '^[[:space:]]*nameserver[[:space:]]' /etc/resolv.conf 2>/dev/null; then
+    upstream=".:53 {
+    bind $ip
+    errors
+    forward . /etc/resolv.conf
+    cache 30
+}"
+  fi
+  cat >"$D/Corefile" <<EOF
+cluster.local:53 {
+    bind $ip
+    ready 127.0.0.1:$port
+    errors
+    log . {
+        class denial error
+    }
+    kubernetes cluster.local {
+        kubeconfig $KUBECONFIG_FILE
+    }
+    cache 5
+}
+$upstream
+EOF
+  local real=$BIN
+  BIN=$bin
+  spawn coredns -conf "$D/Corefile"
+  BIN=$real
+  wait_for "coredns of $NAME on $ip:53" curl -fsS "http://127.0.0.1:$port/ready"
+}
+
 real_node() {
   local node=$1 port
   [[ $node =~ ^[a-z0-9][a-z0-9.-]{0,62}$ ]] || die "NODE must be a DNS name: '$node'"
@@ -141,6 +186,7 @@ real_node() {
   fi
   ip addr show dev "$bridge" | grep -q " $node_ip/24 " || ip addr add "$node_ip/24" dev "$bridge"
   ip link set "$bridge" up
+  start_coredns "$node_ip" || { stop_all; return 1; }
   if ! pid_of kubelet >/dev/null; then
     [ -f "$D/port.kubelet" ] || free_port >"$D/port.kubelet"
     port=$(cat "$D/port.kubelet")
@@ -169,6 +215,8 @@ makeIPTablesUtilChains: false
 serializeImagePulls: false
 podLogsDir: $D/pod-logs
 resolvConf: /etc/resolv.conf
+clusterDNS: [$node_ip]
+clusterDomain: cluster.local
 evictionHard: {memory.available: "1%", nodefs.available: "1%", imagefs.available: "1%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99

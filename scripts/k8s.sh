@@ -5,7 +5,8 @@
 # manager, with GPU nodes a CI machine does not have. This starts etcd, kube-apiserver, kube-scheduler and
 # kube-controller-manager (built by toolchain/k8s.sh), plus kwok, which plays the kubelet of fake nodes:
 # `gpu-node` adds a Node with `nvidia.com/gpu` capacity, whose Pods kwok marks Running (no containers).
-# `node` adds a real node: containerd (own root, socket and CNI bridge) and a kubelet; see below.
+# `node` adds a real node: containerd (own root, socket and CNI bridge), a kubelet, and the cluster's DNS
+# (CoreDNS on the bridge's gateway address: pods find headless Services by name); see scripts/k8s-node.sh.
 #
 # Usage:
 #   scripts/k8s.sh start NAME                       start (or find running); prints KUBECONFIG=...
@@ -15,7 +16,7 @@
 #   scripts/k8s.sh status NAME                      exit 0 if the API server answers
 #   scripts/k8s.sh gpu-node NAME NODE GPUS [K=V..]  a kwok node NODE with GPUS nvidia.com/gpu and labels K=V;
 #                                                   waits until it is Ready
-#   scripts/k8s.sh node NAME [NODE]                 a real node (containerd + kubelet) named NODE
+#   scripts/k8s.sh node NAME [NODE]                 a real node (containerd + kubelet + CoreDNS) named NODE
 #                                                   (default NAME-node); waits until it is Ready
 #   scripts/k8s.sh volumes NAME COUNT [SIZE]        COUNT static PersistentVolumes NAME-pv-<i> of SIZE (default
 #                                                   10Gi), hostPath directories under the cluster's directory,
@@ -30,6 +31,8 @@
 # Environment:
 #   TFBOX_K8S_BIN   the directory toolchain/k8s.sh printed (default: run toolchain/k8s.sh, which builds
 #                   once, ~15 min cold, and then answers at once)
+#   TFBOX_COREDNS_BIN the directory toolchain/coredns.sh printed, for the real node's DNS (default: run
+#                   toolchain/coredns.sh, which builds once, a few minutes cold)
 #   TFBOX_KUBECTL   kubectl to use (default: kubectl on PATH, else the repo's .venv/bin/kubectl)
 #   TFBOX_K8S_TIMEOUT seconds to wait for anything to get ready (default 60)
 #   TFBOX_K8S_RUNC  the OCI runtime binary containerd's runc shim runs on the real node (default: runc on
@@ -56,7 +59,7 @@ shift 2
 D=$RUN_BASE/k8s-$NAME
 KUBECONFIG_FILE=$D/admin.kubeconfig
 # the processes we start, in start order (stop goes backwards)
-PROCS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok containerd kubelet)
+PROCS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok containerd coredns kubelet)
 
 bin_dir() {
   if [ -n "${TFBOX_K8S_BIN:-}" ]; then echo "$TFBOX_K8S_BIN"; return; fi

@@ -69,6 +69,9 @@ prepare_e2e() {
   mkdir -p "$TFBOX_RUN"
   local k8s_out=$TFBOX_RUN/k8s-toolchain.out k8s_err=$TFBOX_RUN/k8s-toolchain.err k8s_pid
   toolchain/k8s.sh >"$k8s_out" 2>"$k8s_err" & k8s_pid=$!
+  # CoreDNS, the real node's cluster DNS (scripts/k8s-node.sh): its own small build and cache key, beside the kit
+  local dns_out=$TFBOX_RUN/coredns-toolchain.out dns_err=$TFBOX_RUN/coredns-toolchain.err dns_pid
+  toolchain/coredns.sh >"$dns_out" 2>"$dns_err" & dns_pid=$!
   log "local registry"
   # someone else's registry on this port stays theirs: only one started here is purged on exit
   if ! scripts/registry.sh status >/dev/null 2>&1; then started+=(registry); fi
@@ -86,6 +89,13 @@ prepare_e2e() {
   if [[ $k8s_status -ne 0 ]]; then echo "toolchain/k8s.sh failed (exit $k8s_status)" >&2; return 1; fi
   TFBOX_K8S_BIN=$(tail -n 1 "$k8s_out")
   export TFBOX_K8S_BIN
+  log "CoreDNS (the real node's cluster DNS)"
+  local dns_status=0
+  wait "$dns_pid" || dns_status=$?
+  cat "$dns_err" >&2
+  if [[ $dns_status -ne 0 ]]; then echo "toolchain/coredns.sh failed (exit $dns_status)" >&2; return 1; fi
+  TFBOX_COREDNS_BIN=$(tail -n 1 "$dns_out")
+  export TFBOX_COREDNS_BIN
   export TFBOX_E2E=1
 }
 

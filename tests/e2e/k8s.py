@@ -56,9 +56,11 @@ class Cluster:
     def run_dir(self) -> Path:
         return self.kubeconfig.parent
 
-    def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 60,
+                input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """kubectl on this cluster; `input` is its stdin (e.g. manifests for `apply -f -`)."""
         done = subprocess.run([kubectl_path(), "--kubeconfig", str(self.kubeconfig), *args], capture_output=True,
-                              text=True, timeout=timeout, check=False)
+                              text=True, timeout=timeout, check=False, input=input)
         if check and done.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
         return done
@@ -72,8 +74,9 @@ class Cluster:
         _script("gpu-node", self.name, node, str(gpus), *(f"{k}={v}" for k, v in labels.items()))
 
     def real_node(self, node: str) -> None:
-        """A real node (containerd + kubelet), Ready when this returns."""
-        _script("node", self.name, node)
+        """A real node (containerd + kubelet + the cluster's CoreDNS), Ready when this returns. Without
+        TFBOX_COREDNS_BIN (scripts/test.sh exports it) scripts/k8s.sh builds CoreDNS first: minutes, once."""
+        _script("node", self.name, node, timeout=900)
 
     def volumes(self, count: int, size: str = "10Gi") -> None:
         """`count` static hostPath PersistentVolumes (Retain) that claims without a storage class bind to."""
