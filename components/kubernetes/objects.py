@@ -139,7 +139,7 @@ class SeatPod:
     config_checksum: str = ""  # of the files' content: a changed password or config rolls the pod
 
 
-def http_probe(path: str, port: int, https: bool = False, host: str = "") -> dict[str, object]:
+def readiness_probe(path: str, port: int, https: bool = False, host: str = "") -> dict[str, object]:
     get: dict[str, object] = {"path": path, "port": port, "scheme": "HTTPS" if https else "HTTP"}
     if host:
         get["httpHeaders"] = [{"name": "Host", "value": host}]
@@ -174,7 +174,7 @@ def notebook_container(pod: SeatPod) -> dict[str, object]:
                             "capabilities": {"drop": [c.removeprefix("CAP_") for c in NOTEBOOK_CAP_DROP]}},
         # the kubelet asks for the pod's address; unless the seat is published beyond loopback, Jupyter's
         # DNS-rebinding guard answers any Host but a loopback one with 403, so the probe names localhost
-        "readinessProbe": http_probe("/api", commands.JUPYTER_PORT, https=pod.tls, host="localhost"),
+        "readinessProbe": readiness_probe("/api", commands.JUPYTER_PORT, https=pod.tls, host="localhost"),
         "volumeMounts": [
             {"name": "notebooks", "mountPath": commands.NOTEBOOK_DIR},
             {"name": "logs", "mountPath": pod.logs_dir},

@@ -26,10 +26,10 @@ from components.kubernetes.objects import (
     TENSORBOARD,
     SeatPod,
     hostname_affinity,
-    http_probe,
     labels,
     object_meta,
     other_stacks,
+    readiness_probe,
     selector,
 )
 from components.model import commands
@@ -53,7 +53,7 @@ def tensorboard_container(pod: SeatPod) -> dict[str, object]:
         "securityContext": {"runAsUser": NOBODY, "runAsGroup": NOBODY, "runAsNonRoot": True,
                             "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
                             "capabilities": {"drop": ["ALL"]}},
-        "readinessProbe": http_probe("/data/logdir", commands.TENSORBOARD_PORT),
+        "readinessProbe": readiness_probe("/data/logdir", commands.TENSORBOARD_PORT),
         "volumeMounts": [{"name": "logs", "mountPath": pod.logs_dir, "readOnly": True},
                          {"name": "tensorboard-tmp", "mountPath": tmp}],
     }
