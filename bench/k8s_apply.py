@@ -591,9 +591,10 @@ def main() -> None:
     except RealNodeError as e:
         raise SystemExit(str(e.code)) from None
     print_table(results, args.runs, args.node)
-    print("  ready: the command(s) returned and then every seat's pod Ready, every claim Bound (polled every 0.1 s)")
+    print("  ready: the command(s) returned and then every seat's notebook and TensorBoard pod Ready (after a TensorBoard "
+          "change: every TensorBoard pod gone), every claim Bound (polled every 0.1 s)")
     print("  checked: both sides made the same objects (live specs compared after the first run of each size), "
-          "each no-op kept every pod and StatefulSet generation")
+          "each no-op kept every pod and StatefulSet and Deployment generation, each TensorBoard change every notebook pod")
     print(f"  machine: {machine()}; load average at the start {' '.join(f'{x:.1f}' for x in load_before)}, "
           f"at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     out = Path(args.out)
