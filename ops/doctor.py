@@ -448,7 +448,7 @@ def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_comma
 CLUSTER_REPAIR = (
     "repair: stack {stack} runs on Kubernetes, where `make repair` replaces nothing: a Pending pod starts by itself "
     "once the fix named above is made (the GPUs it asks for are free, its claim is bound, its image can be pulled); "
-    "a pod that keeps failing is made again by its StatefulSet when deleted (`kubectl delete pod -n {namespace} POD`; "
+    "a pod that keeps failing is made again by its StatefulSet (a TensorBoard pod: its Deployment) when deleted (`kubectl delete pod -n {namespace} POD`; "
     "notebooks and logs are on claims and kept); a lost GPU is the node's to fix"
 )
 
