@@ -6,8 +6,8 @@ On the test kit's cluster (scripts/k8s.sh: a real etcd, API server, scheduler an
 
 - **tfbox**: `pulumi up --yes --skip-preview` of a `tfbox:backend: kubernetes` stack, from nothing;
 - **kubectl**: `kubectl apply --server-side -f` of exactly the manifests that stack declares, then
-  `kubectl wait --for=create` and `--for=condition=Ready` on each seat's pod and
-  `--for=jsonpath={.status.phase}=Bound` on its claims.
+  `kubectl wait --for=create` and `--for=condition=Ready` on each seat's notebook pod, `kubectl rollout
+  status` on each seat's TensorBoard Deployment and `--for=jsonpath={.status.phase}=Bound` on its claims.
 
 The manifests are what the program itself declares: the real `__main__.py` run under Pulumi's mocks
 (tests/docker/program.py) with the stack's own config, secrets included, the seats' objects made by
@@ -20,10 +20,14 @@ the `last-applied-configuration` annotation.
 Each side is timed until its commands have returned **and** every seat's pod is Ready and every claim
 Bound (the API is polled every 0.1 s once they have returned, so the poller does not compete with them);
 then a no-op (a second `up`, a second apply and the same waits; each checked to keep every pod and
-StatefulSet generation), and a TensorBoard change (`tfbox:tensorboardMode: off`: on a cluster TensorBoard
-is a container of the seat's pod, so the pod rolls; timed until every seat's new pod is Ready, `kubectl
-rollout status` on the kubectl side). Every run and side gets a namespace of its own (the stack's
-`tfbox:namespace`; the same manifests moved to it) and new volumes for its claims, so every run starts
+StatefulSet and Deployment generation), and a TensorBoard change (`tfbox:tensorboardMode: off`: each seat's
+TensorBoard is a Deployment of its own, which tfbox's `up` deletes with its Service and NetworkPolicy;
+timed until every TensorBoard pod is gone, and checked to keep every notebook pod). `kubectl apply` does not
+delete what a manifest no longer has: the kubectl side deletes those objects explicitly (`kubectl delete
+deployment,service,networkpolicy -l tfbox.role=tensorboard --cascade=foreground`, waited for), the
+equivalent of what the engine does from its state. Every run and side gets a namespace of its own (the
+stack's `tfbox:namespace`; the kubectl side's manifests are made for that namespace too, since the
+notebook's proxy names TensorBoard's Service by it) and new volumes for its claims, so every run starts
 from nothing; the namespace is deleted after the run (its claims with it), and waited for unless
 `--wait-teardown 0`.
 
@@ -63,6 +67,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, log, machine, median, sh
+from components.model.labels import ROLE_LABEL
 from tests.e2e.harness import Project, change_summary
 
 SIDES = ("tfbox", "kubectl")
@@ -197,16 +202,6 @@ def delete_namespace(c: Cluster, ns: str, wait: bool = True) -> None:
         log(f"deleted namespace {ns} in {time.monotonic() - t0:.1f} s (not timed)")
 
 
-def in_namespace(docs: list[dict[str, Any]], ns: str) -> list[dict[str, Any]]:
-    """The same manifests in namespace `ns`: the namespace is only in metadata (tests/ops/test_bench_k8s.py)."""
-    out = []
-    for d in docs:
-        meta = dict(d["metadata"])
-        meta["name" if d["kind"] == "Namespace" else "namespace"] = ns
-        out.append({**d, "metadata": meta})
-    return out
-
-
 # --- the manifests -----------------------------------------------------------------------------------------
 
 def _unwrap(value: Any) -> Any:
@@ -261,28 +256,36 @@ def write_private(directory: Path, name: str, docs: list[dict[str, Any]]) -> Pat
 
 # --- readiness ---------------------------------------------------------------------------------------------
 
-def seat_state(c: Cluster, ns: str) -> tuple[dict[str, bool], dict[str, str]]:
-    """Each pod's uid -> Ready, each claim -> phase (empty when the namespace is not there yet)."""
+def seat_state(c: Cluster, ns: str) -> tuple[dict[str, tuple[str, bool]], dict[str, str]]:
+    """Each pod's uid -> (its tfbox.role, Ready and not being deleted), each claim -> phase (empty when the
+    namespace is not there yet)."""
     try:
         pods = c.api.get(f"/api/v1/namespaces/{ns}/pods")["items"]
         claims = c.api.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims")["items"]
     except OSError:
         return {}, {}
-    ready = {p["metadata"]["uid"]: p.get("metadata", {}).get("deletionTimestamp") is None and any(
-        cond["type"] == "Ready" and cond["status"] == "True" for cond in p.get("status", {}).get("conditions", []))
+    ready = {p["metadata"]["uid"]: ((p["metadata"].get("labels") or {}).get(ROLE_LABEL, ""),
+                                    p.get("metadata", {}).get("deletionTimestamp") is None and any(
+        cond["type"] == "Ready" and cond["status"] == "True" for cond in p.get("status", {}).get("conditions", [])))
         for p in pods}
     return ready, {cl["metadata"]["name"]: cl.get("status", {}).get("phase", "") for cl in claims}
 
 
-def wait_ready(c: Cluster, ns: str, seats: int, old: set[str], timeout: float, node: str) -> float:
-    """Poll the namespace every 0.1 s until every seat's pod (none of `old`) is Ready and every claim Bound; the
-    moment it was. Called once the side's commands have returned, not while they run: a poller meanwhile would
-    compete for 2 cores with the CLI, the provider and the API server, and ready means both (returned, then ready)."""
+def settled(pods: dict[str, tuple[str, bool]], claims: dict[str, str], seats: int, tensorboard: bool) -> bool:
+    """Every seat's notebook pod Ready, its TensorBoard pod Ready (or, with TensorBoard off, gone), every claim Bound."""
+    notebooks = [ok for role, ok in pods.values() if role == "notebook"]
+    boards = [ok for role, ok in pods.values() if role == "tensorboard"]
+    return (len(notebooks) == seats and all(notebooks) and (len(boards) == seats and all(boards) if tensorboard else not boards)
+            and len(claims) == 2 * seats and all(p == "Bound" for p in claims.values()))
+
+
+def wait_ready(c: Cluster, ns: str, seats: int, tensorboard: bool, timeout: float, node: str) -> float:
+    """Poll the namespace every 0.1 s until it has `settled`; the moment it had. Called once the side's commands have
+    returned, not while they run: a poller meanwhile would compete for 2 cores with the CLI, the provider and the
+    API server, and ready means both (returned, then ready)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pods, claims = seat_state(c, ns)
-        new = [ok for uid, ok in pods.items() if uid not in old]
-        if len(new) == seats and all(new) and len(claims) == 2 * seats and all(p == "Bound" for p in claims.values()):
+        if settled(*seat_state(c, ns), seats, tensorboard):
             return time.monotonic()
         time.sleep(0.1)
     why = pod_trouble(c, ns)
@@ -306,17 +309,23 @@ def pod_trouble(c: Cluster, ns: str) -> str:
     return "; ".join(parts)
 
 
-def live_marks(c: Cluster, ns: str) -> dict[str, Any]:
-    """What a no-op must keep: each pod's uid and each StatefulSet's generation."""
-    pods = c.api.get(f"/api/v1/namespaces/{ns}/pods")["items"]
-    sts = c.api.get(f"/apis/apps/v1/namespaces/{ns}/statefulsets")["items"]
-    return {"pods": sorted(p["metadata"]["uid"] for p in pods),
-            "generations": {s["metadata"]["name"]: s["metadata"]["generation"] for s in sts}}
+def live_marks(c: Cluster, ns: str, role: str = "") -> dict[str, Any]:
+    """What a no-op must keep: each pod's uid, restart counts, and each StatefulSet's and Deployment's generation;
+    with `role` only that role's pods and workloads (a TensorBoard change must keep the notebooks')."""
+    def mine(o: dict[str, Any]) -> bool:
+        return not role or (o["metadata"].get("labels") or {}).get(ROLE_LABEL) == role
+
+    pods = [p for p in c.api.get(f"/api/v1/namespaces/{ns}/pods")["items"] if mine(p)]
+    workloads = [w for kind in ("statefulsets", "deployments")
+                 for w in c.api.get(f"/apis/apps/v1/namespaces/{ns}/{kind}")["items"] if mine(w)]
+    return {"pods": sorted((p["metadata"]["uid"], sum(s.get("restartCount", 0) for s in p.get("status", {}).get("containerStatuses", [])))
+                           for p in pods),
+            "generations": {w["metadata"]["name"]: w["metadata"]["generation"] for w in workloads}}
 
 
 # --- the live objects of the two sides, compared -----------------------------------------------------------
 
-KINDS = ("statefulsets.apps", "services", "networkpolicies.networking.k8s.io", "configmaps", "secrets", "persistentvolumeclaims")
+KINDS = ("statefulsets.apps", "deployments.apps", "services", "networkpolicies.networking.k8s.io", "configmaps", "secrets", "persistentvolumeclaims")
 
 
 def live_objects(c: Cluster, ns: str) -> dict[str, Any]:
@@ -378,14 +387,11 @@ class Size:
         project.pulumi("stack", "init", self.stack, "--secrets-provider", "passphrase")
         for seat, password in self.passwords.items():
             project.pulumi("config", "set", "--secret", "--path", f"tfbox:passwords.{seat}", "--stack", self.stack, input=password)
-        full = {**self.config, "tfbox:passwords": self.passwords}
-        log(f"{seats} seat(s): the manifests the program declares (under mocks), into a private directory")
-        self.docs = {"from nothing": manifests(full, self.stack)}
-        if change:
-            self.docs["TensorBoard change"] = manifests({**full, "tfbox:tensorboardMode": "off"}, self.stack)
+        self.full = {**self.config, "tfbox:passwords": self.passwords}
+        self.change = change
         self.files: dict[str, Path] = {}
         self.pods = [f"tfbox-{self.stack}-{s['name']}-notebook-0" for s in seat_list]
-        self.statefulsets = [f"tfbox-{self.stack}-{s['name']}-notebook" for s in seat_list]
+        self.tensorboards = [f"tfbox-{self.stack}-{s['name']}-tensorboard" for s in seat_list]
 
     def start(self, side: str, run: int) -> None:
         """A new namespace for this side's run (not timed): the stack's `tfbox:namespace`, the manifests' namespace,
@@ -394,8 +400,12 @@ class Size:
         if side == "tfbox":
             self.project.pulumi("config", "set", "tfbox:namespace", self.ns, "--stack", self.stack)
         else:
-            self.files = {k: write_private(self.private, f"{self.stack}-{k.replace(' ', '-')}.yaml", in_namespace(docs, self.ns))
-                          for k, docs in self.docs.items()}
+            log(f"{self.n} seat(s): the manifests the program declares for namespace {self.ns} (under mocks), into a private directory")
+            here = {**self.full, "tfbox:namespace": self.ns}
+            docs = {"from nothing": manifests(here, self.stack)}
+            if self.change:
+                docs["TensorBoard change"] = manifests({**here, "tfbox:tensorboardMode": "off"}, self.stack)
+            self.files = {k: write_private(self.private, f"{self.stack}-{k.replace(' ', '-')}.yaml", d) for k, d in docs.items()}
         fresh_volumes(self.c, f"bench-pv-{self.ns}", 2 * self.n)
 
     def clear(self, side: str, wait: bool) -> None:
@@ -406,7 +416,7 @@ class Size:
             self.project.pulumi("state", "delete", "--all", "--yes", "--stack", self.stack)
             self.project.pulumi("config", "rm", "tfbox:tensorboardMode", "--stack", self.stack, check=False)
 
-    def _timed(self, commands: Callable[[], None], old: set[str]) -> Run:
+    def _timed(self, commands: Callable[[], None], tensorboard: bool) -> Run:
         t0 = time.monotonic()
         try:
             commands()
@@ -415,14 +425,21 @@ class Size:
                 raise RealNodeError(REAL_NOT_READY.format(why=pod_trouble(self.c, self.ns))) from None
             raise
         returned = time.monotonic()
-        at = wait_ready(self.c, self.ns, self.n, old, self.timeout, self.node)
+        at = wait_ready(self.c, self.ns, self.n, tensorboard, self.timeout, self.node)
         return Run(returned - t0, at - t0)
 
+    def marks(self, scenario: str) -> dict[str, Any] | None:
+        """What the scenario must keep: everything (a no-op), the notebooks' pods and StatefulSets (a TensorBoard change)."""
+        return {"no-op": live_marks(self.c, self.ns), "TensorBoard change": live_marks(self.c, self.ns, "notebook")}.get(scenario)
+
+    def check_kept(self, scenario: str, side: str, before: dict[str, Any] | None) -> None:
+        if before is not None and live_marks(self.c, self.ns, "notebook" if scenario == "TensorBoard change" else "") != before:
+            raise SystemExit(f"{side}'s {scenario} replaced or restarted a pod it must keep, or changed a StatefulSet")
+
     def tfbox(self, scenario: str) -> Run:
-        old = set(seat_state(self.c, self.ns)[0]) if scenario == "TensorBoard change" else set()
         if scenario == "TensorBoard change":
             self.project.pulumi("config", "set", "tfbox:tensorboardMode", "off", "--stack", self.stack)
-        marks = live_marks(self.c, self.ns) if scenario == "no-op" else None
+        marks = self.marks(scenario)
 
         def up() -> None:
             res = self.project.pulumi("up", "--yes", "--skip-preview", "--stack", self.stack, timeout=self.timeout, check=False)
@@ -432,34 +449,34 @@ class Size:
                 raise SystemExit(f"tfbox up ({scenario}) failed:\n{res.output[-4000:]}")
             if scenario == "no-op" and change_summary(res.output):
                 raise SystemExit(f"tfbox's second up was not a no-op:\n{res.output[-3000:]}")
-        run = self._timed(up, old)
-        if marks is not None and live_marks(self.c, self.ns) != marks:
-            raise SystemExit("tfbox's no-op up replaced a pod or changed a StatefulSet")
+        run = self._timed(up, scenario != "TensorBoard change")
+        self.check_kept(scenario, "tfbox", marks)
         return run
 
     def kubectl(self, scenario: str) -> Run:
         c, ns, t = self.c, self.ns, f"--timeout={self.timeout:.0f}s"
-        old = set(seat_state(c, ns)[0]) if scenario == "TensorBoard change" else set()
-        marks = live_marks(c, ns) if scenario == "no-op" else None
-        manifest = self.files["TensorBoard change" if scenario == "TensorBoard change" else "from nothing"]
+        marks = self.marks(scenario)
+        change = scenario == "TensorBoard change"
+        manifest = self.files["TensorBoard change" if change else "from nothing"]
         pods = [f"pod/{p}" for p in self.pods]
 
         def apply() -> None:
             c.kubectl("apply", "--server-side", "--field-manager=tfbox-bench", "-f", str(manifest))
-            if scenario == "TensorBoard change":  # the old pods are still Ready: wait for the roll
-                for sts in self.statefulsets:
-                    c.kubectl("rollout", "status", f"statefulset/{sts}", "-n", ns, t, timeout=self.timeout + 30)
+            if change:  # apply leaves what the manifests no longer have: delete it, and wait until its pods are gone
+                c.kubectl("delete", "deployments,services,networkpolicies", "-l", f"{ROLE_LABEL}=tensorboard", "-n", ns,
+                          "--cascade=foreground", "--wait=true", t, timeout=self.timeout + 30)
             else:
                 c.kubectl("wait", "--for=create", *pods, "-n", ns, t, timeout=self.timeout + 30)
+                for tb in self.tensorboards:
+                    c.kubectl("rollout", "status", f"deployment/{tb}", "-n", ns, t, timeout=self.timeout + 30)
             done = c.kubectl("wait", "--for=condition=Ready", *pods, "-n", ns, t, check=False, timeout=self.timeout + 30)
             if done.returncode != 0:
                 if self.node == "real":
                     raise RealNodeError(REAL_NOT_READY.format(why=pod_trouble(c, ns)))
                 raise SystemExit(f"kubectl wait failed: {done.stderr.strip()[-2000:]}")
             c.kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc", "--all", "-n", ns, t, timeout=self.timeout + 30)
-        run = self._timed(apply, old)
-        if marks is not None and live_marks(c, ns) != marks:
-            raise SystemExit("the second kubectl apply replaced a pod or changed a StatefulSet")
+        run = self._timed(apply, not change)
+        self.check_kept(scenario, "kubectl", marks)
         return run
 
 
@@ -574,9 +591,10 @@ def main() -> None:
     except RealNodeError as e:
         raise SystemExit(str(e.code)) from None
     print_table(results, args.runs, args.node)
-    print("  ready: the command(s) returned and then every seat's pod Ready, every claim Bound (polled every 0.1 s)")
+    print("  ready: the command(s) returned and then every seat's notebook and TensorBoard pod Ready (after a TensorBoard "
+          "change: every TensorBoard pod gone), every claim Bound (polled every 0.1 s)")
     print("  checked: both sides made the same objects (live specs compared after the first run of each size), "
-          "each no-op kept every pod and StatefulSet generation")
+          "each no-op kept every pod and StatefulSet and Deployment generation, each TensorBoard change every notebook pod")
     print(f"  machine: {machine()}; load average at the start {' '.join(f'{x:.1f}' for x in load_before)}, "
           f"at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     out = Path(args.out)

@@ -18,7 +18,7 @@ from typing import Any
 
 from components.kubernetes.health import ClusterRead, Problem, SeatExpect, SeatState, expects_of, stack_problems
 from components.model.cluster import CLUSTER_BACKEND
-from components.model.labels import SEAT_LABEL, STACK_LABEL
+from components.model.labels import ROLE_LABEL, SEAT_LABEL, STACK_LABEL
 from components.model.stack_file import StackFile, read_stack_file
 
 
@@ -82,7 +82,12 @@ def cluster_stack(root: Path, stack: str) -> ClusterStack:
 
 
 def expects_from_cluster(stack: str, read: ClusterRead) -> list[SeatExpect]:
-    """The seats as the cluster has them (the stack's StatefulSets), when the stack file cannot be planned."""
+    """The seats as the cluster has them (the stack's StatefulSets, and TensorBoard's Deployments by the seat's label),
+    when the stack file cannot be planned."""
+    boards = {((d.get("metadata") or {}).get("labels") or {}).get(SEAT_LABEL, "default"): str((d.get("metadata") or {}).get("name", ""))
+              for d in read.deployments
+              if ((d.get("metadata") or {}).get("labels") or {}).get(STACK_LABEL) == stack
+              and ((d.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL) == "tensorboard"}
     out = []
     for sts in read.statefulsets:
         meta = sts.get("metadata") or {}
@@ -95,7 +100,7 @@ def expects_from_cluster(stack: str, read: ClusterRead) -> list[SeatExpect]:
         seat = labels.get(SEAT_LABEL, "default")
         out.append(SeatExpect(seat=stack if seat == "default" else seat, statefulset=str(meta.get("name", "")), gpus=gpus,
                               node_selector=dict(spec.get("nodeSelector") or {}),
-                              tolerations=tuple(spec.get("tolerations") or ())))
+                              tolerations=tuple(spec.get("tolerations") or ()), tensorboard=boards.get(seat, "")))
     return out
 
 

@@ -448,7 +448,7 @@ def examine_host(host: Host, stacks: Sequence[StackRef], run: Runner = run_comma
 CLUSTER_REPAIR = (
     "repair: stack {stack} runs on Kubernetes, where `make repair` replaces nothing: a Pending pod starts by itself "
     "once the fix named above is made (the GPUs it asks for are free, its claim is bound, its image can be pulled); "
-    "a pod that keeps failing is made again by its StatefulSet when deleted (`kubectl delete pod -n {namespace} POD`; "
+    "a pod that keeps failing is made again by its StatefulSet (a TensorBoard pod: its Deployment) when deleted (`kubectl delete pod -n {namespace} POD`; "
     "notebooks and logs are on claims and kept); a lost GPU is the node's to fix"
 )
 
@@ -461,9 +461,15 @@ def cluster_findings(root: Path, stack: str) -> tuple[list[Finding], list[str]]:
     states, problems, error = read(cs)
     if error:
         return [], [f"stack {stack}: {error}"]
-    found = [Finding(stack=stack, seat=s.seat, container=s.pod, role="pod", state=s.problem.state if s.problem else s.state,
-                     ok=s.ok, cause=s.problem.cause if s.problem else "", fix=s.problem.fix if s.problem else "")
-             for s in states]
+    found = []
+    for s in states:
+        found.append(Finding(stack=stack, seat=s.seat, container=s.pod, role="pod", state=s.problem.state if s.problem else s.state,
+                             ok=s.problem is None, cause=s.problem.cause if s.problem else "", fix=s.problem.fix if s.problem else ""))
+        if s.tensorboard_pod:  # sidecar mode: TensorBoard's own pod, on the notebook's node
+            tb = s.tensorboard_problem
+            found.append(Finding(stack=stack, seat=s.seat, container=s.tensorboard_pod, role="tensorboard",
+                                 state=tb.state if tb else s.tensorboard_state, ok=tb is None, cause=tb.cause if tb else "",
+                                 fix=tb.fix if tb else ""))
     if not states:
         found.append(Finding(stack=stack, seat=stack, container="", role="pod", state="missing", ok=False,
                              cause=f"no seat of this stack in namespace {cs.namespace} ({cs.where})",

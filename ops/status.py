@@ -112,8 +112,9 @@ def cluster_status(root: Path, stack: str) -> MachineStatus:
         return MachineStatus(stack=stack, host=host, error=error, backend="kubernetes", nvidia_smi="not read on a cluster")
     seats = tuple(SeatStatus(
         stack=stack, seat=s.seat, host=host, urls=s.urls, ok=s.ok,
-        health="ok" if s.problem is None else f"{s.pod}: {s.problem.cause}",
-        gpus_requested=f"count={s.gpus_asked}" if s.gpus_asked else "none", containers=(s.pod,), phase=s.phase,
+        health="; ".join(f"{p.what}: {p.cause}" for p in (s.problem, s.tensorboard_problem) if p is not None) or "ok",
+        gpus_requested=f"count={s.gpus_asked}" if s.gpus_asked else "none",
+        containers=(s.pod, *((s.tensorboard_pod,) if s.tensorboard_pod else ())), phase=s.phase,
         ready=s.ready, node=s.node, gpus_allocated=s.gpus_allocated, reach=s.reach) for s in states)
     return MachineStatus(stack=stack, host=host, seats=seats, backend="kubernetes", nvidia_smi="not read on a cluster",
                          problems=tuple(p.cause for p in problems))

@@ -137,9 +137,8 @@ class KubernetesBackend:
 
         lab = ClusterLab("lab", ClusterLabArgs(plan=plan, password=secrets.password, tls_key=secrets.tls_key,
                                                seat_passwords=secrets.seat_passwords, seat_tls_keys=secrets.seat_tls_keys))
-        tensorboard = any(s.tensorboard is not None or s.notebook.tensorboard_inside for s in plan.seats)
         node_port = plan.cluster is not None and plan.cluster.node_port
-        urls = [seat_urls(s, lab.namespace_name, tensorboard, plan.tensorboard_proxy, node_port) for s in plan.seats]
+        urls = [seat_urls(s, lab.namespace_name, plan.tensorboard_proxy, node_port) for s in plan.seats]
         ingress = plan.cluster.ingress if plan.cluster is not None else None
         for s, u in zip(plan.seats, urls, strict=True):
             if ingress is not None and (host := ingress.host(s.name)):
@@ -151,23 +150,24 @@ class KubernetesBackend:
             if first.notebook_cert_sha256 is not None:
                 out["notebookCertSha256"] = first.notebook_cert_sha256
         out.update(gpus=plan.gpus_text, imageDigest=plan.images[0].reference, namespace=lab.namespace.metadata["name"],
-                   containerNames=[s.pod_name for s in lab.seats])
+                   containerNames=[n for s in lab.seats for n in s.pod_names])
         if plan.named_seats:
             out["gpuLedger"] = gpu_ledger(plan)
-            out["seats"] = {s.name: {**u, "gpus": s.gpus_text, "containerNames": [c.pod_name],
+            out["seats"] = {s.name: {**u, "gpus": s.gpus_text, "containerNames": c.pod_names,
                                      **({"notebookCertSha256": s.notebook_cert_sha256} if s.notebook.tls else {})}
                             for s, u, c in zip(plan.seats, urls, lab.seats, strict=True)}
         return out
 
     def read_labs(self, host: str, options: list[str]) -> tuple[list[dict[str, Any]], str]:
         """What doctor and status read (components.kubernetes.health), `host` being the stack's namespace: the nodes
-        and every namespace's pods (free GPUs are cluster-wide), and the namespace's events, claims, Services and
-        StatefulSets, as API objects with their `kind`; or why they could not be read ('' when they were)."""
+        and every namespace's pods (free GPUs are cluster-wide), and the namespace's events, claims, Services,
+        StatefulSets and Deployments (TensorBoard's), as API objects with their `kind`; or why they could not be read ('' when they were)."""
         nodes, pods, problem = self.read_cluster()
         if problem:
             return [], problem
         try:
-            done = self.kubectl("get", "events,persistentvolumeclaims,services,statefulsets", "-n", host, "-o", "json", *options)
+            done = self.kubectl("get", "events,persistentvolumeclaims,services,statefulsets,deployments", "-n", host, "-o", "json",
+                                *options)
         except (OSError, subprocess.TimeoutExpired) as e:
             return [], str(e)
         if done.returncode != 0:

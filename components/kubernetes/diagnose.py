@@ -3,7 +3,8 @@
 A Pending pod explains itself only in its events and conditions; this reads them (the API's JSON, as
 `kubectl get pods,events -o json` gives it) and names the cause a lab owner can act on: not enough
 `nvidia.com/gpu` on matching nodes, an image that cannot be pulled, a claim that is not bound, a failed
-gpu-check init container (tfbox:gpuCheck). Pure.
+gpu-check init container (tfbox:gpuCheck), a TensorBoard pod that cannot join its notebook's node (the logs
+claim is ReadWriteOnce). Pure.
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ def explain(pod: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> Find
                            f"`kubectl describe pod -n {meta.get('namespace', '')} {name}` shows which probe")
         return None  # scheduling events from before it was placed say nothing now
     joined = " ".join(texts)
+    if "Multi-Attach error" in joined:  # a ReadWriteOnce claim held on another node (the kubelet's event, not the scheduler's)
+        return Finding(seat, name, "its logs or notebooks claim is attached on another node (ReadWriteOnce: one node at a time)",
+                       f"the seat's notebook and TensorBoard pods must share a node: `kubectl get pods -n {meta.get('namespace', '')} "
+                       "-o wide` shows where each runs; delete the TensorBoard pod (its Deployment makes it again beside "
+                       "the notebook)")
+    if "didn't match pod affinity rules" in joined:
+        return Finding(seat, name, "Pending: it must run on its notebook pod's node (the logs claim is ReadWriteOnce), "
+                                   "and that pod is not placed, or its node cannot take this one",
+                       "see the seat's notebook pod first; once it runs, this pod follows it (check that node's room and "
+                       f"taints: `kubectl describe pod -n {meta.get('namespace', '')} {name}`)")
     if "Insufficient nvidia.com/gpu" in joined:
         return Finding(seat, name, "Pending: no matching node has the GPUs it asks for free (Insufficient nvidia.com/gpu)",
                        "free GPUs on the GPU nodes, ask for fewer, or check tfbox:gpuNodeSelector / tfbox:gpuTolerations; "

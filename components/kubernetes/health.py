@@ -1,6 +1,7 @@
 """What `make doctor` and `make status` say about a kubernetes stack, from what the cluster says now (issue 18).
 
-A lab on a cluster is a pod per seat, placed by the scheduler: the Docker doctor's questions (is it
+A lab on a cluster is a notebook pod per seat, and in sidecar mode a TensorBoard pod beside it on the same
+node, placed by the scheduler: the Docker doctor's questions (is it
 running, why not) are answered by the pod's phase, its Ready condition, its node and the namespace's
 events; a lost GPU shows on the node (allocatable `nvidia.com/gpu` below capacity). This module reads
 those objects, as `kubectl get -o json` gives them (KubernetesBackend.read_labs), against what the stack's
@@ -21,6 +22,7 @@ from components.kubernetes.gpu_check import check_state, failed_check
 from components.kubernetes.objects import GPU_RESOURCE, gpu_node_selector
 from components.kubernetes.scheduling import DONE_PHASES, Ask, Node, describe_selector, matches, nodes_from_api, used_from_api
 from components.model import commands
+from components.model.labels import ROLE_LABEL
 from components.model.plan import LabPlan
 
 LOST_GPU_FIX = (
@@ -44,6 +46,7 @@ class SeatExpect:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, str], ...] = ()
     ingress_host: str = ""  # the seat's Ingress host (tfbox:ingressHost), "" for none
+    tensorboard: str = ""  # sidecar mode: TensorBoard's Deployment (and Service); its pod is <name>-<hash>-<suffix>
 
     @property
     def pod(self) -> str:
@@ -56,7 +59,7 @@ class SeatExpect:
 @dataclass(frozen=True)
 class ClusterRead:
     """The objects read_labs returns, by kind: the nodes and every namespace's pods (free GPUs are cluster-wide),
-    and the stack namespace's events, claims, Services and StatefulSets."""
+    and the stack namespace's events, claims, Services, StatefulSets and Deployments."""
 
     nodes: tuple[Mapping[str, Any], ...] = ()
     pods: tuple[Mapping[str, Any], ...] = ()
@@ -64,6 +67,7 @@ class ClusterRead:
     claims: tuple[Mapping[str, Any], ...] = ()
     services: tuple[Mapping[str, Any], ...] = ()
     statefulsets: tuple[Mapping[str, Any], ...] = ()
+    deployments: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def of(cls, items: Iterable[Mapping[str, Any]], namespace: str) -> ClusterRead:
@@ -75,7 +79,7 @@ class ClusterRead:
             by.setdefault(kind, []).append(item)
         return cls(nodes=tuple(by.get("Node", ())), pods=tuple(by.get("Pod", ())), events=tuple(by.get("Event", ())),
                    claims=tuple(by.get("PersistentVolumeClaim", ())), services=tuple(by.get("Service", ())),
-                   statefulsets=tuple(by.get("StatefulSet", ())))
+                   statefulsets=tuple(by.get("StatefulSet", ())), deployments=tuple(by.get("Deployment", ())))
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class Problem:
 
     seat: str  # "-" for a node
     what: str  # the pod, claim or node name
-    role: str  # "pod", "claim", "node"
+    role: str  # "pod", "tensorboard" (a sidecar's pod), "claim", "node"
     state: str
     cause: str
     fix: str
@@ -104,10 +108,14 @@ class SeatState:
     urls: dict[str, str]
     reach: str  # how to reach the notebook from outside the cluster
     problem: Problem | None = None
+    tensorboard_pod: str = ""  # sidecar mode: TensorBoard's pod (its Deployment's name while it has none)
+    tensorboard_state: str = ""  # as `state` says the notebook's
+    tensorboard_problem: Problem | None = None
 
     @property
     def ok(self) -> bool:
-        return self.problem is None
+        """The seat as a whole: its notebook's pod and, in sidecar mode, TensorBoard's."""
+        return self.problem is None and self.tensorboard_problem is None
 
     @property
     def state(self) -> str:
@@ -131,6 +139,7 @@ def expects_of(plan: LabPlan) -> tuple[str, list[SeatExpect]]:
             local_port=s.notebook.ports[0].external if s.notebook.ports else commands.JUPYTER_PORT,
             node_selector=dict(gpu_node_selector(c.gpu_node_selector, s.share_gpus)) if c is not None and gpus else {},
             tolerations=tuple(c.tolerations) if c is not None and gpus else (),
+            tensorboard=s.tensorboard.container_name if s.tensorboard is not None else "",
             ingress_host=(c.ingress.host(s.name) or "") if c is not None and c.ingress is not None else ""))
     return namespace, out
 
@@ -167,6 +176,15 @@ def pod_gpus(pod: Mapping[str, Any]) -> int:
 
 def _ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def pod_state(pod: Mapping[str, Any] | None) -> str:
+    """'Running, ready on NODE', as SeatState.state says a notebook's; 'missing' for no pod."""
+    if pod is None:
+        return "missing"
+    node = str((pod.get("spec") or {}).get("nodeName") or "")
+    text = f"{(pod.get('status') or {}).get('phase') or '?'}, {'ready' if _ready(pod) else 'not ready'}"
+    return text + (f" on {node}" if node else "")
 
 
 def gpu_numbers(ask: Ask, nodes: Sequence[Node], pods: Iterable[Mapping[str, Any]]) -> str:
@@ -230,6 +248,35 @@ def seat_problem(expect: SeatExpect, pod: Mapping[str, Any] | None, read: Cluste
     return Problem(expect.seat, expect.pod, "pod", state, found.cause, found.fix)
 
 
+def tensorboard_pod(expect: SeatExpect, pods: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The seat's TensorBoard pod (its Deployment's, <name>-<hash>-<suffix>): a live one before one being deleted."""
+    mine = [p for p in pods if _name(p).startswith(expect.tensorboard + "-")
+            and ((p.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL) == "tensorboard"]
+    mine.sort(key=lambda p: ((p.get("metadata") or {}).get("deletionTimestamp") is not None, _name(p)))
+    return mine[0] if mine else None
+
+
+def tensorboard_problem(expect: SeatExpect, pod: Mapping[str, Any] | None, read: ClusterRead, namespace: str) -> Problem | None:
+    """What is wrong with a seat's TensorBoard pod (sidecar mode); None when it runs and is ready. Its usual trouble
+    is its node: it must share the notebook's (the logs claim is ReadWriteOnce)."""
+    name = expect.tensorboard
+    if pod is None:
+        if any(_name(d) == name for d in read.deployments):
+            sets = {str((e.get("involvedObject") or {}).get("name", "")) for e in read.events
+                    if (e.get("involvedObject") or {}).get("kind") == "ReplicaSet"}
+            said = next((t for t in (last_event(read.events, "ReplicaSet", r) for r in sorted(sets) if r.startswith(name + "-")) if t),
+                        "") or last_event(read.events, "Deployment", name)
+            return Problem(expect.seat, name, "tensorboard", "missing", f"its Deployment {name} has no pod" + (f" ({said})" if said else ""),
+                           f"`kubectl describe deployment -n {namespace} {name}` says why (a ResourceQuota or an admission "
+                           "webhook may refuse the pod)")
+        return Problem(expect.seat, name, "tensorboard", "missing", f"no Deployment {name} in namespace {namespace} (TensorBoard "
+                       "is not deployed)", "`make up` creates it (the notebook's pod and kernels are not touched)")
+    found = explain(pod, own_events(pod, read.events))
+    if found is None:
+        return None
+    return Problem(expect.seat, _name(pod), "tensorboard", str((pod.get("status") or {}).get("phase") or "?"), found.cause, found.fix)
+
+
 def claim_problems(read: ClusterRead, namespace: str, seats_by_claim: Mapping[str, str]) -> list[Problem]:
     """The stack's claims that are not bound to a volume, with what the cluster said about them."""
     out = []
@@ -249,7 +296,7 @@ def claim_problems(read: ClusterRead, namespace: str, seats_by_claim: Mapping[st
 
 
 def seat_urls(expect: SeatExpect, namespace: str, service: Mapping[str, Any] | None,
-              pod: Mapping[str, Any] | None) -> tuple[dict[str, str], str]:
+              pod: Mapping[str, Any] | None, tensorboard_service: Mapping[str, Any] | None = None) -> tuple[dict[str, str], str]:
     """The seat's URLs from its Service as the cluster has it, and how to reach the notebook from outside."""
     scheme = "https" if expect.tls else "http"
     host = f"{expect.statefulset}.{namespace}.svc.cluster.local"
@@ -261,6 +308,8 @@ def seat_urls(expect: SeatExpect, namespace: str, service: Mapping[str, Any] | N
         name = {commands.JUPYTER_PORT: "notebook", commands.TENSORBOARD_PORT: "tensorboard"}.get(int(port.get("port") or 0))
         if name:
             urls[name] = f"{scheme if name == 'notebook' else 'http'}://{host}:{port.get('port')}/"
+    if tensorboard_service is not None:  # sidecar mode: TensorBoard's own (headless) Service
+        urls["tensorboard"] = f"http://{expect.tensorboard}.{namespace}.svc.cluster.local:{commands.TENSORBOARD_PORT}/"
     jupyter: Mapping[str, Any] = next((p for p in spec.get("ports") or [] if int(p.get("port") or 0) == commands.JUPYTER_PORT), {})
     kind = spec.get("type") or "ClusterIP"
     ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
@@ -288,12 +337,16 @@ def seat_states(expects: Sequence[SeatExpect], read: ClusterRead, namespace: str
     for e in expects:
         pod = next((p for p in ns_pods if _name(p) == e.pod), None)
         problem = seat_problem(e, pod, read, namespace, nodes)
-        urls, reach = seat_urls(e, namespace, services.get(e.statefulset), pod)
+        urls, reach = seat_urls(e, namespace, services.get(e.statefulset), pod, services.get(e.tensorboard) if e.tensorboard else None)
         status = (pod or {}).get("status") or {}
+        tb = tensorboard_pod(e, ns_pods) if e.tensorboard else None
         out.append(SeatState(
             seat=e.seat, pod=e.pod, phase=str(status.get("phase") or "?") if pod is not None else "missing",
             ready=pod is not None and _ready(pod), node=str((pod or {}).get("spec", {}).get("nodeName") or ""),
-            gpus_asked=e.gpus, gpus_allocated=pod_gpus(pod) if pod is not None else 0, urls=urls, reach=reach, problem=problem))
+            gpus_asked=e.gpus, gpus_allocated=pod_gpus(pod) if pod is not None else 0, urls=urls, reach=reach, problem=problem,
+            tensorboard_pod=_name(tb) if tb is not None else e.tensorboard,
+            tensorboard_state=pod_state(tb) if e.tensorboard else "",
+            tensorboard_problem=tensorboard_problem(e, tb, read, namespace) if e.tensorboard else None))
     return out
 
 

@@ -3,9 +3,11 @@
 A seat is the manifests of components.kubernetes.objects declared as pulumi-kubernetes typed resources:
 its notebooks and logs claims, a Secret (the Jupyter JSON config with the password's argon2id hash, the
 TLS key), a ConfigMap (capture(), the Python config with the login guard and the proxy loader, the proxy
-module, the certificate), a one-replica StatefulSet, its Service and NetworkPolicy. The provider waits
-for the StatefulSet's pod to be ready (readiness probes on Jupyter's /api and TensorBoard's /data/logdir),
-so `up` returns when the seat answers.
+module, the certificate), a one-replica StatefulSet, its Service and NetworkPolicy; in sidecar mode also
+TensorBoard's Deployment, headless Service and NetworkPolicy (components.kubernetes.tensorboard), so a
+TensorBoard-only change leaves the notebook's pod and kernels alone. The provider waits for the
+StatefulSet's and the Deployment's pods to be ready (readiness probes on Jupyter's /api and TensorBoard's
+/data/logdir), so `up` returns when the seat answers.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kernel import jupyter
-from components.kubernetes import objects
+from components.kubernetes import objects, tensorboard
 from components.kubernetes.ingress import SeatIngress, SeatIngressArgs
 from components.model import commands
 from components.model.cluster import ClusterSettings
@@ -46,16 +48,25 @@ def service_host(name: str, namespace: str) -> str:
     return f"{name}.{namespace}.svc.cluster.local"
 
 
-def seat_urls(seat: SeatPlan, namespace: str, tensorboard: bool, proxy: bool, node_port: bool = False) -> dict[str, Any]:
-    """The seat's in-cluster addresses: its Service's DNS name. With a NodePort also the port on every node
-    (`notebookNodePort`; which node addresses users reach is the cluster's to say), and no TensorBoard port."""
+def tensorboard_name(seat: SeatPlan) -> str:
+    """<namePrefix>[-<seat>]-tensorboard: the sidecar's Deployment, Service and NetworkPolicy (the plan's name for
+    its container), named also while tensorboardMode is off, where the notebook's proxy keeps pointing."""
+    return seat.tensorboard.container_name if seat.tensorboard else seat.notebook.container_name.removesuffix("notebook") + "tensorboard"
+
+
+def seat_urls(seat: SeatPlan, namespace: str, proxy: bool, node_port: bool = False) -> dict[str, Any]:
+    """The seat's in-cluster addresses: its Services' DNS names (TensorBoard's own in sidecar mode, the notebook's
+    in exec mode). With a NodePort also the port on every node (`notebookNodePort`; which node addresses users
+    reach is the cluster's to say), and no TensorBoard URL (it is reached at `/tensorboard/`)."""
     host = service_host(seat.notebook.container_name, namespace)
     notebook = f"{'https' if seat.notebook.tls else 'http'}://{host}:{commands.JUPYTER_PORT}/"
     out: dict[str, Any] = {"notebookUrl": notebook}
     if node_port:
         out["notebookNodePort"] = notebook_port(seat)
-    if tensorboard and not node_port:
+    elif seat.notebook.tensorboard_inside:
         out["tensorboardUrl"] = f"http://{host}:{commands.TENSORBOARD_PORT}/"
+    elif seat.tensorboard is not None:
+        out["tensorboardUrl"] = f"http://{service_host(tensorboard_name(seat), namespace)}:{commands.TENSORBOARD_PORT}/"
     if proxy:
         out["tensorboardProxyUrl"] = notebook + "tensorboard/"
     return out
@@ -66,10 +77,12 @@ def notebook_port(seat: SeatPlan) -> int:
     return next(p.external for p in seat.notebook.ports if p.internal == commands.JUPYTER_PORT)
 
 
-def plain_files(seat: SeatPlan) -> dict[str, str]:
-    """What the Docker notebook uploads in the clear, by path, built by the same functions."""
-    # in a pod the sidecar shares the notebook's network: TensorBoard is on 127.0.0.1 in sidecar and exec mode alike
-    proxy = None if seat.notebook.tensorboard_proxy_target is None else commands.tensorboard_proxy_target(None)
+def plain_files(seat: SeatPlan, namespace: str, proxy_key: bool) -> dict[str, str]:
+    """What the Docker notebook uploads in the clear, by path, built by the same functions. The proxy is on
+    while tfbox:tensorboardProxy is (`proxy_key`), tensorboardMode off included: its upstream is TensorBoard's
+    Service (127.0.0.1 in exec mode), so turning the sidecar off and on changes none of the notebook's files."""
+    proxy = (None if not proxy_key else commands.tensorboard_proxy_target(None) if seat.notebook.tensorboard_inside
+             else tensorboard.proxy_target(tensorboard_name(seat), namespace))
     files = {commands.CAPTURE_STARTUP_PATH: jupyter.CAPTURE_SOURCE,
              commands.JUPYTER_PY_CONFIG_PATH: jupyter.jupyter_py_config(proxy)}
     if proxy is not None:
@@ -147,7 +160,7 @@ class ClusterSeat(pulumi.ComponentResource):
         secret_files: dict[str, Any] = {commands.JUPYTER_CONFIG_PATH: json_config}
         if tls:
             secret_files[commands.TLS_KEY_PATH] = pulumi.Output.secret(args.tls_key)
-        files = plain_files(seat)
+        files = plain_files(seat, ns_name, plan.tensorboard_proxy_key)
         base = seat.notebook.container_name  # <namePrefix>[-<seat>]-notebook: the StatefulSet, Service and policy
         secret_m = objects.make_secret(f"{base}-secret", ns_name, secret_files, seat_labels)
         self.secret = k8s.core.v1.Secret(
@@ -200,7 +213,29 @@ class ClusterSeat(pulumi.ComponentResource):
                 cluster.ingress, ingress_host, base, args.namespace, ns_name, seat_labels, seat.notebook.tls_cert,
                 None if cluster.ingress.cert_manager else args.tls_key), pulumi.ResourceOptions(parent=self, depends_on=[self.service]))
         self.pod_name = f"{base}-0"  # a StatefulSet's one pod
+        self.pod_names = [self.pod_name]
+        if pod.tensorboard_mode == "sidecar":
+            self._tensorboard(tensorboard_name(seat), pod, args, cluster)
         self.register_outputs({"podName": self.pod_name})
+
+    def _tensorboard(self, name: str, pod: objects.SeatPod, args: ClusterSeatArgs, cluster: ClusterSettings) -> None:
+        """The sidecar's Deployment, headless Service and NetworkPolicy: objects of their own, so turning
+        TensorBoard off or on creates or deletes these and leaves the notebook's StatefulSet as it is."""
+        p = args.seat.resource_prefix
+        dep = tensorboard.make_tensorboard_deployment(name, pod)
+        # awaited: `up` returns once its pod is ready (readiness probe on /data/logdir)
+        self.tensorboard = k8s.apps.v1.Deployment(
+            f"{p}tensorboard", metadata={**_d(dep["metadata"]), "namespace": args.namespace}, spec=_d(dep["spec"]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.logs]))
+        svc = tensorboard.make_tensorboard_service(name, pod)
+        self.tensorboard_service = k8s.core.v1.Service(
+            f"{p}tensorboard-service", metadata={**_d(svc["metadata"]), "namespace": args.namespace, "annotations": SKIP_AWAIT},
+            spec=_d(svc["spec"]), opts=pulumi.ResourceOptions(parent=self))
+        pol = tensorboard.make_tensorboard_network_policy(name, pod)
+        self.tensorboard_policy = k8s.networking.v1.NetworkPolicy(
+            f"{p}tensorboard-network-policy", metadata={**_d(pol["metadata"]), "namespace": args.namespace},
+            spec=_d(pol["spec"]), opts=pulumi.ResourceOptions(parent=self))
+        self.pod_names.append(name)  # the Deployment's pod is <name>-<hash>-<suffix>
 
 
 def _entry(secret_map: Any, name: str) -> pulumi.Output[str]:

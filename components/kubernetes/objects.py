@@ -5,10 +5,12 @@ cluster, so the tests read them as data and `kubectl apply --dry-run=server` can
 real API server. The Kubernetes backend passes them to pulumi-kubernetes; the benchmark applies the
 same manifests with `kubectl` (issue 18).
 
-One seat is one pod of a one-replica StatefulSet: the notebook container and, in sidecar mode,
-TensorBoard beside it, which shares the pod's network (so the notebook's `/tensorboard/` proxy reaches
-it on 127.0.0.1) and mounts the logs read-only. Secrets (the Jupyter config with the password's
-argon2id hash, the TLS key) come from a Secret mounted read-only, file by file, never from env.
+One seat's notebook is one pod of a one-replica StatefulSet; in sidecar mode TensorBoard is a pod of its
+own (components.kubernetes.tensorboard), so a TensorBoard-only change never touches the notebook's pod and
+its kernels. Pods carry a role label (`tfbox.role`: notebook, tensorboard) and every selector but the
+StatefulSet's (immutable: see make_statefulset) names it, so the notebook's Service and NetworkPolicy never
+pick TensorBoard's pod. Secrets (the Jupyter config with the
+password's argon2id hash, the TLS key) come from a Secret mounted read-only, file by file, never from env.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 from components.kubernetes.gpu_check import make_gpu_check_container
 from components.model import commands
-from components.model.hardening import NOTEBOOK_CAP_DROP, TENSORBOARD_TMPFS, UNPRIVILEGED_USER, NotebookResources
+from components.model.hardening import NOTEBOOK_CAP_DROP, UNPRIVILEGED_USER, NotebookResources
 from components.model.labels import PROJECT_LABEL, ROLE_LABEL, SEAT_LABEL, STACK_LABEL
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -44,12 +46,18 @@ def labels(project: str, stack: str, seat: str, role: str | None = None) -> dict
     return out
 
 
-def selector(project: str, stack: str, seat: str) -> dict[str, str]:
-    """What picks a seat's pod: its Service and NetworkPolicy select by it."""
-    return labels(project, stack, seat)
+def selector(project: str, stack: str, seat: str, role: str = NOTEBOOK) -> dict[str, str]:
+    """What picks one of a seat's pods (its notebook's, or TensorBoard's): Services, NetworkPolicies, the
+    Deployment and the pods' affinities select by it, role included."""
+    return labels(project, stack, seat, role)
 
 
-def _meta(name: str, namespace: str | None, object_labels: Mapping[str, str]) -> dict[str, object]:
+def hostname_affinity(match: Mapping[str, str]) -> dict[str, object]:
+    """A pod affinity term: on the node of a pod with these labels (the seat's logs claim is ReadWriteOnce)."""
+    return {"labelSelector": {"matchLabels": dict(match)}, "topologyKey": "kubernetes.io/hostname"}
+
+
+def object_meta(name: str, namespace: str | None, object_labels: Mapping[str, str]) -> dict[str, object]:
     meta: dict[str, object] = {"name": name, "labels": dict(object_labels)}
     if namespace is not None:
         meta["namespace"] = namespace
@@ -58,7 +66,7 @@ def _meta(name: str, namespace: str | None, object_labels: Mapping[str, str]) ->
 
 def make_namespace(name: str, project: str, stack: str) -> dict[str, object]:
     return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": _meta(name, None, {PROJECT_LABEL: project, STACK_LABEL: stack})}
+            "metadata": object_meta(name, None, {PROJECT_LABEL: project, STACK_LABEL: stack})}
 
 
 def make_pvc(name: str, namespace: str, size_bytes: int, storage_class: str | None,
@@ -67,19 +75,19 @@ def make_pvc(name: str, namespace: str, size_bytes: int, storage_class: str | No
     spec: dict[str, object] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": quantity(size_bytes)}}}
     if storage_class:
         spec["storageClassName"] = storage_class
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(name, namespace, object_labels), "spec": spec}
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": object_meta(name, namespace, object_labels), "spec": spec}
 
 
 def make_secret(name: str, namespace: str, files: Mapping[str, str], object_labels: Mapping[str, str]) -> dict[str, object]:
     """The seat's secret files by path (the Jupyter JSON config with the hash; the TLS key). Values are the
     backend's secret Outputs; a Secret, never a ConfigMap, so RBAC and encryption at rest apply."""
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": _meta(name, namespace, object_labels),
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": object_meta(name, namespace, object_labels),
             "stringData": {_key(path): text for path, text in files.items()}}
 
 
 def make_config_map(name: str, namespace: str, files: Mapping[str, str], object_labels: Mapping[str, str]) -> dict[str, object]:
     """The seat's plain files by path (capture(), the login guard and proxy config, the TLS certificate)."""
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(name, namespace, object_labels),
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": object_meta(name, namespace, object_labels),
             "data": {_key(path): text for path, text in files.items()}}
 
 
@@ -133,7 +141,7 @@ class SeatPod:
     gpu_check: bool = False  # tfbox:gpuCheck: the gpu-check init container (components.kubernetes.gpu_check)
 
 
-def _probe(path: str, port: int, https: bool = False, host: str = "") -> dict[str, object]:
+def readiness_probe(path: str, port: int, https: bool = False, host: str = "") -> dict[str, object]:
     get: dict[str, object] = {"path": path, "port": port, "scheme": "HTTPS" if https else "HTTP"}
     if host:
         get["httpHeaders"] = [{"name": "Host", "value": host}]
@@ -168,7 +176,7 @@ def notebook_container(pod: SeatPod) -> dict[str, object]:
                             "capabilities": {"drop": [c.removeprefix("CAP_") for c in NOTEBOOK_CAP_DROP]}},
         # the kubelet asks for the pod's address; unless the seat is published beyond loopback, Jupyter's
         # DNS-rebinding guard answers any Host but a loopback one with 403, so the probe names localhost
-        "readinessProbe": _probe("/api", commands.JUPYTER_PORT, https=pod.tls, host="localhost"),
+        "readinessProbe": readiness_probe("/api", commands.JUPYTER_PORT, https=pod.tls, host="localhost"),
         "volumeMounts": [
             {"name": "notebooks", "mountPath": commands.NOTEBOOK_DIR},
             {"name": "logs", "mountPath": pod.logs_dir},
@@ -179,27 +187,7 @@ def notebook_container(pod: SeatPod) -> dict[str, object]:
     }
 
 
-def tensorboard_container(pod: SeatPod) -> dict[str, object]:
-    """Unprivileged, read-only root, every capability dropped, the logs read-only: it serves files and has no login."""
-    tmp = TENSORBOARD_TMPFS[0][0]
-    return {
-        "name": TENSORBOARD,
-        "image": pod.image,
-        "command": commands.tensorboard_command(pod.logs_dir),
-        "ports": [{"name": "tensorboard", "containerPort": commands.TENSORBOARD_PORT}],
-        "securityContext": {"runAsUser": NOBODY, "runAsGroup": NOBODY, "runAsNonRoot": True,
-                            "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
-                            "capabilities": {"drop": ["ALL"]}},
-        "readinessProbe": _probe("/data/logdir", commands.TENSORBOARD_PORT),
-        "volumeMounts": [{"name": "logs", "mountPath": pod.logs_dir, "readOnly": True},
-                         {"name": "tensorboard-tmp", "mountPath": tmp}],
-    }
-
-
 def make_pod_spec(pod: SeatPod) -> dict[str, object]:
-    containers = [notebook_container(pod)]
-    if pod.tensorboard_mode == "sidecar":
-        containers.append(tensorboard_container(pod))
     volumes: list[dict[str, object]] = [
         {"name": "notebooks", "persistentVolumeClaim": {"claimName": pod.notebooks_claim}},
         {"name": "logs", "persistentVolumeClaim": {"claimName": pod.logs_claim}},
@@ -208,16 +196,18 @@ def make_pod_spec(pod: SeatPod) -> dict[str, object]:
         {"name": "secret-files", "secret": {"secretName": pod.secret_name, "defaultMode": 0o400}},
         {"name": "plain-files", "configMap": {"name": pod.config_map_name, "defaultMode": 0o444}},
     ]
-    if pod.tensorboard_mode == "sidecar":
-        volumes.append({"name": "tensorboard-tmp", "emptyDir": {"sizeLimit": "64Mi"}})
     spec: dict[str, object] = {
-        "containers": containers,
+        "containers": [notebook_container(pod)],
         "volumes": volumes,
         # the notebook is a root shell: no API token for it, and no other Service's address in its env
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "terminationGracePeriodSeconds": 30,  # kernels flush before the pod goes, as Docker's destroy grace
+        # a replaced notebook pod comes back to the node where its TensorBoard pod has the logs claim attached
+        # (ReadWriteOnce); in every mode, so turning TensorBoard off or on never changes this template
+        "affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": hostname_affinity(selector(pod.project, pod.stack, pod.seat, TENSORBOARD))}]}},
     }
     if pod.gpu_check and pod.gpus:
         spec["initContainers"] = [make_gpu_check_container(pod.image, pod.gpus, GPU_RESOURCE, NOBODY)]
@@ -236,11 +226,15 @@ def make_statefulset(name: str, pod: SeatPod) -> dict[str, object]:
         template_meta["annotations"] = {"tfbox.config-checksum": pod.config_checksum}
     return {
         "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "metadata": _meta(name, pod.namespace, pod_labels),
+        "metadata": object_meta(name, pod.namespace, pod_labels),
         "spec": {
             "replicas": 1,
             "serviceName": name,
-            "selector": {"matchLabels": selector(pod.project, pod.stack, pod.seat)},
+            # without the role, as before it existed: a StatefulSet's selector is immutable, and the pinned provider's
+            # preview of a changed one fails (its server-side dry run is an update), so a lab made before keeps it.
+            # It also matches the seat's TensorBoard pod, which it never adopts (that pod's controller is its
+            # ReplicaSet); the Service and NetworkPolicy, which route traffic, select by role.
+            "selector": {"matchLabels": labels(pod.project, pod.stack, pod.seat)},
             "template": {"metadata": template_meta, "spec": make_pod_spec(pod)},
         },
     }
@@ -248,39 +242,44 @@ def make_statefulset(name: str, pod: SeatPod) -> dict[str, object]:
 
 def make_service(name: str, pod: SeatPod, service_type: str = "ClusterIP",
                  node_ports: Mapping[str, int] | None = None) -> dict[str, object]:
-    """The seat's address in the cluster: Jupyter, and TensorBoard's own port where it has one. A NodePort
-    Service carries Jupyter only: every port of it is on every node's address, and TensorBoard has no login
-    (the seat reaches it behind the notebook's, at `/tensorboard/`)."""
+    """The notebook's address in the cluster: Jupyter, and TensorBoard's own port in exec mode (where it runs in
+    the notebook's container; a sidecar has a Service of its own). A NodePort Service carries Jupyter only: every
+    port of it is on every node's address, and TensorBoard has no login (the seat reaches it behind the
+    notebook's, at `/tensorboard/`)."""
     ports: list[dict[str, object]] = [{"name": "jupyter", "port": commands.JUPYTER_PORT, "targetPort": commands.JUPYTER_PORT}]
-    if pod.tensorboard_mode != "off" and service_type == "ClusterIP":
+    if pod.tensorboard_mode == "exec" and service_type == "ClusterIP":
         ports.append({"name": "tensorboard", "port": commands.TENSORBOARD_PORT, "targetPort": commands.TENSORBOARD_PORT})
     for port in ports:
         if node_ports and port["name"] in node_ports:
             port["nodePort"] = node_ports[str(port["name"])]
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, pod.namespace, labels(pod.project, pod.stack, pod.seat)),
-            "spec": {"type": service_type, "selector": selector(pod.project, pod.stack, pod.seat), "ports": ports}}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": object_meta(name, pod.namespace, labels(pod.project, pod.stack, pod.seat)),
+            "spec": {"type": service_type, "selector": selector(pod.project, pod.stack, pod.seat, NOTEBOOK), "ports": ports}}
+
+
+def other_stacks(stack: str) -> dict[str, object]:
+    """A NetworkPolicy peer: any pod of any namespace but this stack's (its other seats')."""
+    return {"namespaceSelector": {}, "podSelector": {"matchExpressions": [
+        {"key": STACK_LABEL, "operator": "NotIn", "values": [stack]}]}}
 
 
 def make_network_policy(name: str, pod: SeatPod, tensorboard_open: bool = False,
                         external_cidrs: Sequence[str] = ()) -> dict[str, object]:
-    """Who may open the seat's pod: Jupyter (behind its login) from any pod but the stack's other seats';
-    TensorBoard's own port (no login) from none unless `tensorboard_open` (the seat reaches it through its
-    notebook's `/tensorboard/`, inside the pod, where no policy applies).
+    """Who may open the seat's notebook pod: Jupyter (behind its login) from any pod but the stack's other seats';
+    in exec mode TensorBoard's own port (no login) from none unless `tensorboard_open` (the seat reaches it
+    through its notebook's `/tensorboard/`, inside the pod, where no policy applies). A sidecar's pod has a
+    policy of its own (components.kubernetes.tensorboard).
 
     Peers are named by label: a `NotIn` selector also matches pods without the label (an ingress controller,
     other namespaces' pods). Addresses outside the cluster (a NodePort's clients) only by `external_cidrs`:
     some network plugins match pod addresses against an ipBlock too, so a catch-all block would let the
     other seats back in.
     """
-    peers: list[dict[str, object]] = [
-        {"namespaceSelector": {}, "podSelector": {"matchExpressions": [
-            {"key": STACK_LABEL, "operator": "NotIn", "values": [pod.stack]}]}},
-    ]
+    peers: list[dict[str, object]] = [other_stacks(pod.stack)]
     peers += [{"ipBlock": {"cidr": cidr}} for cidr in external_cidrs]
     rules: list[dict[str, object]] = [{"ports": [{"port": commands.JUPYTER_PORT, "protocol": "TCP"}], "from": peers}]
-    if tensorboard_open and pod.tensorboard_mode != "off":
+    if tensorboard_open and pod.tensorboard_mode == "exec":
         rules.append({"ports": [{"port": commands.TENSORBOARD_PORT, "protocol": "TCP"}], "from": peers})
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": _meta(name, pod.namespace, labels(pod.project, pod.stack, pod.seat)),
-            "spec": {"podSelector": {"matchLabels": selector(pod.project, pod.stack, pod.seat)},
+            "metadata": object_meta(name, pod.namespace, labels(pod.project, pod.stack, pod.seat)),
+            "spec": {"podSelector": {"matchLabels": selector(pod.project, pod.stack, pod.seat, NOTEBOOK)},
                      "policyTypes": ["Ingress"], "ingress": rules}}

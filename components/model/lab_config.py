@@ -65,6 +65,7 @@ class LabConfig:
     cull_idle_text: str = ""  # tfbox:cullIdleKernels as given: a seats stack's default depends on each seat's GPUs
     stack_kind: str = "machine"  # tfbox:stackKind: a machine's host must be readable (components.docker.host_state), fail closed
     tensorboard_proxy: bool = False  # TensorBoard at <notebook>/tensorboard/ (components.kernel.tensorboard_proxy); off with mode off
+    tensorboard_proxy_key: bool = False  # the key as written, mode off or not (a cluster notebook keeps its route)
     loopback_publish_filtered: bool = False  # the host drops crafted packets to 127.0.0.1 (components.docker.loopback)
     target_identity: str = "local"  # what "the same machine" compares across stacks (components.model.target)
     backend: str = "docker"  # tfbox:backend

@@ -249,6 +249,6 @@ def parse_config(
         target_host=target.host, target_identity=target.identity, notebook_resources=resources, warnings=tuple(warnings), tls_cert=tls_cert,
         allow_plain_http_on_lan=allow_plain, seats=seats, cull_idle_kernels=cull_idle,
         cull_idle_text=str(r.value("cullIdleKernels")), stack_kind=str(r.value("stackKind")),
-        tensorboard_proxy=tb_proxy, loopback_publish_filtered=r.value("loopbackPublishFiltered"),
+        tensorboard_proxy=tb_proxy, tensorboard_proxy_key=tbs.proxy_key, loopback_publish_filtered=r.value("loopbackPublishFiltered"),
         backend=backend, cluster=cluster,
     )

@@ -167,6 +167,7 @@ class LabPlan:
     gpus_text: str  # the `gpus` output
     tensorboard_proxy: bool
     container_names: tuple[str, ...]
+    tensorboard_proxy_key: bool = False  # tfbox:tensorboardProxy as written, also with tensorboardMode off
     ledger_table: dict[str, dict[str, object]] = field(default_factory=dict)  # before the GPU check's listing
     cluster: ClusterSettings | None = None  # where a cluster backend puts the lab (components.model.cluster); None on Docker
 
@@ -209,7 +210,7 @@ def make_plan(cfg: LabConfig) -> LabPlan:
         stack=cfg.stack, project=cfg.project, target_host=cfg.target_host, seats=tuple(seats), images=tuple(images), gpu_check=gpu_check,
         claims=claims,
         gpus_text=" ".join(f"{s.name}={s.gpus.describe()}" for s in cfg.seats) if cfg.seats else cfg.gpus.describe(),
-        tensorboard_proxy=cfg.tensorboard_proxy, container_names=tuple(names),
+        tensorboard_proxy=cfg.tensorboard_proxy, tensorboard_proxy_key=cfg.tensorboard_proxy_key, container_names=tuple(names),
         ledger_table=ledger_table(list(claims)) if cfg.seats else {}, cluster=cfg.cluster,
     )
 

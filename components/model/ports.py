@@ -42,6 +42,7 @@ class TensorBoardSettings:
     mode: str
     public: bool
     proxy: bool  # off when there is no TensorBoard to serve
+    proxy_key: bool = False  # tfbox:tensorboardProxy as written: a cluster's notebook keeps its route while mode is off
 
 
 def read_tensorboard(r: Reader, pb: PortsAndBinds, warnings: list[str]) -> TensorBoardSettings:
@@ -53,11 +54,15 @@ def read_tensorboard(r: Reader, pb: PortsAndBinds, warnings: list[str]) -> Tenso
     if tb_mode != "off" and valid_binds and not is_loopback(binds["tensorboardBind"]) and not tb_public:
         r.add("tensorboardBind", f"TensorBoard has no login and {binds['tensorboardBind']} publishes it beyond this machine",
               "bind it to 127.0.0.1 (and use an SSH tunnel), or set tfbox:tensorboardPublic to true to accept that")
-    tb_proxy = r.value("tensorboardProxy")
+    tb_proxy = proxy_key = bool(r.value("tensorboardProxy"))
     if tb_proxy and tb_mode == "off":
-        # new stacks get the key written true: turning TensorBoard off then must not need a second edit
+        # new stacks get the key written true: turning TensorBoard off then must not need a second edit. On a
+        # cluster the notebook keeps its /tensorboard/ route (answering 502 while TensorBoard is off), so turning
+        # TensorBoard off and on again never replaces the notebook's pod (components.kubernetes.tensorboard)
+        serves = ("keeps its /tensorboard/ route, which answers 502 until TensorBoard is back" if r.value("backend") == "kubernetes"
+                  else "serves no /tensorboard/")
         warnings.append(f"{NAMESPACE}:tensorboardProxy is true but {NAMESPACE}:tensorboardMode is off: there is no "
-                        "TensorBoard to serve, so the notebook serves no /tensorboard/ (set tensorboardMode to sidecar "
+                        f"TensorBoard to serve, so the notebook {serves} (set tensorboardMode to sidecar "
                         "or exec for it, or tensorboardProxy to false to silence this)")
         tb_proxy = False
     if (tb_mode in TENSORBOARD_MODES and tb_mode != "off" and ports["notebookPort"] == ports["tensorboardPort"]
@@ -65,4 +70,4 @@ def read_tensorboard(r: Reader, pb: PortsAndBinds, warnings: list[str]) -> Tenso
                                 for b in (binds["notebookBind"], binds["tensorboardBind"])))):
         r.add("tensorboardPort", f"host port {ports['notebookPort']} is also the notebook's port, {NAMESPACE}:notebookPort",
               f"give {NAMESPACE}:tensorboardPort and {NAMESPACE}:notebookPort different ports (6006 and 8888 are usual)")
-    return TensorBoardSettings(tb_mode, tb_public, tb_proxy)
+    return TensorBoardSettings(tb_mode, tb_public, tb_proxy, proxy_key)

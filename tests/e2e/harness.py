@@ -425,13 +425,17 @@ class Jupyter:
             return None
         return str(body["content"]["cells"][0]["source"])
 
-    def execute(self, code: str, timeout: float = 600) -> dict[str, str]:
-        """Run code in a new kernel; return what the cell showed on stdout/stderr and any error."""
+    def execute(self, code: str, timeout: float = 600, kernel_id: str | None = None, keep: bool = False) -> dict[str, str]:
+        """Run code in a new kernel (or the running one `kernel_id`); return what the cell showed on stdout/stderr,
+        any error and the kernel's id. The kernel is shut down after unless `keep` or it was given."""
         import websocket  # websocket-client, a test dependency
 
-        status, kernel = self.request("POST", "/api/kernels", {"name": "python3"})
-        if status != 201:
-            raise AssertionError(f"starting a kernel: {status} {kernel}")
+        if kernel_id is None:
+            status, kernel = self.request("POST", "/api/kernels", {"name": "python3"})
+            if status != 201:
+                raise AssertionError(f"starting a kernel: {status} {kernel}")
+        else:
+            kernel, keep = {"id": kernel_id}, True
         ws_url = self.base.replace("https://", "wss://").replace("http://", "ws://") + f"/api/kernels/{kernel['id']}/channels"
         cookie = "; ".join(f"{c.name}={c.value}" for c in self.jar)
         sslopt = {"context": self.ssl_context} if self.ssl_context is not None else None
@@ -444,7 +448,7 @@ class Jupyter:
             "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
                         "allow_stdin": False, "stop_on_error": True},
         }))
-        out = {"stdout": "", "stderr": "", "error": ""}
+        out = {"stdout": "", "stderr": "", "error": "", "kernel": str(kernel["id"])}
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
@@ -460,5 +464,6 @@ class Jupyter:
                     break
         finally:
             ws.close()
-            self.request("DELETE", f"/api/kernels/{kernel['id']}")
+            if not keep:
+                self.request("DELETE", f"/api/kernels/{kernel['id']}")
         return out

@@ -70,7 +70,8 @@ def test_a_two_seat_stack_lands_on_the_gpu_nodes_and_keeps_its_claims(project: P
     st.up(timeout=600)
     ns = "tfbox-lab"
 
-    pods = {p["metadata"]["name"]: p for p in items(cluster, "pods", ns)}
+    all_pods = items(cluster, "pods", ns)
+    pods = {p["metadata"]["name"]: p for p in all_pods if p["metadata"]["labels"]["tfbox.role"] == "notebook"}
     assert set(pods) == {"tfbox-lab-ana-notebook-0", "tfbox-lab-bo-notebook-0"}
     nodes = {}
     for seat, gpus in (("ana", "1"), ("bo", "2")):
@@ -81,6 +82,13 @@ def test_a_two_seat_stack_lands_on_the_gpu_nodes_and_keeps_its_claims(project: P
         assert pod["status"]["phase"] == "Running"
         nodes[seat] = pod["spec"]["nodeName"]
     assert set(nodes.values()) == {"gpu-1", "gpu-2"}  # 1 + 2 GPUs do not fit one node of 2
+    # each seat's TensorBoard: a pod of its own, with no GPU, on its notebook's node (the logs claim is ReadWriteOnce)
+    boards = {p["metadata"]["labels"]["tfbox.seat"]: p for p in all_pods if p["metadata"]["labels"]["tfbox.role"] == "tensorboard"}
+    assert set(boards) == {"ana", "bo"} and len(all_pods) == 4
+    for seat, board in boards.items():
+        assert board["metadata"]["name"].startswith(f"tfbox-lab-{seat}-tensorboard-")
+        assert board["spec"]["nodeName"] == nodes[seat] and board["status"]["phase"] == "Running"
+        assert not any("nvidia.com/gpu" in (c.get("resources") or {}).get("limits", {}) for c in board["spec"]["containers"])
 
     claims = {c["metadata"]["name"]: c["status"]["phase"] for c in items(cluster, "pvc", ns)}
     assert claims == {f"tfbox-lab-{s}-{k}": "Bound" for s in ("ana", "bo") for k in ("notebooks", "logs")}
@@ -88,10 +96,13 @@ def test_a_two_seat_stack_lands_on_the_gpu_nodes_and_keeps_its_claims(project: P
         names = {i["metadata"]["name"] for i in items(cluster, kind, ns)}
         suffix = {"secrets": "-secret", "configmaps": "-files"}.get(kind, "")
         assert {f"tfbox-lab-ana-notebook{suffix}", f"tfbox-lab-bo-notebook{suffix}"} <= names, (kind, names)
+        if kind in ("services", "networkpolicies"):
+            assert {"tfbox-lab-ana-tensorboard", "tfbox-lab-bo-tensorboard"} <= names, (kind, names)
 
     out = st.outputs()
     assert out["seats"]["ana"]["notebookUrl"] == "http://tfbox-lab-ana-notebook.tfbox-lab.svc.cluster.local:8888/"
-    assert out["containerNames"] == ["tfbox-lab-ana-notebook-0", "tfbox-lab-bo-notebook-0"]
+    assert out["containerNames"] == ["tfbox-lab-ana-notebook-0", "tfbox-lab-ana-tensorboard",
+                                     "tfbox-lab-bo-notebook-0", "tfbox-lab-bo-tensorboard"]
     assert out["gpus"] == "ana=count=1 bo=count=2"
 
     st.preview("--expect-no-changes")
@@ -110,7 +121,7 @@ def test_a_two_seat_stack_lands_on_the_gpu_nodes_and_keeps_its_claims(project: P
     st.destroy()
     left = {c["metadata"]["name"] for c in items(cluster, "pvc", ns)}
     assert left == {f"tfbox-lab-{s}-{k}" for s in ("ana", "bo") for k in ("notebooks", "logs")}  # keepVolumes
-    assert items(cluster, "statefulsets", ns) == []
+    assert items(cluster, "statefulsets", ns) == [] and items(cluster, "deployments", ns) == []
 
 
 def test_an_over_ask_and_gpu_indices_are_refused_at_preview_and_nothing_is_created(project: Project, cluster: Cluster) -> None:

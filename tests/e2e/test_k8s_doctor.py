@@ -80,8 +80,11 @@ def test_doctor_and_status_read_the_seats_and_name_a_pod_pending_on_a_lost_gpu(p
     for seat, gpus in (("ana", 1), ("bo", 2)):
         s = seats[seat]
         assert (s["phase"], s["ready"], s["ok"], s["gpus_allocated"], s["gpus_requested"]) == ("Running", True, True, gpus, f"count={gpus}")
-        assert s["containers"] == [f"tfbox-doc-{seat}-notebook-0"]
+        # the notebook's pod, then TensorBoard's own (its Deployment's: <name>-<hash>-<suffix>)
+        assert s["containers"][0] == f"tfbox-doc-{seat}-notebook-0" and len(s["containers"]) == 2
+        assert s["containers"][1].startswith(f"tfbox-doc-{seat}-tensorboard-")
         assert s["urls"]["notebook"] == f"http://tfbox-doc-{seat}-notebook.{ns}.svc.cluster.local:8888/"
+        assert s["urls"]["tensorboard"] == f"http://tfbox-doc-{seat}-tensorboard.{ns}.svc.cluster.local:6006/"
         port = 8811 if seat == "ana" else 8812
         assert f"kubectl port-forward -n {ns} svc/tfbox-doc-{seat}-notebook {port}:8888" in s["reach"]
         nodes[seat] = s["node"]
@@ -89,6 +92,7 @@ def test_doctor_and_status_read_the_seats_and_name_a_pod_pending_on_a_lost_gpu(p
     res = doctor(project)
     assert res.returncode == 0, res.output
     assert "all labs healthy" in res.stdout
+    assert "tfbox-doc-bo-tensorboard-" in res.stdout  # a row for each seat's TensorBoard pod
 
     # bo's node loses a GPU (what the device plugin reports for an unhealthy one), and bo's pod must be placed again
     lost = nodes["bo"]

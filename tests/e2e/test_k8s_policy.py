@@ -6,8 +6,9 @@ has a NodePort Service at the seat's port carrying Jupyter only, with the Networ
 network in; the same stack without TLS is refused at preview naming tfbox:serviceType, before anything is
 created; an Ingress stack (tfbox:ingressHost) with TLS passes the pack, the API server holds its Ingress and
 kubernetes.io/tls Secret, a second preview changes nothing and the key is in no export or CLI output, and without
-TLS it is refused at preview naming tfbox:ingressHost; a cluster stack made by the release before these keys (`BEFORE`) previews with no change, the
-policy pack included; and a program that breaks the rules (a privileged hostNetwork pod with a hostPath, a private key in a
+TLS it is refused at preview naming tfbox:ingressHost; a cluster stack made by the release before these keys (`BEFORE`) changes on `up` only what the
+CHANGELOG says (its notebook pods replaced once, TensorBoard's own objects created, the claims kept), the
+policy pack included, and a second `up` changes nothing; and a program that breaks the rules (a privileged hostNetwork pod with a hostPath, a private key in a
 ConfigMap, a NodePort to a plain-HTTP notebook, an Ingress without TLS) is refused by `pulumi preview --policy-pack` naming each policy.
 """
 
@@ -180,9 +181,11 @@ def test_the_engine_refuses_a_program_that_breaks_the_kubernetes_rules(project: 
 
 def test_a_cluster_stack_of_the_release_before_previews_with_no_change(project: Project, cluster: Cluster,
                                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
-    """ClusterIP stays the default: the Services, NetworkPolicies, Secrets (the Jupyter config) and outputs of an
-    existing stack are what this version declares (its StatefulSets are updated in place for the readiness
-    probe's Host header, as the CHANGELOG says), and tfbox's objects pass the new policies."""
+    """ClusterIP stays the default: an existing stack's Secrets (the Jupyter config) and claims are kept; its
+    StatefulSets are replaced once (the readiness probe's Host header, TensorBoard moved to a pod of its own), its
+    ConfigMaps replaced (the proxy's target), its Services and NetworkPolicies updated and TensorBoard's objects
+    created, as the CHANGELOG says;
+    tfbox's objects pass the new policies, and a second `up` changes nothing."""
     archive = subprocess.run(["git", "archive", "--format=tar", BEFORE], cwd=ROOT, capture_output=True, check=True).stdout
     old = tmp_path_factory.mktemp("before") / "project"
     old.mkdir()
@@ -200,23 +203,43 @@ def test_a_cluster_stack_of_the_release_before_previews_with_no_change(project: 
     now = Stack(project, "old")
     res = now.preview("--diff", "--policy-pack", "policy")
     assert "[mandatory]" not in res.output and "k8s-" not in res.output, res.output[-3000:]
-    # the one change the CHANGELOG names since: the notebook's readiness probe sends Host: localhost, so each
-    # seat's StatefulSet is replaced (a changed pod template replaces it: components/kubernetes/lab.py); nothing
-    # else is created, replaced or deleted, and the claims stay
+    # what the CHANGELOG names since: the notebook's readiness probe sends Host: localhost, and TensorBoard moved
+    # to a pod of its own (the notebook's pod template, its selector by role and its affinity changed), so each
+    # seat's StatefulSet is replaced once (components/kubernetes/lab.py); the claims stay
     assert "httpHeaders" in res.output, res.output[-3000:]
-    replaced = re.findall(r"^\s*\+-\s*(kubernetes:\S+?):?\s", res.output, re.M)
-    assert replaced == ["kubernetes:apps/v1:StatefulSet"] * 2, res.output[-3000:]
-    assert not any(f"to {op}" in res.output for op in ("create", "delete")), res.output[-3000:]
-    # and each seat's Service gets pulumi.com/skipAwait in place (up no longer waits on it)
-    updated = re.findall(r"^\s*~\s*(kubernetes:\S+?):?\s", res.output, re.M)
-    assert updated == ["kubernetes:core/v1:Service"] * 2, res.output[-3000:]
+    # with its ConfigMap (the proxy's new target: the provider replaces a ConfigMap whose data changes)
+    replaced = sorted(re.findall(r"^\s*\+-\s*(kubernetes:\S+?):?\s", res.output, re.M))
+    assert replaced == sorted(["kubernetes:apps/v1:StatefulSet", "kubernetes:core/v1:ConfigMap"] * 2), res.output[-3000:]
+    # each seat's notebook Service (pulumi.com/skipAwait; the selector by role; TensorBoard's port gone to its own
+    # Service) and NetworkPolicy (by role) in place
+    updated = sorted(re.findall(r"^\s*~\s*(kubernetes:\S+?):?\s", res.output, re.M))
+    assert updated == sorted(["kubernetes:core/v1:Service", "kubernetes:networking.k8s.io/v1:NetworkPolicy"] * 2), res.output[-3000:]
+    # and TensorBoard's Deployment, headless Service and NetworkPolicy created per seat; nothing deleted
+    created = sorted(re.findall(r"^\s*\+\s*(kubernetes:\S+?):?\s", res.output, re.M))
+    assert created == sorted(["kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service",
+                              "kubernetes:networking.k8s.io/v1:NetworkPolicy"] * 2), res.output[-3000:]
+    assert "to delete" not in res.output, res.output[-3000:]
     claims = cluster.get("pvc", "-n", "tfbox-old")["items"]
     res = now.up("--policy-pack", "policy", timeout=600)
-    assert change_summary(res.output) == {"replaced": 2, "updated": 2}, res.output[-3000:]
-    assert [c["metadata"]["uid"] for c in cluster.get("pvc", "-n", "tfbox-old")["items"]] == [c["metadata"]["uid"] for c in claims]
+    assert change_summary(res.output) == {"replaced": 4, "updated": 4, "created": 6}, res.output[-3000:]
+    # the claims are kept, not replaced: the same objects, still bound to the same volumes
+    assert ([(c["metadata"]["uid"], c["spec"]["volumeName"]) for c in cluster.get("pvc", "-n", "tfbox-old")["items"]]
+            == [(c["metadata"]["uid"], c["spec"]["volumeName"]) for c in claims])
     after = now.outputs()
-    # the up rewrote them from this version's program: the same, plus the gpuLedger output by seat (CHANGELOG)
+    # the up rewrote them from this version's program: the same, plus the gpuLedger output by seat, and TensorBoard's
+    # new address and Deployment (CHANGELOG)
     assert after.pop("gpuLedger") == {s["name"]: {"gpus": 1, "resource": "nvidia.com/gpu", "nodeSelector": {"gpu": "h100"}}
                                       for s in seats}
+    for s in seats:
+        was, now_seat = outputs["seats"][s["name"]], after["seats"][s["name"]]
+        assert was.pop("tensorboardUrl") == f"http://tfbox-old-{s['name']}-notebook.tfbox-old.svc.cluster.local:6006/"
+        assert now_seat.pop("tensorboardUrl") == f"http://tfbox-old-{s['name']}-tensorboard.tfbox-old.svc.cluster.local:6006/"
+        assert now_seat["containerNames"] == [*was["containerNames"], f"tfbox-old-{s['name']}-tensorboard"]
+        was["containerNames"] = now_seat["containerNames"]
+    assert after.pop("containerNames") == [n for s in seats for n in (f"tfbox-old-{s['name']}-notebook-0",
+                                                                      f"tfbox-old-{s['name']}-tensorboard")]
+    outputs.pop("containerNames")
     assert after == outputs
+    # and a second up changes nothing
+    assert change_summary(now.up("--policy-pack", "policy", timeout=600).output) == {}
     now.destroy()

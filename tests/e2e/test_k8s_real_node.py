@@ -2,12 +2,15 @@
 with a real node (containerd, runc and the built kubelet on this host: scripts/k8s.sh node), pulling the local
 test notebook image from the local registry.
 
-What a user would check: `up` returns with the notebook ready on the node; the seat's Service answers through
-the real login (reached from the host with `kubectl port-forward`, as a user does from a laptop), refuses a
-wrong password, and runs code in a kernel; TensorBoard's sidecar answers behind that login; a saved notebook
-survives a pod replacement (a changed setting) and a `destroy` + `up` (the claims are kept); the password is
-in no process's command line on the node. And the kit: stopping the cluster with a pod running leaves no
-process, network namespace or bridge behind.
+What a user would check: `up` returns with the notebook's pod and TensorBoard's own pod ready on the node; the
+seat's Service answers through the real login (reached from the host with `kubectl port-forward`, as a user
+does from a laptop), refuses a wrong password, and runs code in a kernel; TensorBoard answers behind that login
+at `/tensorboard/` (the notebook's proxy reaches TensorBoard's pod by its headless Service's DNS name, through
+the kit's cluster DNS); turning TensorBoard off and on (`tfbox:tensorboardMode`) removes and recreates its pod
+while the notebook's pod keeps its uid and restarts and a running kernel keeps its variables; a second `up`
+changes nothing; a saved notebook survives a pod replacement (a changed setting) and a `destroy` + `up` (the
+claims are kept); the password is in no process's command line on the node. And the kit: stopping the cluster
+with a pod running leaves no process, network namespace or bridge behind.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Jupyter, Project, Stack
+from tests.e2e.harness import Jupyter, Project, Stack, change_summary
 from tests.e2e.k8s import Cluster, processes_under, provider_project, start_real_node_cluster, stop_cluster
 
 NAME = "k8sreal"
@@ -32,6 +35,7 @@ NODE = "real-1"
 NS = "tfbox-solo"
 POD = "tfbox-solo-notebook-0"
 SERVICE = "svc/tfbox-solo-notebook"
+TENSORBOARD = "tfbox-solo-tensorboard"  # its Deployment and headless Service
 
 
 @pytest.fixture(scope="module")
@@ -54,17 +58,37 @@ def pod(cluster: Cluster) -> dict[str, Any]:
     return found
 
 
-def assert_running_on_the_node(cluster: Cluster) -> str:
-    """The notebook and TensorBoard containers run and are ready (their probes are Jupyter's and TensorBoard's
-    own answers) on the real node; returns the pod's uid."""
-    p = pod(cluster)
+def assert_ready_on_the_node(p: dict[str, Any], container: str) -> None:
     assert p["spec"]["nodeName"] == NODE
-    assert p["status"]["phase"] == "Running"
-    states = {c["name"]: c for c in p["status"]["containerStatuses"]}
-    assert set(states) == {"notebook", "tensorboard"}
-    for name, state in states.items():
-        assert state["ready"] and "running" in state["state"], (name, state)
+    assert p["status"]["phase"] == "Running" and p["metadata"].get("deletionTimestamp") is None
+    (state,) = p["status"]["containerStatuses"]
+    assert state["name"] == container and state["ready"] and "running" in state["state"], state
+
+
+def tensorboard_pods(cluster: Cluster) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = cluster.get("pods", "-n", NS, "-l", "tfbox.role=tensorboard")["items"]
+    return found
+
+
+def assert_running_on_the_node(cluster: Cluster, tensorboard: bool = True) -> str:
+    """The notebook's pod and TensorBoard's own pod run and are ready (their probes are Jupyter's and
+    TensorBoard's own answers) on the real node; returns the notebook pod's uid."""
+    p = pod(cluster)
+    assert_ready_on_the_node(p, "notebook")
+    boards = tensorboard_pods(cluster)
+    if tensorboard:
+        (tb,) = boards
+        assert tb["metadata"]["name"].startswith(TENSORBOARD + "-")
+        assert_ready_on_the_node(tb, "tensorboard")
+    else:
+        assert boards == []
     return str(p["metadata"]["uid"])
+
+
+def notebook_marks(cluster: Cluster) -> tuple[str, int]:
+    """What a TensorBoard change must keep: the notebook pod's uid and its container's restarts."""
+    p = pod(cluster)
+    return str(p["metadata"]["uid"]), sum(c["restartCount"] for c in p["status"]["containerStatuses"])
 
 
 def pod_or_none(cluster: Cluster) -> dict[str, Any] | None:
@@ -118,14 +142,49 @@ def test_a_notebook_on_a_real_node_answers_through_its_login_and_keeps_its_noteb
         jupyter.save_notebook("kept.ipynb", marker)
         ran = jupyter.execute("import os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'], os.getcwd())", timeout=180)
         assert ran["stdout"].split() == ["2", "/tf"], ran
-        # TensorBoard (the sidecar) behind the notebook's login
-        with jupyter.opener.open(f"http://127.0.0.1:{port}/tensorboard/data/logdir", timeout=30) as r:
-            assert r.status == 200 and b"logdir" in r.read()
+        # TensorBoard's own pod behind the notebook's login: the proxy in the notebook's pod reaches it pod to pod
+        # by its headless Service's DNS name (http://tfbox-solo-tensorboard.tfbox-solo.svc:6006)
+        assert_tensorboard_answers(jupyter, port)
     with cluster.port_forward(NS, SERVICE, 8888) as port:
         anonymous = Jupyter(f"http://127.0.0.1:{port}/")
         status, _ = anonymous.request("GET", "/tensorboard/data/logdir")
         assert status in (302, 403), status  # not without the login
     assert processes_naming(password) == []
+
+    # a TensorBoard-only change: its pod goes and comes back; the notebook's pod, and a running kernel, stay
+    kept = notebook_marks(cluster)
+    value = secrets.token_hex(8)
+    with cluster.port_forward(NS, SERVICE, 8888) as port:
+        jupyter = session(cluster, password, port)
+        kernel = jupyter.execute(f"x = '{value}'; print(x)", timeout=180, keep=True)
+        assert kernel["stdout"].strip() == value, kernel
+    for mode, present in (("off", False), ("sidecar", True)):
+        st.set("tensorboardMode", mode)
+        t0 = time.monotonic()
+        res = st.up(timeout=600)
+        print(f"MEASURED: up with tfbox:tensorboardMode {mode}: {time.monotonic() - t0:.1f} s")
+        changed = change_summary(res.output)
+        assert changed == ({"deleted": 3} if not present else {"created": 3}), res.output[-3000:]  # Deployment, Service, policy
+        assert assert_running_on_the_node(cluster, tensorboard=present) == kept[0]  # ready when up returned
+        assert notebook_marks(cluster) == kept, "the notebook's pod was replaced or restarted"
+        assert (cluster.kubectl("get", "deployment", "-n", NS, TENSORBOARD, check=False).returncode == 0) is present
+        with cluster.port_forward(NS, SERVICE, 8888) as port:
+            jupyter = session(cluster, password, port)
+            status, running = jupyter.request("GET", "/api/kernels")
+            assert status == 200 and kernel["kernel"] in [k["id"] for k in running], running
+            again = jupyter.execute("print(x)", timeout=180, kernel_id=kernel["kernel"])
+            assert again["stdout"].strip() == value and not again["error"], again
+            if present:
+                assert_tensorboard_answers(jupyter, port)
+            else:  # the route stays (the notebook's config is unchanged); with no TensorBoard behind it: 502
+                with pytest.raises(urllib.error.HTTPError) as info:
+                    jupyter.opener.open(f"http://127.0.0.1:{port}/tensorboard/data/logdir", timeout=30)
+                assert info.value.code == 502
+    # a second up changes nothing
+    res = st.up(timeout=600)
+    assert change_summary(res.output) == {}, res.output[-3000:]
+    assert notebook_marks(cluster) == kept
+    st.preview("--expect-no-changes")
 
     # a changed setting replaces the pod; the notebook stays
     st.set("tfLogLevel", "0")
@@ -159,6 +218,22 @@ def test_a_notebook_on_a_real_node_answers_through_its_login_and_keeps_its_noteb
     assert processes_under(cluster.run_dir) == []
     assert [n for n in netns if Path(n).exists()] == []
     assert subprocess.run(["ip", "link", "show", bridge], capture_output=True, check=False).returncode != 0
+
+
+def assert_tensorboard_answers(jupyter: Jupyter, port: int) -> None:
+    """TensorBoard's own answer, through the notebook's `/tensorboard/` (retried briefly: its pod is ready when `up`
+    returns; its name resolves once the DNS server has read the Service's endpoints, and a "no such name" it
+    answered while TensorBoard was off may be cached for a few seconds)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with jupyter.opener.open(f"http://127.0.0.1:{port}/tensorboard/data/logdir", timeout=30) as r:
+                assert r.status == 200 and b"logdir" in r.read()
+                return
+        except urllib.error.HTTPError as e:
+            if e.code != 502 or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def pod_network_namespaces(cluster: Cluster) -> set[str]:

@@ -70,8 +70,22 @@ def test_a_seats_stack_declares_the_cluster_objects(cluster: list[dict[str, Any]
     assert rec.opts("kubernetes:core/v1:Namespace", "namespace").retain_on_delete  # its delete would take the claims
 
     assert out["seats"]["bo"]["notebookUrl"] == "http://tfbox-lab-bo-notebook.tfbox-lab.svc.cluster.local:8888/"
-    assert out["containerNames"] == ["tfbox-lab-ana-notebook-0", "tfbox-lab-bo-notebook-0"]
+    # the notebook's pod, and the Deployment whose pod is the seat's TensorBoard (tensorboardMode sidecar, the default)
+    assert out["containerNames"] == ["tfbox-lab-ana-notebook-0", "tfbox-lab-ana-tensorboard",
+                                     "tfbox-lab-bo-notebook-0", "tfbox-lab-bo-tensorboard"]
+    assert out["seats"]["bo"]["containerNames"] == ["tfbox-lab-bo-notebook-0", "tfbox-lab-bo-tensorboard"]
+    assert out["seats"]["bo"]["tensorboardUrl"] == "http://tfbox-lab-bo-tensorboard.tfbox-lab.svc.cluster.local:6006/"
     assert "password" not in out
+
+    tb = rec.one("kubernetes:apps/v1:Deployment", "bo-tensorboard").inputs
+    assert tb["metadata"]["name"] == "tfbox-lab-bo-tensorboard" and tb["metadata"]["namespace"] == "tfbox-lab"
+    assert [c["name"] for c in tb["spec"]["template"]["spec"]["containers"]] == ["tensorboard"]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["notebook"]
+    assert rec.parents["kubernetes:apps/v1:Deployment::bo-tensorboard"] == "bo"  # a child of the seat's ClusterSeat
+    tb_svc = rec.one("kubernetes:core/v1:Service", "bo-tensorboard-service").inputs
+    assert tb_svc["spec"]["clusterIP"] == "None" and tb_svc["metadata"]["name"] == "tfbox-lab-bo-tensorboard"
+    tb_pol = rec.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "bo-tensorboard-network-policy").inputs
+    assert tb_pol["spec"]["podSelector"]["matchLabels"]["tfbox.role"] == "tensorboard"
 
 
 def test_a_changed_password_changes_the_checksum(cluster: list[dict[str, Any]]) -> None:
@@ -106,7 +120,8 @@ def test_a_single_seat_stack_exports_urls_and_the_password(cluster: list[dict[st
     assert out["notebookUrl"] == "http://tfbox-solo-notebook.tfbox-solo.svc.cluster.local:8888/"
     assert out["tensorboardProxyUrl"] == out["notebookUrl"] + "tensorboard/"
     files = rec.one("kubernetes:core/v1:ConfigMap", "files").inputs["data"]
-    assert "'http://127.0.0.1:6006'" in files["etc.jupyter.jupyter_server_config.py"]  # the sidecar shares the pod's network
+    # TensorBoard's own pod, by its headless Service's name (the pod's DNS search path completes it)
+    assert "'http://tfbox-solo-tensorboard.tfbox-solo.svc:6006'" in files["etc.jupyter.jupyter_server_config.py"]
     assert rec.one("kubernetes:core/v1:PersistentVolumeClaim", "notebooks").inputs["metadata"]["name"] == "tfbox-solo-notebooks"
 
 
@@ -156,6 +171,32 @@ def test_a_seats_stack_has_a_gpu_ledger_by_seat(cluster: list[dict[str, Any]]) -
                                 "bo": {"gpus": 2, "resource": "nvidia.com/gpu", "nodeSelector": {"gpu": "h100"}}}
 
 
+def test_a_tensorboard_change_leaves_the_notebooks_objects_as_they_are(cluster: list[dict[str, Any]]) -> None:
+    """Turning TensorBoard off (the proxy key still true) deletes its Deployment, Service and policy and changes
+    nothing of the notebook's: its StatefulSet, Service, policy and files are the same inputs, so its pod stays."""
+    def notebook_objects(mode: str) -> tuple[dict[Any, Any], list[str]]:
+        rec, _ = run(config(**{"tfbox:tensorboardMode": mode, "tfbox:tensorboardProxy": "true"}))
+        mine = {(r.type, r.name): r.inputs for r in rec.resources  # by name: the mocks see them in any order
+                if r.type.startswith("kubernetes:") and "tensorboard" not in r.name}
+        return mine, [r.name for r in rec.resources if "tensorboard" in r.name]
+
+    sidecar, sidecar_tb = notebook_objects("sidecar")
+    off, off_tb = notebook_objects("off")
+    assert sidecar == off and len(sidecar) == 15  # the namespace, and per seat 2 claims, files, StatefulSet, Service, policy
+    assert sorted(sidecar_tb) == sorted(f"{s}-tensorboard{x}" for s in ("ana", "bo") for x in ("", "-service", "-network-policy"))
+    assert off_tb == []
+
+
+def test_exec_mode_runs_tensorboard_in_the_notebook_pod(cluster: list[dict[str, Any]]) -> None:
+    rec, out = run(config(**{"tfbox:tensorboardMode": "exec", "tfbox:tensorboardProxy": "true"}))
+    assert not rec.by_type("kubernetes:apps/v1:Deployment")
+    files = rec.one("kubernetes:core/v1:ConfigMap", "ana-files").inputs["data"]
+    assert "'http://127.0.0.1:6006'" in files["etc.jupyter.jupyter_server_config.py"]
+    assert out["seats"]["ana"]["tensorboardUrl"] == "http://tfbox-lab-ana-notebook.tfbox-lab.svc.cluster.local:6006/"
+    ports = rec.one("kubernetes:core/v1:Service", "ana-service").inputs["spec"]["ports"]
+    assert [p["port"] for p in ports] == [8888, 6006]
+
+
 def test_up_waits_on_the_statefulset_not_on_the_service(cluster: list[dict[str, Any]]) -> None:
     # the provider's Service wait added about 10 s to every `up` that created one (bench/k8s_apply.py); the
     # StatefulSet's wait (its pod Ready) covers the Service's only endpoints
@@ -164,6 +205,11 @@ def test_up_waits_on_the_statefulset_not_on_the_service(cluster: list[dict[str, 
         assert rec.one("kubernetes:core/v1:Service", f"{seat}-service").inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
         sts = rec.one("kubernetes:apps/v1:StatefulSet", f"{seat}-notebook").inputs["metadata"]
         assert "pulumi.com/skipAwait" not in sts.get("annotations", {})
+        # TensorBoard's headless Service neither: its Deployment is awaited (its pod Ready), so `up` waits for both pods
+        assert rec.one("kubernetes:core/v1:Service", f"{seat}-tensorboard-service").inputs["metadata"]["annotations"] == {
+            "pulumi.com/skipAwait": "true"}
+        dep = rec.one("kubernetes:apps/v1:Deployment", f"{seat}-tensorboard").inputs["metadata"]
+        assert "pulumi.com/skipAwait" not in dep.get("annotations", {})
 
 
 def test_a_sharing_seat_is_placed_on_time_sliced_nodes_and_refused_where_there_are_none(cluster: list[dict[str, Any]]) -> None:

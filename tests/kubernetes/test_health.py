@@ -66,6 +66,30 @@ def bound(*seats: str) -> list[dict[str, Any]]:
     return [claim(f"tfbox-lab-{s}-{k}") for s in seats for k in ("notebooks", "logs")]
 
 
+def tb_pod(seat: str, node_name: str | None, phase: str = "Running", ready: bool = True, suffix: str = "7c9f8-x2k4q") -> dict[str, Any]:
+    """A seat's TensorBoard pod (sidecar mode), as its Deployment names it; no GPU."""
+    p = pod(seat, node_name, 0, phase=phase, ready=ready)
+    p["metadata"] = {"name": f"tfbox-lab-{seat}-tensorboard-{suffix}", "namespace": NS, "uid": f"uid-{suffix}",
+                     "labels": {"tfbox.stack": "lab", "tfbox.seat": seat, "tfbox.role": "tensorboard"}}
+    p["spec"]["containers"] = [{"name": "tensorboard"}]
+    return p
+
+
+def tb_service(seat: str) -> dict[str, Any]:
+    return {"kind": "Service", "metadata": {"name": f"tfbox-lab-{seat}-tensorboard", "namespace": NS},
+            "spec": {"type": "ClusterIP", "clusterIP": "None", "ports": [{"name": "tensorboard", "port": 6006, "targetPort": 6006}]}}
+
+
+def deployment(seat: str) -> dict[str, Any]:
+    return {"kind": "Deployment", "metadata": {"name": f"tfbox-lab-{seat}-tensorboard", "namespace": NS,
+                                               "labels": {"tfbox.stack": "lab", "tfbox.seat": seat, "tfbox.role": "tensorboard"}}}
+
+
+def tensorboard(*seats: str, node_name: str = "gpu-1") -> list[dict[str, Any]]:
+    """Each seat's TensorBoard: a ready pod on `node_name`, its Deployment and headless Service."""
+    return [x for seat in seats for x in (tb_pod(seat, node_name), tb_service(seat), deployment(seat))]
+
+
 def read(*items: dict[str, Any]) -> ClusterRead:
     return ClusterRead.of(items, NS)
 
@@ -196,3 +220,59 @@ def test_events_of_an_earlier_pod_of_the_same_name_are_not_this_ones() -> None:
     earlier["involvedObject"]["uid"] = "new-uid"
     [ana] = seat_states([ANA], read(node("gpu-1", 2), now, earlier), NS)
     assert ana.problem is not None and ana.problem.cause.startswith("Pending: seat ana asks 1 nvidia.com/gpu")
+
+
+ANA_TB = SeatExpect("ana", "tfbox-lab-ana-notebook", ("tfbox-lab-ana-notebooks", "tfbox-lab-ana-logs"), 1,
+                    "tfbox:seats[0].gpus", node_selector=H100, tensorboard="tfbox-lab-ana-tensorboard")
+PENDING_AFFINITY = ("0/2 nodes are available: 2 node(s) didn't match pod affinity rules. preemption: 0/2 nodes are available: "
+                    "2 Preemption is not helpful for scheduling.")
+
+
+def test_a_seats_tensorboard_pod_is_read_beside_its_notebook() -> None:
+    notebook_service = service("ana")
+    notebook_service["spec"]["ports"] = notebook_service["spec"]["ports"][:1]  # sidecar mode: Jupyter only
+    got = read(node("gpu-1", 2), pod("ana", "gpu-1", 1), notebook_service, *tensorboard("ana"), *bound("ana"))
+    states, problems = stack_problems([ANA_TB], got, NS)
+    (ana,) = states
+    assert problems == [] and ana.ok
+    assert (ana.tensorboard_pod, ana.tensorboard_state) == ("tfbox-lab-ana-tensorboard-7c9f8-x2k4q", "Running, ready on gpu-1")
+    assert ana.urls == {"notebook": "http://tfbox-lab-ana-notebook.tfbox-lab.svc.cluster.local:8888/",
+                        "tensorboard": "http://tfbox-lab-ana-tensorboard.tfbox-lab.svc.cluster.local:6006/"}
+    assert ana.gpus_allocated == 1  # the TensorBoard pod holds none
+
+
+def test_a_tensorboard_pod_that_cannot_join_its_notebooks_node_is_named_with_why() -> None:
+    waiting = tb_pod("ana", None, phase="Pending", ready=False)
+    got = read(node("gpu-1", 2), pod("ana", None, 1, phase="Pending", ready=False), service("ana"),
+               waiting, tb_service("ana"), deployment("ana"), *bound("ana"),
+               event("Pod", "tfbox-lab-ana-notebook-0", PENDING_GPU), event("Pod", waiting["metadata"]["name"], PENDING_AFFINITY))
+    (ana,), _ = stack_problems([ANA_TB], got, NS)
+    assert not ana.ok and ana.problem is not None and "asks 1 nvidia.com/gpu" in ana.problem.cause
+    tb = ana.tensorboard_problem
+    assert tb is not None and (tb.role, tb.state, tb.what) == ("tensorboard", "Pending", waiting["metadata"]["name"])
+    assert "must run on its notebook pod's node (the logs claim is ReadWriteOnce)" in tb.cause
+    assert "see the seat's notebook pod first" in tb.fix
+
+
+def test_a_tensorboard_pod_whose_claim_is_held_on_another_node() -> None:
+    stuck = tb_pod("ana", "gpu-2", phase="Pending", ready=False)
+    got = read(node("gpu-1", 2), node("gpu-2", 2), pod("ana", "gpu-1", 1), service("ana"), stuck, tb_service("ana"),
+               deployment("ana"), *bound("ana"), event("Pod", stuck["metadata"]["name"],
+                                                        'Multi-Attach error for volume "pv-3" Volume is already used by pod(s) '
+                                                        "tfbox-lab-ana-notebook-0"))
+    (ana,), _ = stack_problems([ANA_TB], got, NS)
+    assert ana.problem is None and ana.tensorboard_problem is not None
+    assert "attached on another node (ReadWriteOnce" in ana.tensorboard_problem.cause
+    assert "delete the TensorBoard pod" in ana.tensorboard_problem.fix
+
+
+def test_a_missing_tensorboard_says_whether_its_deployment_is_there() -> None:
+    got = read(node("gpu-1", 2), pod("ana", "gpu-1", 1), service("ana"), deployment("ana"), *bound("ana"),
+               event("ReplicaSet", "tfbox-lab-ana-tensorboard-7c9f8", 'pods "x" is forbidden: exceeded quota: pods'))
+    (ana,), _ = stack_problems([ANA_TB], got, NS)
+    assert ana.tensorboard_problem is not None and ana.tensorboard_problem.state == "missing"
+    assert ana.tensorboard_problem.cause == ("its Deployment tfbox-lab-ana-tensorboard has no pod (pods \"x\" is forbidden: "
+                                             "exceeded quota: pods)")
+    (gone,), _ = stack_problems([ANA_TB], read(node("gpu-1", 2), pod("ana", "gpu-1", 1), service("ana"), *bound("ana")), NS)
+    assert gone.tensorboard_problem is not None and "no Deployment tfbox-lab-ana-tensorboard" in gone.tensorboard_problem.cause
+    assert "the notebook's pod and kernels are not touched" in gone.tensorboard_problem.fix

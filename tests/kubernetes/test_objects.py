@@ -65,16 +65,6 @@ def test_the_password_hash_and_tls_key_come_from_a_secret_read_only_never_from_e
     assert spec["automountServiceAccountToken"] is False and spec["enableServiceLinks"] is False
 
 
-def test_tensorboard_is_unprivileged_read_only_and_reads_the_logs_read_only() -> None:
-    tb = containers(POD)["tensorboard"]
-    sc = tb["securityContext"]
-    assert sc["runAsNonRoot"] and sc["runAsUser"] == 65534 and sc["readOnlyRootFilesystem"]
-    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["allowPrivilegeEscalation"] is False
-    logs = next(m for m in tb["volumeMounts"] if m["name"] == "logs")
-    assert logs["mountPath"] == "/tf/logs" and logs["readOnly"] is True
-    assert tb["readinessProbe"]["httpGet"] == {"path": "/data/logdir", "port": 6006, "scheme": "HTTP"}
-
-
 def test_hardening_matches_docker_seccomp_caps_and_a_memory_backed_shm() -> None:
     spec = pod_spec(POD)
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -97,11 +87,17 @@ def test_the_notebook_is_ready_when_jupyter_answers_over_https_with_tls() -> Non
 
 
 def test_tensorboard_modes_sidecar_exec_and_off() -> None:
-    assert set(containers(POD)) == {"notebook", "tensorboard"}
+    # the sidecar is a pod of its own (components.kubernetes.tensorboard): the notebook's pod is the same in
+    # sidecar and off mode, so turning TensorBoard off or on leaves it (and its kernels) alone
+    assert set(containers(POD)) == {"notebook"}
+    assert objects.make_statefulset("ana", POD) == objects.make_statefulset("ana", replace(POD, tensorboard_mode="off"))
+    assert objects.make_service("ana", POD) == objects.make_service("ana", replace(POD, tensorboard_mode="off"))
+    assert objects.make_network_policy("ana", POD) == objects.make_network_policy("ana", replace(POD, tensorboard_mode="off"))
     exec_mode = replace(POD, tensorboard_mode="exec")
     assert set(containers(exec_mode)) == {"notebook"}
     assert "tensorboard --logdir" in " ".join(containers(exec_mode)["notebook"]["command"])
     assert [p["name"] for p in containers(exec_mode)["notebook"]["ports"]] == ["jupyter", "tensorboard"]
+    assert [p["name"] for p in objects.make_service("ana", exec_mode)["spec"]["ports"]] == ["jupyter", "tensorboard"]  # type: ignore[index]
     off = replace(POD, tensorboard_mode="off")
     assert set(containers(off)) == {"notebook"}
     assert [p["name"] for p in objects.make_service("ana", off)["spec"]["ports"]] == ["jupyter"]  # type: ignore[index]
@@ -119,9 +115,15 @@ def test_claims_keep_their_size_and_class_and_the_pod_mounts_them() -> None:
 def test_the_service_is_cluster_internal_unless_asked_and_selects_only_its_seat() -> None:
     svc: Any = objects.make_service("ana", POD)
     assert svc["spec"]["type"] == "ClusterIP"
-    assert svc["spec"]["selector"] == {"tfbox.project": "tfbox", "tfbox.stack": "team", "tfbox.seat": "ana"}
-    pod_labels = objects.make_statefulset("ana", POD)["spec"]["template"]["metadata"]["labels"]  # type: ignore[index]
+    # by role too: the seat's TensorBoard pod carries the same seat labels and must never get Jupyter's traffic
+    assert svc["spec"]["selector"] == {"tfbox.project": "tfbox", "tfbox.stack": "team", "tfbox.seat": "ana",
+                                       "tfbox.role": "notebook"}
+    sts: Any = objects.make_statefulset("ana", POD)
+    pod_labels = sts["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
+    # the StatefulSet's selector is immutable: as it was before roles, so an existing lab's StatefulSet can be replaced
+    assert sts["spec"]["selector"]["matchLabels"] == {"tfbox.project": "tfbox", "tfbox.stack": "team", "tfbox.seat": "ana"}
+    assert [p["name"] for p in svc["spec"]["ports"]] == ["jupyter"]  # TensorBoard's port is on its own Service
     node: Any = objects.make_service("ana", POD, "NodePort", {"jupyter": 30888})
     assert node["spec"]["type"] == "NodePort" and node["spec"]["ports"][0]["nodePort"] == 30888
 
@@ -129,13 +131,23 @@ def test_the_service_is_cluster_internal_unless_asked_and_selects_only_its_seat(
 def test_another_seat_of_the_stack_cannot_open_this_seat_and_tensorboard_is_closed() -> None:
     policy: Any = objects.make_network_policy("ana", POD)
     spec = policy["spec"]
-    assert spec["podSelector"]["matchLabels"]["tfbox.seat"] == "ana" and spec["policyTypes"] == ["Ingress"]
+    assert spec["podSelector"]["matchLabels"] == objects.selector("tfbox", "team", "ana", "notebook")
+    assert spec["policyTypes"] == ["Ingress"]
     assert [r["ports"] for r in spec["ingress"]] == [[{"port": 8888, "protocol": "TCP"}]]  # no rule opens 6006
     (peer,) = spec["ingress"][0]["from"]
     assert peer["podSelector"]["matchExpressions"] == [{"key": "tfbox.stack", "operator": "NotIn", "values": ["team"]}]
-    opened: Any = objects.make_network_policy("ana", POD, tensorboard_open=True, external_cidrs=["10.0.0.0/8"])
-    assert [r["ports"][0]["port"] for r in opened["spec"]["ingress"]] == [8888, 6006]
+    opened: Any = objects.make_network_policy("ana", replace(POD, tensorboard_mode="exec"), tensorboard_open=True,
+                                              external_cidrs=["10.0.0.0/8"])
+    assert [r["ports"][0]["port"] for r in opened["spec"]["ingress"]] == [8888, 6006]  # exec: TensorBoard in this pod
     assert {"ipBlock": {"cidr": "10.0.0.0/8"}} in opened["spec"]["ingress"][0]["from"]
+
+
+def test_a_replaced_notebook_pod_prefers_the_node_of_its_tensorboard_pod() -> None:
+    # the logs claim is ReadWriteOnce and the TensorBoard pod holds it on its node: the notebook comes back there
+    (term,) = pod_spec(POD)["affinity"]["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"] == {"labelSelector": {"matchLabels": objects.selector("tfbox", "team", "ana", "tensorboard")},
+                                       "topologyKey": "kubernetes.io/hostname"}
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in pod_spec(POD)["affinity"]["podAffinity"]
 
 
 def test_a_changed_config_rolls_the_pod_through_its_checksum() -> None:

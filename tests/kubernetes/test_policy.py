@@ -14,7 +14,7 @@ from google.protobuf import struct_pb2
 from pulumi.runtime.proto import analyzer_pb2
 from pulumi_policy.policy import EnforcementLevel, _PolicyAnalyzerServicer
 
-from components.kubernetes import objects
+from components.kubernetes import objects, tensorboard
 from components.kubernetes.backend import KubernetesBackend
 from components.model.tls import generate_self_signed, subject_names
 from policy import k8s_rules
@@ -36,9 +36,10 @@ def jupyter_json(tls: bool) -> str:
     return json.dumps({"PasswordIdentityProvider": {"hashed_password": HASH}, "ServerApp": server})
 
 
-def seat(tls: bool = True, service_type: str = "NodePort", tensorboard: str = "sidecar") -> list[tuple[str, dict[str, Any]]]:
-    """One seat's objects as tfbox makes them (objects.py), as (type, inputs) pairs."""
-    pod = replace(POD, tls=tls, tensorboard_mode=tensorboard,
+def seat(tls: bool = True, service_type: str = "NodePort", tensorboard_mode: str = "sidecar") -> list[tuple[str, dict[str, Any]]]:
+    """One seat's objects as tfbox makes them (objects.py, tensorboard.py), as (type, inputs) pairs: the notebook's
+    at 0-4, a sidecar's Deployment, Service and policy at 5-7."""
+    pod = replace(POD, tls=tls, tensorboard_mode=tensorboard_mode,
                   secret_files=POD.secret_files if tls else POD.secret_files[:1],
                   plain_files=POD.plain_files if tls else POD.plain_files[:1])
     files = {JUPYTER_JSON: jupyter_json(tls), **({"/etc/jupyter/tfbox-notebook.key": PEM_KEY} if tls else {})}
@@ -51,6 +52,10 @@ def seat(tls: bool = True, service_type: str = "NodePort", tensorboard: str = "s
         ("kubernetes:core/v1:Service", objects.make_service("ana", pod, service_type,
                                                              {"jupyter": 30888} if service_type == "NodePort" else None)),
         ("kubernetes:networking.k8s.io/v1:NetworkPolicy", objects.make_network_policy("ana", pod)),
+        *([(DEPLOY, tensorboard.make_tensorboard_deployment("ana-tensorboard", pod)),
+           ("kubernetes:core/v1:Service", tensorboard.make_tensorboard_service("ana-tensorboard", pod)),
+           ("kubernetes:networking.k8s.io/v1:NetworkPolicy", tensorboard.make_tensorboard_network_policy("ana-tensorboard", pod))]
+          if tensorboard_mode == "sidecar" else []),
     ]
 
 
@@ -191,7 +196,7 @@ def test_the_jupyter_config_may_come_base64_in_data_but_not_from_a_config_map() 
 
 @pytest.mark.parametrize("how", ["LoadBalancer", "externalIPs"])
 def test_other_ways_out_of_the_cluster_count_too(how: str) -> None:
-    resources = seat(tls=False, service_type="ClusterIP")
+    resources = seat(tls=False, service_type="ClusterIP", tensorboard_mode="exec")  # exec: the notebook's Service has 6006
     spec = resources[3][1]["spec"]
     if how == "LoadBalancer":
         spec["type"] = "LoadBalancer"
@@ -203,10 +208,22 @@ def test_other_ways_out_of_the_cluster_count_too(how: str) -> None:
 
 
 def test_an_exposed_tensorboard_is_refused_even_with_tls() -> None:
-    resources = seat(tls=True, service_type="ClusterIP")
+    resources = seat(tls=True, service_type="ClusterIP", tensorboard_mode="exec")
     resources[3][1]["spec"]["type"] = "NodePort"
     (message,) = [m for _, m in k8s_rules.check_exposed_services(resources)]
     assert "exposes TensorBoard" in message
+
+
+@pytest.mark.parametrize("how", ["NodePort", "LoadBalancer"])
+def test_tensorboards_own_pod_is_never_exposed_either(how: str) -> None:
+    """Its headless Service turned into a NodePort or LoadBalancer one (the seat's notebook serves TLS)."""
+    resources = seat(tls=True, service_type="ClusterIP")
+    assert resources[6][1]["spec"]["clusterIP"] == "None" and k8s_rules.check_exposed_services(resources) == []
+    spec = resources[6][1]["spec"]
+    del spec["clusterIP"]
+    spec["type"] = how
+    ((index, message),) = k8s_rules.check_exposed_services(resources)
+    assert index == 6 and "exposes TensorBoard (port 6006" in message and "no login" in message
 
 
 def test_a_node_port_to_a_port_no_container_declares_is_refused() -> None:
@@ -348,7 +365,10 @@ def test_the_pack_accepts_every_object_the_program_declares(extra: dict[str, Any
         assert analyze(t, n, p) == {}, (t, n)
     assert [f for f in analyze_stack(resources) if f[0].startswith("k8s-")] == []
     services = [p for t, _, p in resources if t == "kubernetes:core/v1:Service"]
-    assert {s["spec"]["type"] for s in services} == {"NodePort" if extra else "ClusterIP"}
+    notebooks = [s for s in services if s["spec"].get("clusterIP") != "None"]
+    assert len(notebooks) == 2 and {s["spec"]["type"] for s in notebooks} == {"NodePort" if extra else "ClusterIP"}
+    tensorboards = [s for s in services if s["spec"].get("clusterIP") == "None"]  # TensorBoard's: headless, in the cluster
+    assert len(tensorboards) == 2 and {s["spec"]["type"] for s in tensorboards} == {"ClusterIP"}
 
 
 def _with_tls_keys(cfg: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

@@ -40,7 +40,10 @@ def jupyter_server(rec: Any, seat: str) -> dict[str, Any]:
 def test_cluster_ip_stays_as_it_was() -> None:
     rec, out = run()
     spec = rec.one(SERVICE, "ana-service").inputs["spec"]
-    assert spec["type"] == "ClusterIP" and [p["name"] for p in spec["ports"]] == ["jupyter", "tensorboard"]
+    # TensorBoard's port is on its own pod's headless Service now (components.kubernetes.tensorboard)
+    assert spec["type"] == "ClusterIP" and [p["name"] for p in spec["ports"]] == ["jupyter"]
+    tb = rec.one(SERVICE, "ana-tensorboard-service").inputs["spec"]
+    assert tb["clusterIP"] == "None" and [p["name"] for p in tb["ports"]] == ["tensorboard"]
     assert not any("nodePort" in p for p in spec["ports"])
     peers = rec.one(POLICY, "ana-network-policy").inputs["spec"]["ingress"][0]["from"]
     assert not any("ipBlock" in p for p in peers)

@@ -9,6 +9,7 @@ from components.model.cross_stack import cross_stack_problems
 from components.model.errors import ConfigError
 from components.model.keys import CPU_IMAGE, GPU_IMAGE
 from components.model.parse import parse_config
+from components.model.plan import make_plan
 from components.model.stack_file import read_stack_file, stack_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,3 +246,18 @@ def test_a_stack_file_with_a_proxy_command_in_ssh_opts_is_refused_with_the_key_a
     assert problem.startswith("docker:sshOpts:") and "ProxyCommand" in problem and "Fix:" in problem and "~/.ssh/config" in problem
     path.write_text("config:\n  docker:host: ssh://tfbox@box\n  docker:sshOpts: [-i, /home/me/.ssh/lab, -o, IdentitiesOnly=yes]\n")
     assert check_stack_file(path).target_host == "ssh://tfbox@box"
+
+
+def test_tensorboard_proxy_with_tensorboard_off_keeps_the_key_as_written() -> None:
+    """With tensorboardMode off the proxy serves nothing (no tensorboardProxyUrl); the key as written is kept, for a
+    cluster's notebook, which keeps its route so that turning TensorBoard off and on never replaces its pod."""
+    docker = parse({"tensorboardMode": "off", "tensorboardProxy": True})
+    assert (docker.tensorboard_proxy, docker.tensorboard_proxy_key) == (False, True)
+    assert any("so the notebook serves no /tensorboard/" in w for w in docker.warnings)
+    cluster = parse({"backend": "kubernetes", "tensorboardMode": "off", "tensorboardProxy": True})
+    assert (cluster.tensorboard_proxy, cluster.tensorboard_proxy_key) == (False, True)
+    assert any("so the notebook keeps its /tensorboard/ route, which answers 502 until TensorBoard is back" in w
+               for w in cluster.warnings)
+    on = parse({"tensorboardProxy": True})
+    assert (on.tensorboard_proxy, on.tensorboard_proxy_key) == (True, True)
+    assert make_plan(cluster).tensorboard_proxy_key and not make_plan(parse()).tensorboard_proxy_key

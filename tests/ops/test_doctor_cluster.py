@@ -7,6 +7,7 @@ for; everything else (the stack file, its plan, the reading, the report, the exi
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from components.kubernetes.backend import KubernetesBackend
 from ops import doctor as d
 from ops import status as s
-from tests.kubernetes.test_health import PENDING_GPU, bound, event, node, pod, service, statefulset
+from tests.kubernetes.test_health import PENDING_AFFINITY, PENDING_GPU, bound, event, node, pod, service, statefulset, tb_pod, tensorboard
 
 STACK = """config:
   tfbox:backend: kubernetes
@@ -47,10 +48,12 @@ def answer(monkeypatch: pytest.MonkeyPatch, items: list[dict[str, Any]], error: 
 
 
 HEALTHY = [node("gpu-1", 2), node("gpu-2", 2), pod("ana", "gpu-1", 1), pod("bo", "gpu-2", 2), service("ana"), service("bo"),
-           statefulset("ana"), statefulset("bo"), *bound("ana", "bo")]
+           statefulset("ana"), statefulset("bo"), *bound("ana", "bo"), *tensorboard("ana"), *tensorboard("bo", node_name="gpu-2")]
+BO_TB = tb_pod("bo", None, phase="Pending", ready=False)  # waits for its notebook's node
 PENDING = [node("gpu-1", 2), node("gpu-2", 2, allocatable=1), pod("ana", "gpu-1", 1),
            pod("bo", None, 2, phase="Pending", ready=False), event("Pod", "tfbox-lab-bo-notebook-0", PENDING_GPU),
-           service("ana"), service("bo"), statefulset("ana"), statefulset("bo"), *bound("ana", "bo")]
+           service("ana"), service("bo"), statefulset("ana"), statefulset("bo"), *bound("ana", "bo"), *tensorboard("ana"),
+           *[x for x in tensorboard("bo") if x["kind"] != "Pod"], BO_TB, event("Pod", BO_TB["metadata"]["name"], PENDING_AFFINITY)]
 
 
 def test_doctor_reads_the_stacks_own_cluster_and_namespace_and_says_healthy(root: Path, monkeypatch: pytest.MonkeyPatch,
@@ -59,7 +62,8 @@ def test_doctor_reads_the_stacks_own_cluster_and_namespace_and_says_healthy(root
     assert d.main(["--root", str(root), "--stack", "lab"]) == 0
     assert asked == [("/etc/lab/kubeconfig", "lab", "tfbox-lab")]
     out = capsys.readouterr().out
-    assert "lab    ana   tfbox-lab-ana-notebook-0  Running, ready on gpu-1" in out
+    assert re.search(r"\nlab +ana +tfbox-lab-ana-notebook-0 +Running, ready on gpu-1\n", out)
+    assert re.search(r"\nlab +ana +tfbox-lab-ana-tensorboard-7c9f8-x2k4q +Running, ready on gpu-1\n", out)  # TensorBoard's own pod
     assert out.rstrip().endswith("all labs healthy")
 
 
@@ -68,8 +72,11 @@ def test_doctor_names_the_pending_seat_and_the_lost_gpu_and_exits_1(root: Path, 
     answer(monkeypatch, PENDING)
     assert d.main(["--root", str(root)]) == 1
     out = capsys.readouterr().out
-    assert "lab    bo    tfbox-lab-bo-notebook-0   Pending  <- PROBLEM" in out
-    assert "lab    -     gpu-2                     1/2 GPUs allocatable  <- PROBLEM" in out
+    assert re.search(r"\nlab +bo +tfbox-lab-bo-notebook-0 +Pending  <- PROBLEM\n", out)
+    assert re.search(r"\nlab +bo +tfbox-lab-bo-tensorboard-7c9f8-x2k4q +Pending  <- PROBLEM\n", out)
+    assert re.search(r"\nlab +- +gpu-2 +1/2 GPUs allocatable  <- PROBLEM\n", out)
+    assert ("tfbox-lab-bo-tensorboard-7c9f8-x2k4q: Pending: it must run on its notebook pod's node (the logs claim is "
+            "ReadWriteOnce)") in out
     assert ("tfbox-lab-bo-notebook-0: Pending: seat bo asks 2 nvidia.com/gpu; nodes matching gpu=h100 have 2 free, at most 1 "
             "on one node (a pod runs on one node); node gpu-2 lost 1 of its 2\n  fix: lower tfbox:seats[1].gpus") in out
     assert "gpu-2: node gpu-2 (a GPU node this stack's seats land on) offers 1 of its 2 nvidia.com/gpu: 1 lost or unhealthy" in out
@@ -116,9 +123,11 @@ def test_status_json_lists_the_seats_pods_nodes_and_gpus(root: Path, monkeypatch
     seats = {x["seat"]: x for x in machine["seats"]}
     assert {k: seats["ana"][k] for k in ("phase", "ready", "node", "gpus_requested", "gpus_allocated", "ok", "containers")} == {
         "phase": "Running", "ready": True, "node": "gpu-1", "gpus_requested": "count=1", "gpus_allocated": 1, "ok": True,
-        "containers": ["tfbox-lab-ana-notebook-0"]}
+        "containers": ["tfbox-lab-ana-notebook-0", "tfbox-lab-ana-tensorboard-7c9f8-x2k4q"]}
     assert (seats["bo"]["phase"], seats["bo"]["ready"], seats["bo"]["gpus_allocated"], seats["bo"]["ok"]) == ("Pending", False, 0, False)
     assert seats["bo"]["health"].startswith("tfbox-lab-bo-notebook-0: Pending: seat bo asks 2 nvidia.com/gpu;")
+    assert "; tfbox-lab-bo-tensorboard-7c9f8-x2k4q: Pending: it must run on its notebook pod's node" in seats["bo"]["health"]
+    assert seats["ana"]["urls"]["tensorboard"] == "http://tfbox-lab-ana-tensorboard.tfbox-lab.svc.cluster.local:6006/"
     assert seats["ana"]["urls"]["notebook"] == "http://tfbox-lab-ana-notebook.tfbox-lab.svc.cluster.local:8888/"
     assert machine["problems"] == ["node gpu-2 (a GPU node this stack's seats land on) offers 1 of its 2 nvidia.com/gpu: 1 lost or unhealthy"]
     assert board["exit_status"] == 1
@@ -129,8 +138,10 @@ def test_status_table_for_a_cluster_stack(root: Path, monkeypatch: pytest.Monkey
     assert s.main(["--root", str(root)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["stack", "seat", "health", "pod", "phase", "ready", "node", "GPUs", "asked/allocated", "URLs"]
-    assert lines[2].split()[:8] == ["lab", "ana", "ok", "tfbox-lab-ana-notebook-0", "Running", "yes", "gpu-1", "1/1"]
-    assert lines[3].split()[:8] == ["lab", "bo", "ok", "tfbox-lab-bo-notebook-0", "Running", "yes", "gpu-2", "2/2"]
+    assert lines[2].split()[:9] == ["lab", "ana", "ok", "tfbox-lab-ana-notebook-0,", "tfbox-lab-ana-tensorboard-7c9f8-x2k4q",
+                                    "Running", "yes", "gpu-1", "1/1"]
+    assert lines[3].split()[:9] == ["lab", "bo", "ok", "tfbox-lab-bo-notebook-0,", "tfbox-lab-bo-tensorboard-7c9f8-x2k4q",
+                                    "Running", "yes", "gpu-2", "2/2"]
     assert ("lab/ana: reach the notebook: `kubectl port-forward -n tfbox-lab svc/tfbox-lab-ana-notebook 8801:8888`, then "
             "http://127.0.0.1:8801/") in "\n".join(lines)  # the seat's notebookPort: two seats forward side by side
 
@@ -148,3 +159,5 @@ def test_a_stack_file_with_problems_is_read_by_the_seats_the_cluster_has(root: P
     out = capsys.readouterr().out
     assert "tfbox-lab-ana-notebook-0" not in out.split("\n\n")[0]  # only the seats the cluster has
     assert "Pending: seat bo asks 2 nvidia.com/gpu; nodes matching gpu=h100 have 2 free" in out
+    # its TensorBoard, found by its Deployment's labels
+    assert re.search(r"\nlab +bo +tfbox-lab-bo-tensorboard-7c9f8-x2k4q +Pending  <- PROBLEM\n", out)
