@@ -105,9 +105,9 @@ class KubernetesBackend:
         tolerations = tuple(c.tolerations) if c else ()
         if cfg.seats:
             return [Ask(s.name, s.gpus.count, dict(gpu_node_selector(selector, s.share_gpus)), tolerations, key=s.key("gpus"),
-                        share_key=s.key("shareGpus") if s.share_gpus else "")
+                        share_key=s.key("shareGpus") if s.share_gpus else "", exclusive=not s.share_gpus)
                     for s in cfg.seats if s.gpus.kind == "count"]
-        return [Ask("default", cfg.gpus.count, selector, tolerations)] if cfg.gpus.kind == "count" else []
+        return [Ask("default", cfg.gpus.count, selector, tolerations, exclusive=True)] if cfg.gpus.kind == "count" else []
 
     def preflight(self, cfg: LabConfig, warn: Callable[[str], None]) -> None:
         """Every GPU ask against the matching nodes' free GPUs (this stack's own pods left out: a change replaces

@@ -19,7 +19,7 @@ from typing import Any
 
 from components.kubernetes.diagnose import explain
 from components.kubernetes.gpu_check import check_state, failed_check
-from components.kubernetes.objects import GPU_RESOURCE, gpu_node_selector
+from components.kubernetes.objects import GPU_RESOURCE, SHARING_LABEL, gpu_node_selector
 from components.kubernetes.scheduling import DONE_PHASES, Ask, Node, describe_selector, matches, nodes_from_api, used_from_api
 from components.model import commands
 from components.model.labels import ROLE_LABEL
@@ -53,7 +53,9 @@ class SeatExpect:
         return f"{self.statefulset}-0"  # a one-replica StatefulSet's pod
 
     def ask(self) -> Ask:
-        return Ask(self.seat, self.gpus, self.node_selector, self.tolerations, key=self.key)
+        # a seat that shares asks for time-sliced nodes by label; any other keeps off nodes whose GPUs are shared
+        return Ask(self.seat, self.gpus, self.node_selector, self.tolerations, key=self.key,
+                   exclusive=bool(self.gpus) and SHARING_LABEL not in self.node_selector)
 
 
 @dataclass(frozen=True)

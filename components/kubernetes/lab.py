@@ -182,6 +182,7 @@ class ClusterSeat(pulumi.ComponentResource):
                                                         else "sidecar" if seat.tensorboard else "off"),
             tls=tls, gpus=gpus, resources=_resources(seat), envs=_envs(seat),
             node_selector=objects.gpu_node_selector(cluster.gpu_node_selector, seat.share_gpus) if gpus else (),
+            share_gpus=seat.share_gpus,
             tolerations=tuple(cluster.tolerations) if gpus else (), config_checksum="",
             gpu_check=seat.notebook.gated and gpus > 0)
         sts = objects.make_statefulset(base, pod)

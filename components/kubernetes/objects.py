@@ -27,6 +27,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 # the node label NVIDIA's GPU feature discovery sets where the device plugin's sharing config time-slices the GPUs
 SHARING_LABEL = "nvidia.com/gpu.sharing-strategy"
 TIME_SLICING = "time-slicing"
+# the strategies under which the device plugin hands one GPU to several pods (GPU feature discovery's values)
+SHARED_STRATEGIES = (TIME_SLICING, "mps")
 NOTEBOOK, TENSORBOARD = "notebook", "tensorboard"
 NOBODY = int(UNPRIVILEGED_USER.split(":")[0])  # TensorBoard's numeric user and group, as on Docker
 SECRET_DIR = "/etc/tfbox-secret"  # where the seat's Secret is mounted; each file is bound to where Jupyter reads it
@@ -114,6 +116,13 @@ def gpu_node_selector(selector: Sequence[tuple[str, str]] | Mapping[str, str], s
     return tuple(sorted(out.items()))
 
 
+def exclusive_gpu_affinity() -> dict[str, object]:
+    """A node affinity term for a GPU seat that does not set shareGpus: only nodes whose GPUs are not shared. On a
+    time-sliced or MPS node the device plugin would hand its `nvidia.com/gpu` out as a slice of a GPU that other pods
+    use too, while the seat asked for GPUs of its own. `NotIn` also matches nodes without the label."""
+    return {"matchExpressions": [{"key": SHARING_LABEL, "operator": "NotIn", "values": list(SHARED_STRATEGIES)}]}
+
+
 @dataclass(frozen=True)
 class SeatPod:
     """What one seat's pod needs, named in the model's terms; the backend fills it from the lab's plan."""
@@ -133,6 +142,7 @@ class SeatPod:
     tensorboard_mode: str = "sidecar"  # sidecar, exec or off
     tls: bool = False
     gpus: int = 0
+    share_gpus: bool = False  # the seat sets shareGpus: its GPUs may be slices on a time-sliced node
     resources: NotebookResources = field(default_factory=NotebookResources)
     envs: tuple[tuple[str, str], ...] = ()
     node_selector: tuple[tuple[str, str], ...] = ()
@@ -213,6 +223,11 @@ def make_pod_spec(pod: SeatPod) -> dict[str, object]:
         spec["initContainers"] = [make_gpu_check_container(pod.image, pod.gpus, GPU_RESOURCE, NOBODY)]
     if pod.node_selector:
         spec["nodeSelector"] = dict(pod.node_selector)
+    if pod.gpus and not pod.share_gpus:
+        affinity = spec["affinity"]
+        assert isinstance(affinity, dict)
+        affinity["nodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [exclusive_gpu_affinity()]}}
     if pod.tolerations:
         spec["tolerations"] = [dict(t) for t in pod.tolerations]
     return spec

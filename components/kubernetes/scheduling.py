@@ -9,7 +9,8 @@ Pure functions over the API's JSON (`kubectl get nodes,pods -o json`), so the te
 A seat's pod lands on one node: asks are placed first-fit, largest first, as a scheduler would at best.
 A seat that sets shareGpus goes to time-sliced nodes only (objects.gpu_node_selector), so its ask counts only
 their GPUs (the device plugin advertises each time-sliced GPU as several), and without such a node it is
-refused naming the key rather than left Pending.
+refused naming the key rather than left Pending. A GPU seat that does not share keeps off those nodes
+(objects.exclusive_gpu_affinity): its ask counts only nodes whose GPUs are not shared.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from components.kubernetes.objects import GPU_RESOURCE, SHARING_LABEL, TIME_SLICING, gpu_node_selector
+from components.kubernetes.objects import GPU_RESOURCE, SHARED_STRATEGIES, SHARING_LABEL, TIME_SLICING, gpu_node_selector
 from components.model.plan import LabPlan
 
 # a pod no longer holds its GPUs once it ended
@@ -43,6 +44,7 @@ class Ask:
     tolerations: tuple[Mapping[str, str], ...] = ()
     key: str = "tfbox:gpus"  # the config key the ask comes from, for the message
     share_key: str = ""  # the seat's shareGpus key when it shares: its node_selector then names time-sliced nodes
+    exclusive: bool = False  # GPUs of its own: not on a node whose GPUs are shared (time-slicing, MPS)
 
 
 def _gpus(resources: Mapping[str, Any] | None) -> int:
@@ -92,9 +94,25 @@ def _tolerated(taint: Mapping[str, str], tolerations: Sequence[Mapping[str, str]
     return False
 
 
+def shares_gpus(node: Node) -> bool:
+    return node.labels.get(SHARING_LABEL) in SHARED_STRATEGIES
+
+
 def matches(node: Node, ask: Ask) -> bool:
     return (node.schedulable and all(node.labels.get(k) == v for k, v in ask.node_selector.items())
+            and not (ask.exclusive and shares_gpus(node))
             and all(_tolerated(t, ask.tolerations) for t in node.taints))
+
+
+def exclusive_problem(ask: Ask, nodes: Sequence[Node]) -> str | None:
+    """Why a seat of its own GPUs has no node: nodes match it but share their GPUs (None when that is not why)."""
+    if not ask.exclusive or not any(matches(n, replace(ask, exclusive=False)) for n in nodes):
+        return None
+    where = describe_selector(ask.node_selector).replace("nodes", "node", 1)
+    share = ask.key.rsplit(".", 1)[0] + ".shareGpus" if ask.key.startswith("tfbox:seats[") else "a seat's shareGpus"
+    return (f"{ask.key}: seat {ask.seat} asks GPUs of its own, but every {where} shares its "
+            f"GPUs ({SHARING_LABEL}: time-slicing or mps), where other pods would use the same GPUs. Fix: set {share}: "
+            f"true if sharing is fine, or add GPU nodes without sharing (or change tfbox:gpuNodeSelector).")
 
 
 def describe_selector(selector: Mapping[str, str]) -> str:
@@ -126,7 +144,7 @@ def schedule_problems(asks: Sequence[Ask], nodes: Sequence[Node], used: Mapping[
         where = describe_selector(ask.node_selector)
         asks_text = f"{ask.key}: seat {ask.seat} asks {ask.gpus} GPU{'s' if ask.gpus > 1 else ''}"
         fix = "Fix: ask for fewer, free GPUs on those nodes, or change tfbox:gpuNodeSelector / tfbox:gpuTolerations."
-        if not candidates and (why := sharing_problem(ask, nodes)) is not None:
+        if not candidates and (why := sharing_problem(ask, nodes) or exclusive_problem(ask, nodes)) is not None:
             problems.append(why)
             continue
         if not candidates:

@@ -146,7 +146,7 @@ def test_an_over_ask_and_gpu_indices_are_refused_at_preview_and_nothing_is_creat
 
 def test_a_sharing_seat_is_refused_at_preview_until_a_node_advertises_time_slicing(project: Project, cluster: Cluster) -> None:
     """shareGpus asks for time-sliced nodes (the label NVIDIA's feature discovery sets): the real API's nodes are read
-    for it at preview. Last in the module: the time-sliced node it adds stays."""
+    for it at preview, and a seat without it is kept off them. Last in the module: the time-sliced node it adds stays."""
     names = ("di", "ed")
     seats: list[dict[str, Any]] = [{"name": s, "gpus": "count=1", "shareGpus": True, "notebookPort": 8800 + i,
                                     "tensorboardPort": 6600 + i} for i, s in enumerate(names)]
@@ -156,7 +156,14 @@ def test_a_sharing_seat_is_refused_at_preview_until_a_node_advertises_time_slici
     for i, seat in enumerate(names):
         assert (f"tfbox:seats[{i}].shareGpus: seat {seat} sets shareGpus, but no node matching gpu=h100 advertises GPU "
                 "time-slicing (label nvidia.com/gpu.sharing-strategy=time-slicing") in res.output, res.output[-3000:]
-    cluster.gpu_node("gpu-sliced", 4, gpu="h100", **{"nvidia.com/gpu.sharing-strategy": "time-slicing"})
+    cluster.gpu_node("gpu-sliced", 4, gpu="h100", pool="sliced", **{"nvidia.com/gpu.sharing-strategy": "time-slicing"})
     st.preview()
     gone = cluster.kubectl("get", "namespace", "tfbox-share", check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr
+    # a seat that does not share keeps off time-sliced nodes: where only such a node matches, the preview says so
+    own = k8s_stack(project, cluster, "own", [{"name": "fy", "gpus": "count=1", "notebookPort": 8810, "tensorboardPort": 6610}],
+                    {"fy": secrets.token_urlsafe(18)}, **{"tfbox:gpuNodeSelector": {"pool": "sliced"}})
+    res = own.preview(check=False)
+    assert res.returncode != 0
+    assert ("tfbox:seats[0].gpus: seat fy asks GPUs of its own, but every node matching pool=sliced shares its GPUs"
+            in res.output), res.output[-3000:]

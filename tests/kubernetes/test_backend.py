@@ -225,3 +225,15 @@ def test_a_sharing_seat_is_placed_on_time_sliced_nodes_and_refused_where_there_a
     assert rec.one("kubernetes:apps/v1:StatefulSet", "ana-notebook").inputs["spec"]["template"]["spec"]["nodeSelector"] == sliced
     assert rec.one("kubernetes:apps/v1:StatefulSet", "bo-notebook").inputs["spec"]["template"]["spec"]["nodeSelector"] == {"gpu": "h100"}
     assert out["gpuLedger"]["ana"]["nodeSelector"] == sliced and out["gpuLedger"]["bo"]["nodeSelector"] == {"gpu": "h100"}
+    bo = rec.one("kubernetes:apps/v1:StatefulSet", "bo-notebook").inputs["spec"]["template"]["spec"]["affinity"]
+    assert bo["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"] == [
+        {"key": "nvidia.com/gpu.sharing-strategy", "operator": "NotIn", "values": ["time-slicing", "mps"]}]
+
+
+def test_a_seat_of_its_own_gpus_is_refused_where_every_matching_node_shares_them(cluster: list[dict[str, Any]]) -> None:
+    cluster[:] = [n for n in cluster if n.get("kind") != "Node"]  # only time-sliced GPU nodes left
+    cluster.append(node("gpu-sliced", 8, gpu="h100", **{"nvidia.com/gpu.sharing-strategy": "time-slicing"}))
+    with pytest.raises(pulumi.RunError) as info:
+        run(config())
+    assert "tfbox:seats[0].gpus: seat ana asks GPUs of its own, but every node matching gpu=h100 shares its GPUs" in str(info.value)
+    assert "Fix: set tfbox:seats[0].shareGpus: true if sharing is fine" in str(info.value)

@@ -51,6 +51,16 @@ def test_a_sharing_seat_goes_to_time_sliced_nodes_only_and_the_others_as_before(
     assert dict(objects.gpu_node_selector((), share_gpus=True)) == {"nvidia.com/gpu.sharing-strategy": "time-slicing"}
 
 
+def test_a_gpu_seat_that_does_not_share_keeps_off_nodes_whose_gpus_are_shared() -> None:
+    own = pod_spec(POD)["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    # NotIn also matches nodes without the label: every ordinary GPU node stays a candidate
+    assert own == {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "nvidia.com/gpu.sharing-strategy", "operator": "NotIn", "values": ["time-slicing", "mps"]}]}]}
+    sharing = replace(POD, share_gpus=True, node_selector=objects.gpu_node_selector(POD.node_selector, share_gpus=True))
+    assert "nodeAffinity" not in pod_spec(sharing)["affinity"]
+    assert "nodeAffinity" not in pod_spec(replace(POD, gpus=0, node_selector=()))["affinity"]  # a CPU seat goes anywhere
+
+
 def test_the_password_hash_and_tls_key_come_from_a_secret_read_only_never_from_env() -> None:
     spec = pod_spec(POD)
     nb = containers(POD)["notebook"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from components.kubernetes.diagnose import findings
@@ -90,6 +91,21 @@ def test_sharing_seats_count_only_the_time_sliced_nodes_gpus() -> None:
     assert problems == ["tfbox:seats[0].gpus: seat ana asks 4 GPUs; nodes matching gpu=h100,"
                         "nvidia.com/gpu.sharing-strategy=time-slicing have 2 free. Fix: ask for fewer, free GPUs on those "
                         "nodes, or change tfbox:gpuNodeSelector / tfbox:gpuTolerations."]
+
+
+def test_a_seat_of_its_own_gpus_counts_only_nodes_that_do_not_share_them() -> None:
+    nodes = nodes_from_api([node("n1", 2), node("n2", 8, labels=SLICED), node("n3", 8, labels={**H100, "nvidia.com/gpu.sharing-strategy": "mps"})])
+    own = Ask("cy", 2, H100, key="tfbox:seats[2].gpus", exclusive=True)
+    assert schedule_problems([own], nodes, {}) == []
+    assert schedule_problems([replace(own, gpus=3)], nodes, {}) == [
+        "tfbox:seats[2].gpus: seat cy asks 3 GPUs; nodes matching gpu=h100 have 2 free. Fix: ask for fewer, free GPUs on "
+        "those nodes, or change tfbox:gpuNodeSelector / tfbox:gpuTolerations."]  # n2's and n3's 16 are slices
+    only_shared = nodes_from_api([node("n2", 8, labels=SLICED)])
+    assert schedule_problems([own], only_shared, {}) == [
+        "tfbox:seats[2].gpus: seat cy asks GPUs of its own, but every node matching gpu=h100 shares its GPUs "
+        "(nvidia.com/gpu.sharing-strategy: time-slicing or mps), where other pods would use the same GPUs. Fix: set "
+        "tfbox:seats[2].shareGpus: true if sharing is fine, or add GPU nodes without sharing (or change tfbox:gpuNodeSelector)."]
+    assert schedule_problems([shares("ana", 4, 0)], only_shared, {}) == []  # a sharing seat is what such a node is for
 
 
 def test_a_node_whose_allocatable_gpus_dropped_below_capacity_is_named() -> None:
