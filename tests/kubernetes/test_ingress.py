@@ -8,19 +8,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from components.kubernetes import ingress as ki
 from components.kubernetes import objects
-from components.kubernetes.backend import KubernetesBackend
 from components.model.ingress import DEFAULT_ANNOTATIONS, IngressSettings
 from components.model.tls import SubjectNames, generate_self_signed
 from policy import k8s_rules
 from tests.docker.program import is_secret_value, run_program
-from tests.kubernetes.test_backend import config, node
+from tests.kubernetes.test_backend import config
 from tests.kubernetes.test_objects import POD
 from tests.kubernetes.test_policy import analyze, analyze_stack
+
+# the same two GPU nodes (autouse) and program run as the NodePort tests
+from tests.kubernetes.test_service_access import gpu_nodes, run  # noqa: F401
 
 INGRESS, SECRET = "kubernetes:networking.k8s.io/v1:Ingress", "kubernetes:core/v1:Secret"
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -29,16 +30,6 @@ BO = generate_self_signed(SubjectNames(("localhost", "bo.lab.example.com"), ("12
 TLS_SEATS = {"tfbox:tlsCerts": json.dumps({"ana": ANA.cert_pem, "bo": BO.cert_pem}),
              "tfbox:tlsKeys": json.dumps({"ana": ANA.key_pem, "bo": BO.key_pem})}
 WITH_INGRESS = {**TLS_SEATS, "tfbox:ingressHost": "lab.example.com", "tfbox:tensorboardProxy": True}
-
-
-@pytest.fixture(autouse=True)
-def gpu_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
-    nodes = [node("gpu-1", 2, gpu="h100"), node("gpu-2", 2, gpu="h100")]
-    monkeypatch.setattr(KubernetesBackend, "read_cluster", lambda self: (nodes, [], None))
-
-
-def run(**extra: Any) -> tuple[Any, dict[str, Any]]:
-    return run_program(config(**extra), stack="lab", secret_keys=("tfbox:passwords", "tfbox:tlsKeys"))
 
 
 def plain(value: Any) -> Any:
